@@ -1,0 +1,112 @@
+//! Connecting to a manager: the local daemon's Unix socket, or, with
+//! `--local` and no daemon running, a manager embedded in this process for
+//! the lifetime of the command.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hyper_util::rt::TokioIo;
+use mgr_daemon::{Config, Listeners, StateDir};
+use mgr_proto::manager_client::ManagerClient;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub type Client = ManagerClient<Channel>;
+
+/// A manager running inside mgrctl (`--local`). Stopped by [`Embedded::stop`].
+#[derive(Debug)]
+pub struct Embedded {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    /// Stops every instance of the embedded manager and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the embedded manager panicked")?
+    }
+}
+
+/// The socket used when neither --socket nor MGR_SOCKET is given.
+pub fn default_socket() -> PathBuf {
+    mgr_daemon::state_dir::socket_path(&mgr_daemon::state_dir::default_state_dir())
+}
+
+/// Connects to the manager at `socket`; if none answers there and `local`
+/// is set, starts an embedded one.
+pub async fn connect(socket: &Path, local: bool) -> anyhow::Result<(Client, Option<Embedded>)> {
+    match UnixStream::connect(socket).await {
+        Ok(_) => Ok((connect_unix(socket).await?, None)),
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused
+            ) =>
+        {
+            if !local {
+                bail!(
+                    "no mgr daemon at {}: start one with `mgr start`, or add --local to run an embedded manager for this command",
+                    socket.display()
+                );
+            }
+            let embedded = start_embedded().await?;
+            let client = connect_unix(&embedded._dir.path().join("mgr.sock")).await?;
+            Ok((client, Some(embedded)))
+        }
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot reach the mgr daemon at {}", socket.display()))
+        }
+    }
+}
+
+async fn connect_unix(path: &Path) -> anyhow::Result<Client> {
+    let path = path.to_owned();
+    let shown = path.display().to_string();
+    // The URI is required by the API but unused: the connector below decides
+    // where the connection goes.
+    let channel = Endpoint::from_static("http://mgr.local")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .with_context(|| format!("cannot connect to the mgr daemon at {shown}"))?;
+    Ok(ManagerClient::new(channel).max_decoding_message_size(16 << 20))
+}
+
+async fn start_embedded() -> anyhow::Result<Embedded> {
+    let dir = tempfile::Builder::new()
+        .prefix("mgr-local-")
+        .tempdir()
+        .context("cannot make a state dir")?;
+    let state = StateDir::open(dir.path())?;
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let listeners = Listeners::bind(&state, SocketAddr::new(loopback, 0)).await?;
+    let config = Config {
+        name: mgr_daemon::host_name(),
+        state,
+        advertise: loopback,
+        ports: mgr_daemon::DEFAULT_PORTS,
+        // The embedded manager runs as the user, inside the user's own
+        // command: exec gives them nothing they do not have.
+        allow_exec: true,
+        grace: mgr_daemon::DEFAULT_GRACE,
+        modules_bin: mgr_daemon::default_modules_bin(),
+    };
+    tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(mgr_daemon::run(config, listeners, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Embedded {
+        stop,
+        task,
+        _dir: dir,
+    })
+}

@@ -1,0 +1,62 @@
+//! `mgrctl attach RUN/pN`: one instance in this terminal, as if it had its
+//! own: its recent and new output here, every typed line to its stdin.
+//! Uses the `Logs` and `Send` RPCs. Ends when the instance ends, when stdin
+//! closes, or on Ctrl-C (which leaves the instance running).
+
+use std::process::ExitCode;
+
+use tokio::io::AsyncBufReadExt;
+
+use super::logs::{layout, stream};
+use crate::client::Client;
+use crate::render::Style;
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// The instance, as RUN/p1.
+    pub target: String,
+    /// Lines of earlier output to show first.
+    #[arg(long, default_value_t = 10)]
+    pub tail: u64,
+}
+
+pub async fn attach(mut client: Client, args: AttachArgs) -> anyhow::Result<ExitCode> {
+    if !args.target.contains('/') {
+        anyhow::bail!(
+            "attach takes one instance, as RUN/p1, not '{}'",
+            args.target
+        );
+    }
+    let (width, members) = layout(
+        &mut client,
+        std::iter::once(args.target.rsplit('/').next().unwrap_or_default()),
+    )
+    .await?;
+    let request = mgr_proto::LogsRequest {
+        target: args.target.clone(),
+        since: 1,
+        follow: true,
+        tail: args.tail.max(1),
+    };
+    let mut output = client.clone();
+    let output =
+        async move { stream(&mut output, request, Style::detect(false, members), width).await };
+    let input = async {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let request = mgr_proto::SendRequest {
+                target: args.target.clone(),
+                line: line.into_bytes().into(),
+            };
+            if let Err(err) = client.send(request).await {
+                eprintln!("mgrctl: {}", super::status(err));
+            }
+        }
+    };
+    tokio::select! {
+        result = output => result?,
+        _ = input => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("mgrctl: detached; {} goes on", args.target),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,257 @@
+//! `mgrctl launch MODULE N` and `mgrctl exec N -- CMD`: mirror the `Launch`
+//! RPC, then stream the run's output (the `Logs` RPC), route `@pN text`
+//! lines typed on stdin to instances (the `Send` RPC) and turn Ctrl-C into
+//! a stop of the run (the `Signal` RPC), as `docker compose up` does.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mgr_proto::{LaunchRequest, SignalKind};
+use tokio::io::AsyncBufReadExt;
+
+use super::logs::{layout, stream};
+use crate::client::Client;
+use crate::render::Style;
+
+/// Options shared by `launch` and `exec`.
+#[derive(Debug, clap::Args)]
+pub struct RunOptions {
+    /// Name of the run [default: r1, r2, …].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the run name and return; the run goes on.
+    #[arg(long, short)]
+    pub detach: bool,
+    /// One JSON object per output line: run, instance, member, stream, seq, time, text.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop the run after this long, e.g. 10s or 2m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.\nCtrl-C stops the run; a second Ctrl-C kills it."
+)]
+pub struct LaunchArgs {
+    /// A module name (see: mgrctl modules).
+    pub module: String,
+    /// How many instances.
+    pub count: u32,
+    #[command(flatten)]
+    pub options: RunOptions,
+    /// Arguments given to every instance, after `--`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every instance gets MGR_SELF, MGR_ADDR, MGR_PEERS… (see modules/README.md)."
+)]
+pub struct ExecArgs {
+    /// How many instances.
+    pub count: u32,
+    #[command(flatten)]
+    pub options: RunOptions,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<ExitCode> {
+    let request = LaunchRequest {
+        module: args.module,
+        count: args.count,
+        name: args.options.name.clone().unwrap_or_default(),
+        args: args.args,
+        command: Vec::new(),
+    };
+    start(client, request, args.options, local).await
+}
+
+pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<ExitCode> {
+    let request = LaunchRequest {
+        module: String::new(),
+        count: args.count,
+        name: args.options.name.clone().unwrap_or_default(),
+        args: Vec::new(),
+        command: args.command,
+    };
+    start(client, request, args.options, local).await
+}
+
+async fn start(
+    mut client: Client,
+    request: LaunchRequest,
+    options: RunOptions,
+    local: bool,
+) -> anyhow::Result<ExitCode> {
+    if options.detach && local {
+        anyhow::bail!(
+            "--detach cannot be used with --local: the embedded manager ends with this command"
+        );
+    }
+    let run = client
+        .launch(request)
+        .await
+        .map_err(super::status)?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    if options.detach {
+        println!("{}", run.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Stdout carries only instance output, so it can go to a file as is.
+    eprintln!("run {}: {} × {}", run.name, run.instances.len(), run.module);
+
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stdin_task = tokio::spawn(route_stdin(client.clone(), run.name.clone()));
+    let signal_task = tokio::spawn(stop_on_ctrl_c(
+        client.clone(),
+        run.name.clone(),
+        interrupted.clone(),
+    ));
+    let timeout_task = options.timeout.map(|after| {
+        let (mut client, run) = (client.clone(), run.name.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = client
+                .signal(mgr_proto::SignalRequest {
+                    target: run,
+                    kind: SignalKind::Stop.into(),
+                })
+                .await;
+        })
+    });
+
+    let (width, members) =
+        layout(&mut client, run.instances.iter().map(|i| i.name.as_str())).await?;
+    let request = mgr_proto::LogsRequest {
+        target: run.name.clone(),
+        since: 1,
+        follow: true,
+        tail: 0,
+    };
+    let streamed = stream(
+        &mut client,
+        request,
+        Style::detect(options.json, members),
+        width,
+    )
+    .await;
+    stdin_task.abort();
+    signal_task.abort();
+    if let Some(task) = timeout_task {
+        task.abort();
+    }
+    streamed?;
+
+    let ended = client
+        .ps(mgr_proto::PsRequest {
+            run: run.name.clone(),
+        })
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    let failed: Vec<String> = ended
+        .runs
+        .iter()
+        .flat_map(|r| &r.instances)
+        .filter(|i| i.state == "failed" || i.state == "killed")
+        .map(|i| format!("{} {} ({})", i.name, i.state, super::ps::exit_text(i)))
+        .collect();
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
+    if !failed.is_empty() {
+        eprintln!("run {}: {}", run.name, failed.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a typed line goes: `@p2 text` to p2, `@all text` to every instance.
+fn route(line: &str) -> Result<(Option<&str>, &str), String> {
+    let Some(rest) = line.strip_prefix('@') else {
+        return Err("start the line with @p1 (one instance) or @all (every instance), e.g. `@p1 send p2 hello`".into());
+    };
+    let (who, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    if who.is_empty() {
+        return Err("missing an instance name after @".into());
+    }
+    Ok(((who != "all").then_some(who), text))
+}
+
+async fn route_stdin(mut client: Client, run: String) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (who, text) = match route(&line) {
+            Ok(routed) => routed,
+            Err(err) => {
+                eprintln!("mgrctl: {err}");
+                continue;
+            }
+        };
+        let target = match who {
+            Some(instance) => format!("{run}/{instance}"),
+            None => run.clone(),
+        };
+        let request = mgr_proto::SendRequest {
+            target,
+            line: text.as_bytes().to_vec().into(),
+        };
+        if let Err(err) = client.send(request).await {
+            eprintln!("mgrctl: {}", super::status(err));
+        }
+    }
+}
+
+async fn stop_on_ctrl_c(
+    mut client: Client,
+    run: String,
+    interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut presses = 0;
+    while tokio::signal::ctrl_c().await.is_ok() {
+        presses += 1;
+        interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+        let kind = if presses == 1 {
+            eprintln!("mgrctl: stopping run {run} (Ctrl-C again to kill it)");
+            SignalKind::Stop
+        } else {
+            eprintln!("mgrctl: killing run {run}");
+            SignalKind::Kill
+        };
+        let mut client = client.clone();
+        let target = run.clone();
+        tokio::spawn(async move {
+            let _ = client
+                .signal(mgr_proto::SignalRequest {
+                    target,
+                    kind: kind.into(),
+                })
+                .await;
+        });
+    }
+    let _ = &mut client;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route;
+
+    #[test]
+    fn typed_lines_are_routed_by_their_prefix() {
+        assert_eq!(route("@p2 send p1 hi").unwrap(), (Some("p2"), "send p1 hi"));
+        assert_eq!(route("@all hello there").unwrap(), (None, "hello there"));
+        assert_eq!(route("@p1").unwrap(), (Some("p1"), ""));
+        assert!(route("p1 hello").is_err());
+        assert!(route("@ hello").is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! One file per verb, each mirroring an RPC of the daemon.
+
+mod attach;
+mod launch;
+mod logs;
+mod members;
+mod modules;
+mod ps;
+mod send;
+mod signal;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use tonic::Status;
+
+use crate::client::Client;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch N instances of a module and stream their output.
+    Launch(launch::LaunchArgs),
+    /// Launch N instances of any command, with the same addresses and
+    /// streaming (the daemon must run with --allow-exec).
+    Exec(launch::ExecArgs),
+    /// List runs and their instances.
+    Ps(ps::PsArgs),
+    /// Print the numbered output of a run (RUN) or an instance (RUN/p1).
+    Logs(logs::LogsArgs),
+    /// Write a line to the stdin of an instance (RUN/p1) or of every instance (RUN).
+    Send(send::SendArgs),
+    /// Type into one instance and watch its output, as in its own terminal.
+    Attach(attach::AttachArgs),
+    /// Stop a run or an instance: SIGTERM, then SIGKILL after the grace period.
+    Stop(signal::SignalArgs),
+    /// Kill a run or an instance at once (SIGKILL): a crash.
+    Kill(signal::SignalArgs),
+    /// Pause a run or an instance (SIGSTOP).
+    Pause(signal::SignalArgs),
+    /// Resume a paused run or instance (SIGCONT).
+    Resume(signal::SignalArgs),
+    /// Restart a run or an instance with the same name and address.
+    Restart(signal::SignalArgs),
+    /// List the modules that can be launched, or describe one.
+    Modules(modules::ModulesArgs),
+    /// List the members of the group.
+    Members(members::MembersArgs),
+}
+
+pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<ExitCode> {
+    use mgr_proto::SignalKind;
+    match command {
+        Command::Launch(args) => launch::launch(client, args, local).await,
+        Command::Exec(args) => launch::exec(client, args, local).await,
+        Command::Ps(args) => ps::ps(client, args).await,
+        Command::Logs(args) => logs::logs(client, args).await,
+        Command::Send(args) => send::send(client, args).await,
+        Command::Attach(args) => attach::attach(client, args).await,
+        Command::Stop(args) => signal::signal(client, args, SignalKind::Stop).await,
+        Command::Kill(args) => signal::signal(client, args, SignalKind::Kill).await,
+        Command::Pause(args) => signal::signal(client, args, SignalKind::Pause).await,
+        Command::Resume(args) => signal::signal(client, args, SignalKind::Resume).await,
+        Command::Restart(args) => signal::signal(client, args, SignalKind::Restart).await,
+        Command::Modules(args) => modules::modules(client, args).await,
+        Command::Members(args) => members::members(client, args).await,
+    }
+}
+
+/// A gRPC error as the one-line message a user reads.
+pub fn status(err: Status) -> anyhow::Error {
+    match err.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown if err.message().is_empty() => {
+            anyhow::anyhow!("the mgr daemon went away ({})", err.code())
+        }
+        _ => anyhow::anyhow!("{}", err.message()),
+    }
+}

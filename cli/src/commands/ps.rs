@@ -1,0 +1,67 @@
+//! `mgrctl ps [RUN]`: mirrors the `Ps` RPC.
+
+use std::process::ExitCode;
+
+use mgr_proto::Instance;
+
+use crate::client::Client;
+
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Only this run.
+    pub run: Option<String>,
+    /// One JSON object per instance.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How an instance ended, as shown in the EXIT column.
+pub fn exit_text(i: &Instance) -> String {
+    match (i.exit_code, i.signal) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(signal)) => nix::sys::signal::Signal::try_from(signal)
+            .map_or(format!("signal {signal}"), |s| s.as_str().to_owned()),
+        _ => "-".to_owned(),
+    }
+}
+
+pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<ExitCode> {
+    let reply = client
+        .ps(mgr_proto::PsRequest {
+            run: args.run.unwrap_or_default(),
+        })
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    if !args.json {
+        println!(
+            "{:<12} {:<9} {:<12} {:<22} {:>8} {:<9} {:<8} MODULE",
+            "RUN", "INSTANCE", "MEMBER", "ADDRESS", "PID", "STATE", "EXIT"
+        );
+    }
+    for run in reply.runs {
+        for i in &run.instances {
+            if args.json {
+                let value = serde_json::json!({
+                    "run": i.run, "instance": i.name, "member": i.member, "address": i.address,
+                    "pid": i.pid, "state": i.state, "exit_code": i.exit_code, "signal": i.signal,
+                    "starts": i.starts, "last_seq": i.last_seq, "module": run.module,
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "{:<12} {:<9} {:<12} {:<22} {:>8} {:<9} {:<8} {}",
+                    i.run,
+                    i.name,
+                    i.member,
+                    i.address,
+                    i.pid,
+                    i.state,
+                    exit_text(i),
+                    run.module
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! `mgrctl send RUN[/pN] TEXT…`: mirrors the `Send` RPC.
+
+use std::process::ExitCode;
+
+use crate::client::Client;
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// RUN/p1 for one instance, RUN for all of them.
+    pub target: String,
+    /// The line to write (words are joined by spaces; a newline is added).
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    pub text: Vec<String>,
+}
+
+pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<ExitCode> {
+    let line = args.text.join(" ");
+    client
+        .send(mgr_proto::SendRequest {
+            target: args.target,
+            line: line.into_bytes().into(),
+        })
+        .await
+        .map_err(super::status)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,48 @@
+//! mgrctl: the command-line client of mgr. Each verb is a file in
+//! [`commands`] that mirrors one RPC of the daemon's control API
+//! (`daemon/src/control/<rpc>.rs`). The crate owns argument parsing,
+//! connecting (or embedding a manager with `--local`) and rendering; it
+//! must not reach into a daemon's state other than through gRPC.
+
+pub mod client;
+pub mod commands;
+pub mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The arguments of mgrctl.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mgrctl",
+    version,
+    about = "Control mgr: launch protocol modules on the group, watch and steer their instances.",
+    after_help = "Without a daemon, add --local to run an embedded manager for one command:\n  mgrctl --local launch FairLossPointToPointLink 2"
+)]
+pub struct Cli {
+    /// The local daemon's control socket [default: mgr.sock in the default state dir].
+    #[arg(long, global = true, env = "MGR_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// When no daemon is running, run an embedded manager inside mgrctl for
+    /// this command's lifetime (its instances end with the command).
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: commands::Command,
+}
+
+/// Runs one mgrctl command; the returned code is the process's exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let socket = cli.socket.clone().unwrap_or_else(client::default_socket);
+    let (client, embedded) = client::connect(&socket, cli.local).await?;
+    let result = commands::run(cli.command, client, embedded.is_some()).await;
+    if let Some(embedded) = embedded {
+        embedded.stop().await?;
+    }
+    result
+}

@@ -1,0 +1,52 @@
+//! `mgrctl`: parses arguments, sets up logging and calls [`mgr_cli::run`].
+
+use clap::Parser;
+
+fn main() {
+    let cli = mgr_cli::Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mgrctl: cannot start: {err}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(mgr_cli::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mgrctl: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    };
+    // A read of stdin may still be blocked in a runtime thread: do not wait
+    // for it.
+    runtime.shutdown_background();
+    std::process::exit(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        exit_number(code)
+    });
+}
+
+/// `ExitCode` hides its number; the codes mgrctl uses are 0, 1 and 130.
+fn exit_number(code: std::process::ExitCode) -> i32 {
+    if code == std::process::ExitCode::from(130) {
+        130
+    } else {
+        1
+    }
+}

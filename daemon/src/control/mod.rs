@@ -1,0 +1,94 @@
+//! Control: the gRPC face of a manager, and the only place that speaks
+//! protobuf. Each RPC has its own file that converts the request at the
+//! edge, calls the owner of the concern (the supervisor, the output logs,
+//! membership) and converts the answer back. Errors become `tonic::Status`
+//! in one place, `status.rs`.
+
+mod launch;
+mod logs;
+mod members;
+mod modules;
+mod ps;
+mod send;
+mod signal;
+mod status;
+
+use std::pin::Pin;
+
+use mgr_proto::manager_server::Manager;
+use mgr_proto::*;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::membership::Membership;
+use crate::supervisor::Supervisor;
+
+/// What every RPC handler can reach.
+#[derive(Debug, Clone)]
+pub struct Control {
+    supervisor: Supervisor,
+    membership: Membership,
+}
+
+impl Control {
+    pub fn new(supervisor: Supervisor, membership: Membership) -> Self {
+        Control {
+            supervisor,
+            membership,
+        }
+    }
+
+    /// The tonic service for this control.
+    pub fn service(self) -> mgr_proto::manager_server::ManagerServer<Control> {
+        mgr_proto::manager_server::ManagerServer::new(self)
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<OutputChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Manager for Control {
+    async fn launch(&self, req: Request<LaunchRequest>) -> Result<Response<LaunchReply>, Status> {
+        launch::launch(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
+        logs::logs(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn ps(&self, req: Request<PsRequest>) -> Result<Response<PsReply>, Status> {
+        ps::ps(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn send(&self, req: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+        send::send(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn signal(&self, req: Request<SignalRequest>) -> Result<Response<SignalReply>, Status> {
+        signal::signal(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn modules(
+        &self,
+        req: Request<ModulesRequest>,
+    ) -> Result<Response<ModulesReply>, Status> {
+        modules::modules(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn members(
+        &self,
+        req: Request<MembersRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        members::members(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+}

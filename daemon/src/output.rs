@@ -1,0 +1,682 @@
+//! Output: the per-instance log of numbered lines, and its subscribers.
+//!
+//! Every line an instance prints is appended, as one *record*, to the
+//! instance's log file in the state dir, before anyone sees it. Subscribers
+//! (`logs`, the stream of `launch`) read that file from any sequence number
+//! and then follow it, woken by a `watch` channel that publishes how far the
+//! file is written. Because live readers and replaying readers read the same
+//! bytes, there is no seam between replay and live output, and a slow or absent
+//! viewer can never block an instance nor lose a line: it only falls behind in
+//! the file.
+//!
+//! Record format (the same bytes travel in `OutputChunk.records`): one tag
+//! byte, a space, the text, `\n`. Tags are in [`mgr_proto::record`]: `o`
+//! stdout, `e` stderr, `m` a note by the manager (started, exited…), all three
+//! numbered 1, 2, 3… per instance; and `t`, the Unix time in milliseconds of
+//! the records after it, which is not numbered. Text is raw bytes: nothing here
+//! assumes UTF-8.
+//!
+//! This module must not know about processes or gRPC: the supervisor feeds a
+//! [`Writer`] with bytes, and control turns [`Chunk`]s into protobuf.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use memchr::{memchr, memchr_iter};
+use mgr_proto::record;
+use tokio::sync::{mpsc, watch};
+
+/// Longest line kept as one record. A longer line is split into records of
+/// at most this many bytes, each but the last ending in [`SPLIT_MARKER`], so
+/// nothing is lost and a reader sees that the line was split.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Appended to each piece of a line longer than [`MAX_LINE`] but the last.
+pub const SPLIT_MARKER: &[u8] = " \u{21a9} [mgr: line split at 16384 bytes]".as_bytes();
+
+/// Bytes of the most recent complete records kept in memory per instance.
+const TAIL_BYTES: usize = 8 * 1024;
+
+/// Most bytes of records sent in one [`Chunk`].
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn tag(self) -> u8 {
+        match self {
+            Stream::Stdout => record::STDOUT,
+            Stream::Stderr => record::STDERR,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+}
+
+/// How far an instance's log is written, as published to subscribers.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Bytes of complete records in the file.
+    pub offset: u64,
+    /// Sequence number of the last numbered record (0 when there is none).
+    pub seq: u64,
+    /// The instance has ended for good: no record will follow unless a user
+    /// restarts it. Followers stop once they have read up to `offset`.
+    pub closed: bool,
+    /// The last complete records, at most [`TAIL_BYTES`], starting at a
+    /// record boundary; numbered records in it end at `seq`.
+    pub tail: Arc<Vec<u8>>,
+}
+
+/// A run of whole records read from one instance's log.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub run: Arc<str>,
+    pub instance: Arc<str>,
+    pub member: Arc<str>,
+    /// Sequence number of the first numbered record in `records`.
+    pub first_seq: u64,
+    /// Time (Unix ms) in force before the first record (0 if not known).
+    pub time_ms: u64,
+    pub records: Bytes,
+}
+
+/// The only writer of one instance's log. Owned by whoever drains the
+/// instance's pipes; lives across restarts so numbering continues.
+#[derive(Debug)]
+pub struct Writer {
+    file: File,
+    offset: u64,
+    seq: u64,
+    last_time_ms: u64,
+    /// An incomplete last line per stream, waiting for its newline.
+    partial: [Vec<u8>; 2],
+    /// Records built from one read, written with one `write` call.
+    buf: Vec<u8>,
+    tail: Vec<u8>,
+    progress: watch::Sender<Progress>,
+}
+
+/// Where subscribers find one instance's log. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LogHandle {
+    pub run: Arc<str>,
+    pub instance: Arc<str>,
+    pub member: Arc<str>,
+    path: PathBuf,
+    progress: watch::Receiver<Progress>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Writer {
+    /// Creates (or appends to) the log at `path` and returns its writer and
+    /// the handle subscribers use.
+    pub fn create(
+        path: &Path,
+        run: &str,
+        instance: &str,
+        member: &str,
+    ) -> io::Result<(Self, LogHandle)> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let offset = file.metadata()?.len();
+        let (progress, rx) = watch::channel(Progress {
+            offset,
+            ..Progress::default()
+        });
+        let writer = Writer {
+            file,
+            offset,
+            seq: 0,
+            last_time_ms: 0,
+            partial: [Vec::new(), Vec::new()],
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            tail: Vec::with_capacity(2 * TAIL_BYTES),
+            progress,
+        };
+        let handle = LogHandle {
+            run: run.into(),
+            instance: instance.into(),
+            member: member.into(),
+            path: path.to_owned(),
+            progress: rx,
+        };
+        Ok((writer, handle))
+    }
+
+    /// Takes bytes read from one of the instance's pipes: every complete
+    /// line becomes a numbered record; an incomplete last line waits.
+    pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        let tag = stream.tag();
+        let mut rest = data;
+        let partial = &mut self.partial[stream.index()];
+        if !partial.is_empty() {
+            match memchr(b'\n', rest) {
+                Some(i) => {
+                    let mut line = std::mem::take(partial);
+                    line.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    self.push_line(tag, &line);
+                }
+                None => {
+                    partial.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+        let mut start = 0;
+        for end in memchr_iter(b'\n', rest) {
+            self.push_line(tag, &rest[start..end]);
+            start = end + 1;
+        }
+        let partial = &mut self.partial[stream.index()];
+        partial.extend_from_slice(&rest[start..]);
+        // A line that never ends must not grow without bound: split it now.
+        if partial.len() > MAX_LINE {
+            let line = std::mem::take(partial);
+            let keep = line.len() - line.len() % MAX_LINE;
+            let (full, remainder) = line.split_at(if keep == line.len() {
+                keep - MAX_LINE
+            } else {
+                keep
+            });
+            for piece in full.chunks(MAX_LINE) {
+                self.push_piece(tag, piece, true);
+            }
+            self.partial[stream.index()] = remainder.to_vec();
+        }
+        self.flush()
+    }
+
+    /// Ends a stream (its pipe closed): a last line without a newline still
+    /// becomes a record.
+    pub fn end(&mut self, stream: Stream) -> io::Result<()> {
+        let line = std::mem::take(&mut self.partial[stream.index()]);
+        if !line.is_empty() {
+            self.push_line(stream.tag(), &line);
+        }
+        self.flush()
+    }
+
+    /// Appends a numbered note by the manager, such as "exited with code 0".
+    pub fn note(&mut self, text: &str) -> io::Result<()> {
+        self.push_line(record::MANAGER, text.as_bytes());
+        self.flush()
+    }
+
+    /// Marks the log finished: followers end once they have read it all.
+    pub fn close(&mut self) {
+        self.progress.send_modify(|p| p.closed = true);
+    }
+
+    /// Reopens a closed log when its instance is started again.
+    pub fn reopen(&mut self) {
+        self.progress.send_modify(|p| p.closed = false);
+    }
+
+    fn push_line(&mut self, tag: u8, line: &[u8]) {
+        if line.len() <= MAX_LINE {
+            self.push_piece(tag, line, false);
+            return;
+        }
+        let mut pieces = line.chunks(MAX_LINE).peekable();
+        while let Some(piece) = pieces.next() {
+            self.push_piece(tag, piece, pieces.peek().is_some());
+        }
+    }
+
+    fn push_piece(&mut self, tag: u8, text: &[u8], split: bool) {
+        if self.buf.is_empty() {
+            let now = now_ms();
+            if now != self.last_time_ms {
+                self.last_time_ms = now;
+                let _ = write!(self.buf, "t {now}\n");
+            }
+        }
+        self.buf.reserve(text.len() + 3 + SPLIT_MARKER.len());
+        self.buf.push(tag);
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(text);
+        if split {
+            self.buf.extend_from_slice(SPLIT_MARKER);
+        }
+        self.buf.push(b'\n');
+        self.seq += 1;
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        // The file is in the page cache: this write does not wait for the disk.
+        self.file.write_all(&self.buf)?;
+        self.offset += self.buf.len() as u64;
+        self.tail.extend_from_slice(&self.buf);
+        if self.tail.len() > 2 * TAIL_BYTES {
+            let cut = self.tail.len() - TAIL_BYTES;
+            let boundary =
+                memchr(b'\n', &self.tail[cut..]).map_or(self.tail.len(), |i| cut + i + 1);
+            self.tail.drain(..boundary);
+        }
+        self.buf.clear();
+        let (offset, seq) = (self.offset, self.seq);
+        let tail = Arc::new(self.tail.clone());
+        self.progress.send_modify(|p| {
+            p.offset = offset;
+            p.seq = seq;
+            p.tail = tail;
+        });
+        Ok(())
+    }
+}
+
+/// Is this record numbered (a line or a note), as opposed to a time record?
+fn numbered(rec: &[u8]) -> bool {
+    rec.first() != Some(&record::TIME)
+}
+
+/// The time in a `t` record.
+fn time_of(rec: &[u8]) -> Option<u64> {
+    std::str::from_utf8(rec.get(2..)?)
+        .ok()?
+        .trim_end()
+        .parse()
+        .ok()
+}
+
+impl LogHandle {
+    /// How far the log is written now.
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// Sends the log's records as chunks, starting at sequence number
+    /// `since` (1 is the first line), to `tx`. With `follow`, waits for
+    /// new records until the log is closed; otherwise stops at what was
+    /// written when it was called. Returns when done or when `tx` is closed.
+    pub async fn copy_to(
+        &self,
+        since: u64,
+        follow: bool,
+        tx: &mpsc::Sender<Chunk>,
+    ) -> io::Result<()> {
+        let since = since.max(1);
+        let mut progress = self.progress.clone();
+        let snapshot = progress.borrow_and_update().clone();
+        // The recent tail in memory serves a request for the last few lines
+        // without reading the file.
+        if let Some(records) = tail_from(&snapshot, since) {
+            let mut position = Position {
+                offset: snapshot.offset,
+                seq: snapshot.seq + 1,
+                time_ms: 0,
+            };
+            if !records.is_empty() && !self.send(tx, since, 0, Bytes::from(records)).await {
+                return Ok(());
+            }
+            if !follow {
+                return Ok(());
+            }
+            return self
+                .follow_from(&mut position, since, &mut progress, tx)
+                .await;
+        }
+        let mut position = Position {
+            offset: 0,
+            seq: 1,
+            time_ms: 0,
+        };
+        if !self
+            .read_until(&mut position, since, snapshot.offset, tx)
+            .await?
+            || !follow
+        {
+            return Ok(());
+        }
+        self.follow_from(&mut position, since, &mut progress, tx)
+            .await
+    }
+
+    async fn follow_from(
+        &self,
+        position: &mut Position,
+        since: u64,
+        progress: &mut watch::Receiver<Progress>,
+        tx: &mpsc::Sender<Chunk>,
+    ) -> io::Result<()> {
+        loop {
+            let now = progress.borrow_and_update().clone();
+            if !self.read_until(position, since, now.offset, tx).await? {
+                return Ok(());
+            }
+            if now.closed {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() { return Ok(()) },
+                _ = tx.closed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads records from `position` up to byte `end`, sending those
+    /// numbered `since` or later. Returns false when the receiver is gone.
+    async fn read_until(
+        &self,
+        position: &mut Position,
+        since: u64,
+        end: u64,
+        tx: &mpsc::Sender<Chunk>,
+    ) -> io::Result<bool> {
+        if position.offset >= end {
+            return Ok(true);
+        }
+        let file = File::open(&self.path)?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        while position.offset < end {
+            let want = ((end - position.offset) as usize).min(CHUNK_BYTES);
+            let got = file.read_at(&mut buf[..want], position.offset)?;
+            if got == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("log {} is shorter than recorded", self.path.display()),
+                ));
+            }
+            // Only whole records leave here; a record longer than a chunk
+            // cannot exist, as lines are split at MAX_LINE.
+            let whole = match memchr::memrchr(b'\n', &buf[..got]) {
+                Some(i) => i + 1,
+                None => {
+                    return Err(io::Error::other(format!(
+                        "log {} has a record longer than a chunk",
+                        self.path.display()
+                    )));
+                }
+            };
+            let data = &buf[..whole];
+            let (skip, first_seq, time_ms) = position.advance(data, since);
+            position.offset += whole as u64;
+            if skip < data.len()
+                && !self
+                    .send(
+                        tx,
+                        first_seq,
+                        time_ms,
+                        Bytes::copy_from_slice(&data[skip..]),
+                    )
+                    .await
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn send(
+        &self,
+        tx: &mpsc::Sender<Chunk>,
+        first_seq: u64,
+        time_ms: u64,
+        records: Bytes,
+    ) -> bool {
+        let chunk = Chunk {
+            run: self.run.clone(),
+            instance: self.instance.clone(),
+            member: self.member.clone(),
+            first_seq,
+            time_ms,
+            records,
+        };
+        tx.send(chunk).await.is_ok()
+    }
+}
+
+/// A reader's place in a log.
+#[derive(Debug)]
+struct Position {
+    offset: u64,
+    /// Sequence number the next numbered record will have.
+    seq: u64,
+    time_ms: u64,
+}
+
+impl Position {
+    /// Walks over `data` (whole records) and returns where the first record
+    /// numbered `since` or later starts, that record's sequence number and
+    /// the time in force there. Leaves `self` after `data`.
+    fn advance(&mut self, data: &[u8], since: u64) -> (usize, u64, u64) {
+        if self.seq >= since {
+            // The common case: everything is wanted, so only count lines.
+            let (first_seq, time_ms) = (self.seq, self.time_ms);
+            let mut start = 0;
+            for end in memchr_iter(b'\n', data) {
+                let rec = &data[start..end];
+                if numbered(rec) {
+                    self.seq += 1;
+                } else if let Some(t) = time_of(rec) {
+                    self.time_ms = t;
+                }
+                start = end + 1;
+            }
+            return (0, first_seq, time_ms);
+        }
+        let mut start = 0;
+        let mut skip = data.len();
+        let mut found = None;
+        for end in memchr_iter(b'\n', data) {
+            let rec = &data[start..end];
+            if numbered(rec) {
+                if found.is_none() && self.seq >= since {
+                    found = Some((self.seq, self.time_ms));
+                    skip = start;
+                }
+                self.seq += 1;
+            } else if let Some(t) = time_of(rec) {
+                self.time_ms = t;
+            }
+            start = end + 1;
+        }
+        let (first_seq, time_ms) = found.unwrap_or((self.seq, self.time_ms));
+        (skip, first_seq, time_ms)
+    }
+}
+
+/// The records numbered `since` and later, if the in-memory tail holds all of
+/// them. A `since` past the end gives an empty tail (nothing to replay).
+fn tail_from(progress: &Progress, since: u64) -> Option<Vec<u8>> {
+    if since > progress.seq {
+        return Some(Vec::new());
+    }
+    let tail = &progress.tail;
+    let numbered_in_tail = {
+        let mut start = 0;
+        let mut n = 0;
+        for end in memchr_iter(b'\n', tail) {
+            if numbered(&tail[start..end]) {
+                n += 1;
+            }
+            start = end + 1;
+        }
+        n
+    };
+    let first_in_tail = progress.seq + 1 - numbered_in_tail;
+    if numbered_in_tail == 0 || since < first_in_tail {
+        return None;
+    }
+    let mut seq = first_in_tail;
+    let mut start = 0;
+    for end in memchr_iter(b'\n', tail) {
+        if numbered(&tail[start..end]) {
+            if seq == since {
+                return Some(tail[start..].to_vec());
+            }
+            seq += 1;
+        }
+        start = end + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(chunks: &[Chunk]) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        for c in chunks {
+            let mut seq = c.first_seq;
+            for rec in c.records.split(|b| *b == b'\n').filter(|r| !r.is_empty()) {
+                if numbered(rec) {
+                    out.push((seq, String::from_utf8_lossy(rec).into_owned()));
+                    seq += 1;
+                }
+            }
+        }
+        out
+    }
+
+    async fn read_all(handle: &LogHandle, since: u64) -> Vec<(u64, String)> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        handle.copy_to(since, false, &tx).await.unwrap();
+        drop(tx);
+        let mut chunks = Vec::new();
+        while let Some(c) = rx.recv().await {
+            chunks.push(c);
+        }
+        lines(&chunks)
+    }
+
+    #[tokio::test]
+    async fn lines_are_numbered_across_reads_and_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        w.write(Stream::Stdout, b"hel").unwrap();
+        w.write(Stream::Stderr, b"oops\n").unwrap();
+        w.write(Stream::Stdout, b"lo\nworld\nno newline").unwrap();
+        w.end(Stream::Stdout).unwrap();
+        w.note("exited with code 0").unwrap();
+        let got = read_all(&h, 1).await;
+        let expected = [
+            "e oops",
+            "o hello",
+            "o world",
+            "o no newline",
+            "m exited with code 0",
+        ];
+        assert_eq!(got.len(), expected.len());
+        for (i, (seq, text)) in got.iter().enumerate() {
+            assert_eq!(*seq, i as u64 + 1);
+            assert_eq!(text, expected[i]);
+        }
+        assert_eq!(
+            read_all(&h, 4).await,
+            vec![
+                (4, "o no newline".into()),
+                (5, "m exited with code 0".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_are_kept_as_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        w.write(Stream::Stdout, b"\xff\xfe bin\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        h.copy_to(1, false, &tx).await.unwrap();
+        let c = rx.recv().await.unwrap();
+        assert!(c.records.ends_with(b"o \xff\xfe bin\n"));
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_split_visibly_and_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        // Written in small pieces, as a pipe delivers it.
+        for piece in long.chunks(1000) {
+            w.write(Stream::Stdout, piece).unwrap();
+        }
+        w.write(Stream::Stdout, b"\n").unwrap();
+        let got = read_all(&h, 1).await;
+        assert_eq!(got.len(), 3);
+        let marker = String::from_utf8_lossy(SPLIT_MARKER).into_owned();
+        assert!(got[0].1.ends_with(&marker) && got[1].1.ends_with(&marker));
+        assert!(!got[2].1.ends_with(&marker));
+        let xs: usize = got.iter().map(|(_, t)| t.matches('x').count()).sum();
+        assert_eq!(xs, long.len());
+    }
+
+    #[tokio::test]
+    async fn followers_see_every_line_once_and_end_when_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let follower = {
+            let h = h.clone();
+            tokio::spawn(async move { h.copy_to(1, true, &tx).await })
+        };
+        let writer = tokio::spawn(async move {
+            for i in 1..=20_000u32 {
+                w.write(Stream::Stdout, format!("{i}\n").as_bytes())
+                    .unwrap();
+                if i % 1000 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            w.close();
+        });
+        let mut chunks = Vec::new();
+        while let Some(c) = rx.recv().await {
+            chunks.push(c);
+        }
+        writer.await.unwrap();
+        follower.await.unwrap().unwrap();
+        let got = lines(&chunks);
+        assert_eq!(got.len(), 20_000);
+        for (i, (seq, text)) in got.iter().enumerate() {
+            assert_eq!(*seq, i as u64 + 1);
+            assert_eq!(text, &format!("o {}", i + 1));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tail_serves_recent_lines_and_the_file_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        for i in 1..=5000u32 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
+        }
+        let p = h.progress();
+        assert!(p.tail.len() <= 2 * TAIL_BYTES);
+        assert!(tail_from(&p, 4990).is_some());
+        assert!(tail_from(&p, 10).is_none());
+        let recent = read_all(&h, 4990).await;
+        assert_eq!(recent.first().unwrap(), &(4990, "o line 4990".to_string()));
+        assert_eq!(recent.len(), 11);
+        let old = read_all(&h, 10).await;
+        assert_eq!(old.len(), 4991);
+        assert_eq!(old[0], (10, "o line 10".to_string()));
+    }
+}

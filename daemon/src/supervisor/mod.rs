@@ -1,0 +1,1082 @@
+//! The supervisor: runs and their instance processes on this member.
+//!
+//! One task owns every run; others talk to it through a [`Supervisor`]
+//! handle, whose calls are messages on a channel. The task never waits on a
+//! process: each started instance gets a *pump* task that drains its stdout
+//! and stderr into its log (see [`crate::output`]) and reports its exit back
+//! as a message, and each stop gets a timer that escalates to `SIGKILL`.
+//!
+//! Each instance is a process group of its own, so signals reach everything
+//! it started. It knows nothing of gRPC: control converts at its edge.
+
+mod ports;
+mod pump;
+mod spawner;
+mod sweep;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::output::{LogHandle, Writer};
+use ports::Ports;
+use spawner::Spawner;
+pub use sweep::sweep;
+
+/// Most instances one launch may ask for.
+pub const MAX_INSTANCES: u32 = 256;
+
+/// Lines waiting to be written to one instance's stdin before `send` is
+/// refused (the process is not reading its input).
+const STDIN_QUEUE: usize = 1024;
+
+/// Why a supervisor call failed. Control maps each to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown module '{0}' (see: mgrctl modules)")]
+    UnknownModule(String),
+    #[error("instance count must be between 1 and {MAX_INSTANCES}, not {0}")]
+    BadCount(u32),
+    #[error("run name '{0}' is not valid (use 1 to 64 letters, digits, '-', '_' or '.')")]
+    BadRunName(String),
+    #[error("a run named '{0}' exists already")]
+    RunExists(String),
+    #[error("no free port left in the range {lo}-{hi} on {ip} (start mgr with a larger --ports)")]
+    PortsExhausted { ip: IpAddr, lo: u16, hi: u16 },
+    #[error("unknown run '{0}' (see: mgrctl ps)")]
+    UnknownRun(String),
+    #[error("run '{run}' has no instance '{instance}'")]
+    UnknownInstance { run: String, instance: String },
+    #[error("{0} is not running")]
+    NotRunning(String),
+    #[error("{0} is not paused")]
+    NotPaused(String),
+    #[error("stdin of {0} is full: the process is not reading its input")]
+    StdinFull(String),
+    #[error("exec is not allowed on this manager (start it with mgr start --allow-exec)")]
+    ExecNotAllowed,
+    #[error("exec needs a command")]
+    NoCommand,
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the state of run '{run}': {source}")]
+    State { run: String, source: std::io::Error },
+    #[error("the supervisor has stopped")]
+    Stopped,
+}
+
+/// Settings the supervisor needs from the daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    pub member_name: String,
+    pub member_id: String,
+    pub advertise: IpAddr,
+    pub ports: RangeInclusive<u16>,
+    pub allow_exec: bool,
+    /// The `mgr-modules` binary that runs built-in modules.
+    pub modules_bin: PathBuf,
+    /// Where run folders go.
+    pub runs_dir: PathBuf,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub grace: Duration,
+}
+
+/// What to launch.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchSpec {
+    /// A registered module, or `None` for `exec`.
+    pub module: Option<String>,
+    /// For `exec`: program and arguments.
+    pub command: Vec<String>,
+    pub count: u32,
+    pub name: Option<String>,
+    pub args: Vec<String>,
+}
+
+/// Which instances a call is about: `RUN` or `RUN/p1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub run: String,
+    pub instance: Option<String>,
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Target {
+        match text.split_once('/') {
+            Some((run, instance)) => Target {
+                run: run.to_owned(),
+                instance: Some(instance.to_owned()),
+            },
+            None => Target {
+                run: text.to_owned(),
+                instance: None,
+            },
+        }
+    }
+}
+
+/// What `stop`, `kill`, `pause`, `resume` and `restart` do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Stop,
+    Kill,
+    Pause,
+    Resume,
+    Restart,
+}
+
+/// The life of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Paused,
+    /// Exited by itself with code 0.
+    Exited,
+    /// Exited by itself with another code, or died of a signal nobody sent.
+    Failed,
+    /// Ended by `stop`.
+    Stopped,
+    /// Ended by `kill`.
+    Killed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Exited => "exited",
+            State::Failed => "failed",
+            State::Stopped => "stopped",
+            State::Killed => "killed",
+        }
+    }
+
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Running | State::Paused)
+    }
+}
+
+/// A view of one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    pub run: String,
+    pub name: String,
+    pub member: String,
+    pub address: SocketAddr,
+    pub pid: Option<u32>,
+    pub state: State,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub starts: u32,
+    pub last_seq: u64,
+}
+
+/// A view of one run.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub name: String,
+    pub module: String,
+    pub args: Vec<String>,
+    pub created_ms: u64,
+    pub instances: Vec<InstanceInfo>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+enum Msg {
+    Launch(LaunchSpec, Reply<RunInfo>),
+    Ps(Option<String>, Reply<Vec<RunInfo>>),
+    Logs(Target, Reply<Vec<LogHandle>>),
+    Send(Target, Bytes, Reply<Vec<String>>),
+    Act(Target, Action, Reply<Vec<InstanceInfo>>),
+    Count(oneshot::Sender<usize>),
+    /// From a pump: the process of `start` ended.
+    Exited {
+        run: String,
+        instance: String,
+        start: u32,
+        status: std::io::Result<ExitStatus>,
+        writer: Writer,
+    },
+    /// From a stop timer: the grace period of `start` is over.
+    Escalate {
+        run: String,
+        instance: String,
+        start: u32,
+    },
+    /// From a restart that waited for the old process to end.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle to the supervisor task. Cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Supervisor")
+    }
+}
+
+impl Supervisor {
+    /// Starts the supervisor task (and its spawner thread).
+    pub fn start(config: SupervisorConfig) -> std::io::Result<Supervisor> {
+        let (tx, rx) = mpsc::channel(256);
+        let spawner = Spawner::start(tokio::runtime::Handle::current())?;
+        let task = Task {
+            ports: Ports::new(config.ports.clone()),
+            config: Arc::new(config),
+            runs: BTreeMap::new(),
+            spawner,
+            tx: tx.downgrade(),
+            shutting_down: None,
+        };
+        tokio::spawn(task.run(rx));
+        Ok(Supervisor { tx })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<RunInfo, Error> {
+        self.call(|r| Msg::Launch(spec, r)).await
+    }
+
+    /// Every run, or one.
+    pub async fn ps(&self, run: Option<String>) -> Result<Vec<RunInfo>, Error> {
+        self.call(|r| Msg::Ps(run, r)).await
+    }
+
+    /// The logs of the target's instances.
+    pub async fn logs(&self, target: Target) -> Result<Vec<LogHandle>, Error> {
+        self.call(|r| Msg::Logs(target, r)).await
+    }
+
+    /// Writes `line` (a newline is added) to the stdin of the target's
+    /// running instances; returns their names.
+    pub async fn send(&self, target: Target, line: Bytes) -> Result<Vec<String>, Error> {
+        self.call(|r| Msg::Send(target, line, r)).await
+    }
+
+    /// Stops, kills, pauses, resumes or restarts; returns when done.
+    pub async fn act(&self, target: Target, action: Action) -> Result<Vec<InstanceInfo>, Error> {
+        let waiting = self.call(|r| Msg::Act(target, action, r)).await?;
+        Ok(waiting)
+    }
+
+    /// How many instances are live.
+    pub async fn live_instances(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Count(reply)).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Stops every instance (SIGTERM, SIGKILL after the grace period) and
+    /// returns when all have ended.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(reply)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Why an instance is being ended, which decides how its end is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Stop,
+    Kill,
+    Restart,
+}
+
+struct Instance {
+    name: String,
+    address: SocketAddr,
+    state: State,
+    pid: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    starts: u32,
+    intent: Option<Intent>,
+    stdin: Option<mpsc::Sender<Bytes>>,
+    /// The log writer while no pump holds it.
+    writer: Option<Writer>,
+    log: LogHandle,
+    /// Callers waiting for the current `intent` to complete.
+    waiters: Vec<Reply<Vec<InstanceInfo>>>,
+}
+
+struct Run {
+    name: String,
+    module: String,
+    /// Program and arguments every instance runs.
+    program: Vec<String>,
+    args: Vec<String>,
+    peers: String,
+    dir: PathBuf,
+    created_ms: u64,
+    instances: Vec<Instance>,
+}
+
+struct Task {
+    config: Arc<SupervisorConfig>,
+    runs: BTreeMap<String, Run>,
+    ports: Ports,
+    spawner: Spawner,
+    /// To hand to pumps and timers; weak so that the task ends when every
+    /// handle is gone.
+    tx: mpsc::WeakSender<Msg>,
+    shutting_down: Option<oneshot::Sender<()>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn valid_run_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Launch(spec, reply) => {
+                    let result = self.launch(spec).await;
+                    let _ = reply.send(result);
+                }
+                Msg::Ps(run, reply) => {
+                    let _ = reply.send(self.ps(run.as_deref()));
+                }
+                Msg::Logs(target, reply) => {
+                    let _ = reply.send(self.select(&target).map(|found| {
+                        found
+                            .into_iter()
+                            .map(|(r, i)| self.runs[&r].instances[i].log.clone())
+                            .collect()
+                    }));
+                }
+                Msg::Send(target, line, reply) => {
+                    let _ = reply.send(self.send(&target, line));
+                }
+                Msg::Act(target, action, reply) => self.act(&target, action, reply).await,
+                Msg::Count(reply) => {
+                    let live = self
+                        .runs
+                        .values()
+                        .flat_map(|r| &r.instances)
+                        .filter(|i| i.state.is_live())
+                        .count();
+                    let _ = reply.send(live);
+                }
+                Msg::Exited {
+                    run,
+                    instance,
+                    start,
+                    status,
+                    writer,
+                } => {
+                    self.exited(&run, &instance, start, status, writer).await;
+                }
+                Msg::Escalate {
+                    run,
+                    instance,
+                    start,
+                } => self.escalate(&run, &instance, start),
+                Msg::Shutdown(reply) => self.shutdown(reply),
+            }
+            if self.shutting_down.is_some() && !self.any_live() {
+                if let Some(reply) = self.shutting_down.take() {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    fn any_live(&self) -> bool {
+        self.runs
+            .values()
+            .flat_map(|r| &r.instances)
+            .any(|i| i.state.is_live())
+    }
+
+    fn info(&self, run: &Run, i: usize) -> InstanceInfo {
+        let inst = &run.instances[i];
+        InstanceInfo {
+            run: run.name.clone(),
+            name: inst.name.clone(),
+            member: self.config.member_name.clone(),
+            address: inst.address,
+            pid: inst.pid,
+            state: inst.state,
+            exit_code: inst.exit_code,
+            signal: inst.signal,
+            starts: inst.starts,
+            last_seq: inst.log.progress().seq,
+        }
+    }
+
+    fn run_info(&self, run: &Run) -> RunInfo {
+        RunInfo {
+            name: run.name.clone(),
+            module: run.module.clone(),
+            args: run.args.clone(),
+            created_ms: run.created_ms,
+            instances: (0..run.instances.len())
+                .map(|i| self.info(run, i))
+                .collect(),
+        }
+    }
+
+    fn ps(&self, run: Option<&str>) -> Result<Vec<RunInfo>, Error> {
+        match run {
+            Some(name) => {
+                let run = self
+                    .runs
+                    .get(name)
+                    .ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+                Ok(vec![self.run_info(run)])
+            }
+            None => Ok(self.runs.values().map(|r| self.run_info(r)).collect()),
+        }
+    }
+
+    /// The (run, instance index) pairs a target names.
+    fn select(&self, target: &Target) -> Result<Vec<(String, usize)>, Error> {
+        let run = self
+            .runs
+            .get(&target.run)
+            .ok_or_else(|| Error::UnknownRun(target.run.clone()))?;
+        match &target.instance {
+            None => Ok((0..run.instances.len())
+                .map(|i| (run.name.clone(), i))
+                .collect()),
+            Some(name) => {
+                let i = run
+                    .instances
+                    .iter()
+                    .position(|inst| &inst.name == name)
+                    .ok_or_else(|| Error::UnknownInstance {
+                        run: run.name.clone(),
+                        instance: name.clone(),
+                    })?;
+                Ok(vec![(run.name.clone(), i)])
+            }
+        }
+    }
+
+    fn pick_run_name(&self, wanted: Option<String>) -> Result<String, Error> {
+        let taken =
+            |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
+        match wanted.filter(|n| !n.is_empty()) {
+            Some(name) => {
+                if !valid_run_name(&name) {
+                    return Err(Error::BadRunName(name));
+                }
+                if taken(&name) {
+                    return Err(Error::RunExists(name));
+                }
+                Ok(name)
+            }
+            None => Ok((1u64..)
+                .map(|n| format!("r{n}"))
+                .find(|n| !taken(n))
+                .expect("an unused run name")),
+        }
+    }
+
+    async fn launch(&mut self, spec: LaunchSpec) -> Result<RunInfo, Error> {
+        let (module, program) = match &spec.module {
+            Some(module) => {
+                if mgr_modules::catalog::find(module).is_none() {
+                    return Err(Error::UnknownModule(module.clone()));
+                }
+                let mut program = vec![
+                    self.config.modules_bin.display().to_string(),
+                    module.clone(),
+                ];
+                program.extend(spec.args.iter().cloned());
+                (module.clone(), program)
+            }
+            None => {
+                if !self.config.allow_exec {
+                    return Err(Error::ExecNotAllowed);
+                }
+                if spec.command.is_empty() {
+                    return Err(Error::NoCommand);
+                }
+                ("exec".to_owned(), spec.command.clone())
+            }
+        };
+        if spec.count == 0 || spec.count > MAX_INSTANCES {
+            return Err(Error::BadCount(spec.count));
+        }
+        let name = self.pick_run_name(spec.name.clone())?;
+
+        // Every address is bound before any process starts, so the peer
+        // table is complete and no early datagram is refused.
+        let ip = self.config.advertise;
+        let mut sockets: Vec<(u16, UdpSocket)> = Vec::new();
+        for _ in 0..spec.count {
+            match self.ports.take(ip) {
+                Some(taken) => sockets.push(taken),
+                None => {
+                    for (port, _) in &sockets {
+                        self.ports.release(*port);
+                    }
+                    let (lo, hi) = (*self.ports.range().start(), *self.ports.range().end());
+                    return Err(Error::PortsExhausted { ip, lo, hi });
+                }
+            }
+        }
+        let peers = sockets
+            .iter()
+            .enumerate()
+            .map(|(i, (port, _))| format!("p{}={}", i + 1, SocketAddr::new(ip, *port)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = self.config.runs_dir.join(&name);
+        let state_err = |source| Error::State {
+            run: name.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(state_err)?;
+
+        let mut instances = Vec::new();
+        for (i, (port, _)) in sockets.iter().enumerate() {
+            let inst_name = format!("p{}", i + 1);
+            let (writer, log) = Writer::create(
+                &dir.join(format!("{inst_name}.log")),
+                &name,
+                &inst_name,
+                &self.config.member_name,
+            )
+            .map_err(state_err)?;
+            instances.push(Instance {
+                name: inst_name,
+                address: SocketAddr::new(ip, *port),
+                state: State::Stopped,
+                pid: None,
+                exit_code: None,
+                signal: None,
+                starts: 0,
+                intent: None,
+                stdin: None,
+                writer: Some(writer),
+                log,
+                waiters: Vec::new(),
+            });
+        }
+        let run = Run {
+            name: name.clone(),
+            module,
+            program,
+            args: spec.args.clone(),
+            peers,
+            dir,
+            created_ms: now_ms(),
+            instances,
+        };
+        self.runs.insert(name.clone(), run);
+
+        for (i, (_, socket)) in sockets.into_iter().enumerate() {
+            if let Err(err) = self.start_instance(&name, i, socket).await {
+                // All or nothing: a launch that cannot start every instance
+                // leaves none running.
+                let run = self.runs.remove(&name).expect("the run just inserted");
+                for inst in &run.instances {
+                    if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
+                        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                    self.ports.release(inst.address.port());
+                }
+                return Err(err);
+            }
+        }
+        tracing::info!(run = %name, count = spec.count, "launched");
+        Ok(self.run_info(&self.runs[&name]))
+    }
+
+    /// Starts (or starts again) instance `i` of `run` on its address, with
+    /// `socket` already bound there.
+    async fn start_instance(
+        &mut self,
+        run_name: &str,
+        i: usize,
+        socket: UdpSocket,
+    ) -> Result<(), Error> {
+        let config = self.config.clone();
+        let run = self.runs.get_mut(run_name).expect("a known run");
+        let inst = &mut run.instances[i];
+        let what = format!("{run_name}/{}", inst.name);
+        let instance_dir = run.dir.join(format!("{}.d", inst.name));
+        std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State {
+            run: run_name.to_owned(),
+            source,
+        })?;
+
+        let mut command = Command::new(&run.program[0]);
+        command
+            .args(&run.program[1..])
+            .env("MGR_RUN", run_name)
+            .env("MGR_SELF", &inst.name)
+            .env("MGR_ADDR", inst.address.to_string())
+            .env("MGR_PEERS", &run.peers)
+            .env("MGR_MEMBER", &config.member_name)
+            .env("MGR_MEMBER_ID", &config.member_id)
+            .env(
+                "MGR_EVENTS",
+                run.dir.join(format!("{}.events.jsonl", inst.name)),
+            )
+            .env("MGR_DIR", &instance_dir)
+            .env("MGR_UDP_FD", socket.as_raw_fd().to_string())
+            .current_dir(&instance_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let udp_fd = socket.as_raw_fd();
+        let parent = std::process::id() as i32;
+        // SAFETY: the closure runs in the child between fork and exec and
+        // makes only async-signal-safe system calls (prctl, getppid, fcntl,
+        // _exit); it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // The manager may have died before prctl took effect.
+                if nix::unistd::getppid().as_raw() != parent {
+                    nix::libc::_exit(1);
+                }
+                // The socket is close-on-exec in the manager; the instance
+                // inherits it.
+                if nix::libc::fcntl(udp_fd, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = self
+            .spawner
+            .spawn(command)
+            .await
+            .map_err(|source| Error::Spawn {
+                what: what.clone(),
+                source,
+            })?;
+        // The child has its own copy of the socket now.
+        drop(socket);
+
+        let run = self.runs.get_mut(run_name).expect("a known run");
+        let inst = &mut run.instances[i];
+        let pid = child.id().unwrap_or(0);
+        inst.pid = Some(pid);
+        inst.state = State::Running;
+        inst.exit_code = None;
+        inst.signal = None;
+        inst.intent = None;
+        inst.starts += 1;
+        let mut writer = inst.writer.take().expect("a writer while not running");
+        writer.reopen();
+        let note = if inst.starts == 1 {
+            "started"
+        } else {
+            "restarted"
+        };
+        if let Err(err) = writer.note(&format!("{note}: pid {pid}, address {}", inst.address)) {
+            tracing::error!(instance = %what, %err, "cannot write to the instance log");
+        }
+
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+        inst.stdin = Some(stdin_tx);
+        if let Some(stdin) = child.stdin.take() {
+            tokio::spawn(pump::feed_stdin(stdin, stdin_rx));
+        }
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let report = self.tx.clone();
+        let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
+        tokio::spawn(async move {
+            let (status, writer) = pump::pump(child, stdout, stderr, writer, &what).await;
+            if let Some(tx) = report.upgrade() {
+                let _ = tx
+                    .send(Msg::Exited {
+                        run: run_name,
+                        instance: inst_name,
+                        start,
+                        status,
+                        writer,
+                    })
+                    .await;
+            }
+        });
+        Ok(())
+    }
+
+    fn send(&mut self, target: &Target, line: Bytes) -> Result<Vec<String>, Error> {
+        let found = self.select(target)?;
+        let mut line = line.to_vec();
+        line.push(b'\n');
+        let line = Bytes::from(line);
+        let mut delivered = Vec::new();
+        for (run, i) in &found {
+            let inst = &self.runs[run].instances[*i];
+            let who = format!("{run}/{}", inst.name);
+            let stdin = inst.stdin.as_ref().filter(|_| inst.state.is_live());
+            match stdin {
+                Some(stdin) => match stdin.try_send(line.clone()) {
+                    Ok(()) => delivered.push(inst.name.clone()),
+                    Err(mpsc::error::TrySendError::Full(_)) => return Err(Error::StdinFull(who)),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        if target.instance.is_some() {
+                            return Err(Error::NotRunning(who));
+                        }
+                    }
+                },
+                None if target.instance.is_some() => return Err(Error::NotRunning(who)),
+                None => {}
+            }
+        }
+        if delivered.is_empty() {
+            return Err(Error::NotRunning(format!(
+                "no instance of run '{}'",
+                target.run
+            )));
+        }
+        Ok(delivered)
+    }
+
+    async fn act(&mut self, target: &Target, action: Action, reply: Reply<Vec<InstanceInfo>>) {
+        let found = match self.select(target) {
+            Ok(found) => found,
+            Err(err) => {
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        let single = target.instance.is_some();
+        let mut pending = Vec::new();
+        let mut done = Vec::new();
+        for (run, i) in found {
+            let inst = &self.runs[&run].instances[i];
+            let who = format!("{run}/{}", inst.name);
+            let live = inst.state.is_live();
+            let pid = inst.pid.unwrap_or(0) as i32;
+            let group = Pid::from_raw(pid);
+            match action {
+                Action::Pause | Action::Resume => {
+                    let (from, to, signal) = match action {
+                        Action::Pause => (State::Running, State::Paused, Signal::SIGSTOP),
+                        _ => (State::Paused, State::Running, Signal::SIGCONT),
+                    };
+                    if inst.state != from {
+                        if single {
+                            let err = if action == Action::Pause {
+                                Error::NotRunning(who)
+                            } else {
+                                Error::NotPaused(who)
+                            };
+                            let _ = reply.send(Err(err));
+                            return;
+                        }
+                        continue;
+                    }
+                    let _ = killpg(group, signal);
+                    let inst = &mut self.runs.get_mut(&run).expect("known").instances[i];
+                    inst.state = to;
+                    let note = if action == Action::Pause {
+                        "paused"
+                    } else {
+                        "resumed"
+                    };
+                    if let Some(writer) = inst.writer.as_mut() {
+                        let _ = writer.note(note);
+                    }
+                    done.push((run, i));
+                }
+                Action::Stop | Action::Kill if !live => {
+                    if single {
+                        let _ = reply.send(Err(Error::NotRunning(who)));
+                        return;
+                    }
+                }
+                Action::Stop | Action::Kill | Action::Restart => {
+                    if !live {
+                        // Restart of an ended instance: start it right away.
+                        pending.push((run, i));
+                        continue;
+                    }
+                    let intent = match action {
+                        Action::Stop => Intent::Stop,
+                        Action::Kill => Intent::Kill,
+                        _ => Intent::Restart,
+                    };
+                    let paused = inst.state == State::Paused;
+                    let start = inst.starts;
+                    if intent == Intent::Kill {
+                        let _ = killpg(group, Signal::SIGKILL);
+                    } else {
+                        let _ = killpg(group, Signal::SIGTERM);
+                        if paused {
+                            // A stopped process cannot act on SIGTERM.
+                            let _ = killpg(group, Signal::SIGCONT);
+                        }
+                        let tx = self.tx.clone();
+                        let grace = self.config.grace;
+                        let (r, n) = (run.clone(), inst.name.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(grace).await;
+                            if let Some(tx) = tx.upgrade() {
+                                let _ = tx
+                                    .send(Msg::Escalate {
+                                        run: r,
+                                        instance: n,
+                                        start,
+                                    })
+                                    .await;
+                            }
+                        });
+                    }
+                    let inst = &mut self.runs.get_mut(&run).expect("known").instances[i];
+                    inst.intent = Some(intent);
+                    pending.push((run, i));
+                }
+            }
+        }
+        // Instances ended already and asked to restart start now; those still
+        // running reply when their pump reports the exit.
+        let mut waits = Vec::new();
+        for (run, i) in pending {
+            let live = self.runs[&run].instances[i].state.is_live();
+            if live {
+                let (tx, rx) = oneshot::channel();
+                self.runs.get_mut(&run).expect("known").instances[i]
+                    .waiters
+                    .push(tx);
+                waits.push(rx);
+            } else if action == Action::Restart {
+                let port = self.runs[&run].instances[i].address.port();
+                let result = match self.ports.take_port(self.config.advertise, port) {
+                    Ok(socket) => self.start_instance(&run, i, socket).await,
+                    Err(source) => Err(Error::Spawn {
+                        what: format!("{run}/p{} on port {port}", i + 1),
+                        source,
+                    }),
+                };
+                if let Err(err) = result {
+                    self.ports.release(port);
+                    let _ = reply.send(Err(err));
+                    return;
+                }
+                done.push((run, i));
+            }
+        }
+        let mut infos: Vec<InstanceInfo> = done
+            .iter()
+            .map(|(r, i)| self.info(&self.runs[r], *i))
+            .collect();
+        if waits.is_empty() {
+            let _ = reply.send(Ok(infos));
+            return;
+        }
+        tokio::spawn(async move {
+            for rx in waits {
+                match rx.await {
+                    Ok(Ok(mut more)) => infos.append(&mut more),
+                    Ok(Err(err)) => {
+                        let _ = reply.send(Err(err));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(Error::Stopped));
+                        return;
+                    }
+                }
+            }
+            let _ = reply.send(Ok(infos));
+        });
+    }
+
+    fn escalate(&mut self, run: &str, instance: &str, start: u32) {
+        let Some(inst) = self
+            .runs
+            .get(run)
+            .and_then(|r| r.instances.iter().find(|i| i.name == instance))
+        else {
+            return;
+        };
+        if inst.starts == start && inst.state.is_live() {
+            if let Some(pid) = inst.pid {
+                tracing::warn!(
+                    run,
+                    instance,
+                    "did not stop within the grace period: sending SIGKILL"
+                );
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+
+    async fn exited(
+        &mut self,
+        run_name: &str,
+        instance: &str,
+        start: u32,
+        status: std::io::Result<ExitStatus>,
+        mut writer: Writer,
+    ) {
+        let Some(run) = self.runs.get_mut(run_name) else {
+            return;
+        };
+        let Some(i) = run.instances.iter().position(|inst| inst.name == instance) else {
+            return;
+        };
+        let inst = &mut run.instances[i];
+        if inst.starts != start {
+            return;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let (code, signal) = match &status {
+            Ok(status) => (status.code(), status.signal()),
+            Err(_) => (None, None),
+        };
+        let intent = inst.intent.take();
+        inst.state = match (intent, code) {
+            (Some(Intent::Stop), _) => State::Stopped,
+            (Some(Intent::Kill), _) => State::Killed,
+            (Some(Intent::Restart), _) => State::Stopped,
+            (None, Some(0)) => State::Exited,
+            (None, _) => State::Failed,
+        };
+        inst.exit_code = code;
+        inst.signal = signal;
+        inst.stdin = None;
+        let how = match (code, signal, &status) {
+            (Some(code), _, _) => format!("exited with code {code}"),
+            (None, Some(signal), _) => {
+                let name = Signal::try_from(signal)
+                    .map(|s| s.as_str())
+                    .unwrap_or("an unknown signal");
+                format!("killed by {name}")
+            }
+            (_, _, Err(err)) => format!("ended, status unknown: {err}"),
+            _ => "ended".to_owned(),
+        };
+        let why = match intent {
+            Some(Intent::Stop) => " (stopped)",
+            Some(Intent::Kill) => " (killed)",
+            Some(Intent::Restart) => " (restarting)",
+            None => "",
+        };
+        if let Err(err) = writer.note(&format!("{how}{why}")) {
+            tracing::error!(run = run_name, instance, %err, "cannot write to the instance log");
+        }
+        inst.writer = Some(writer);
+        let port = inst.address.port();
+        self.ports.release(port);
+        tracing::info!(run = run_name, instance, "{how}{why}");
+
+        let mut result = Ok(());
+        if intent == Some(Intent::Restart) && self.shutting_down.is_none() {
+            result = match self.ports.take_port(self.config.advertise, port) {
+                Ok(socket) => self.start_instance(run_name, i, socket).await,
+                Err(source) => Err(Error::Spawn {
+                    what: format!("{run_name}/{instance} on port {port}"),
+                    source,
+                }),
+            };
+        }
+        let run = self.runs.get_mut(run_name).expect("known");
+        let inst = &mut run.instances[i];
+        if !inst.state.is_live() {
+            if let Some(writer) = inst.writer.as_mut() {
+                writer.close();
+            }
+        }
+        let waiters = std::mem::take(&mut inst.waiters);
+        let info = self.info(&self.runs[run_name], i);
+        for waiter in waiters {
+            let _ = waiter.send(match &result {
+                Ok(()) => Ok(vec![info.clone()]),
+                Err(err) => Err(Error::Spawn {
+                    what: format!("{run_name}/{instance}"),
+                    source: std::io::Error::other(err.to_string()),
+                }),
+            });
+        }
+    }
+
+    fn shutdown(&mut self, reply: oneshot::Sender<()>) {
+        self.shutting_down = Some(reply);
+        let mut stopping = Vec::new();
+        for run in self.runs.values_mut() {
+            for inst in &mut run.instances {
+                if inst.state.is_live() {
+                    inst.intent = Some(Intent::Stop);
+                    stopping.push((
+                        run.name.clone(),
+                        inst.name.clone(),
+                        inst.starts,
+                        inst.pid,
+                        inst.state,
+                    ));
+                }
+            }
+        }
+        for (run, instance, start, pid, state) in stopping {
+            if let Some(pid) = pid {
+                let group = Pid::from_raw(pid as i32);
+                let _ = killpg(group, Signal::SIGTERM);
+                if state == State::Paused {
+                    let _ = killpg(group, Signal::SIGCONT);
+                }
+            }
+            let tx = self.tx.clone();
+            let grace = self.config.grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Some(tx) = tx.upgrade() {
+                    let _ = tx
+                        .send(Msg::Escalate {
+                            run,
+                            instance,
+                            start,
+                        })
+                        .await;
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The module runtime: everything a module needs besides its algorithm.
+//!
+//! A module is a struct with one method per event of the book's pseudo-code
+//! (`upon_send`, `upon_deliver`, `upon_timeout`, …). The runtime turns the
+//! outside world into calls of those methods:
+//!
+//! | outside world                   | call                        |
+//! |---------------------------------|-----------------------------|
+//! | a command line on stdin         | [`Module::upon_command`]    |
+//! | a UDP datagram                  | [`Module::upon_datagram`]   |
+//! | the timer set by `start_timer`  | [`Module::upon_timeout`]    |
+//!
+//! and gives the handlers a [`Context`] to act on it: send a datagram, start
+//! the timer, print a delivery, log an event. Handlers are plain (not async)
+//! functions and run one at a time, so a module's state needs no locking,
+//! just as the book assumes that a process handles one event at a time.
+
+pub mod contract;
+pub mod events;
+pub mod stdin;
+
+use std::fmt::Display;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::time::Instant;
+
+pub use contract::{Contract, ContractError};
+pub use events::EventLog;
+pub use stdin::Command;
+
+/// How a module ends (it never ends on its own: it runs until killed).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad module arguments; the binary exits with status 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The module could not start or keep running; the binary exits with status 1.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The events a module reacts to. Each built-in module implements this once,
+/// to connect the runtime to its book-named handlers.
+pub trait Module {
+    /// Called once before any other event: the book's `<Init>`.
+    fn upon_init(&mut self, _ctx: &mut Context) {}
+
+    /// The user typed a command.
+    fn upon_command(&mut self, ctx: &mut Context, command: Command);
+
+    /// A UDP datagram arrived from `from`.
+    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]);
+
+    /// The timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
+    fn upon_timeout(&mut self, _ctx: &mut Context) {}
+}
+
+/// What a handler can do to the world.
+#[derive(Debug)]
+pub struct Context {
+    /// Who this process is and who its peers are.
+    pub contract: Contract,
+    /// The `MGR_EVENTS` log and the Lamport clock.
+    pub events: EventLog,
+    socket: tokio::net::UdpSocket,
+    timer: Option<Instant>,
+    /// The id of the next message this process sends; see [`Context::new_message_id`].
+    next_id: u64,
+}
+
+impl Context {
+    /// Sends one datagram, best effort. A datagram the kernel cannot take
+    /// right now is dropped: a fair-loss link is allowed to lose messages,
+    /// and the layers above it are built to cope.
+    pub fn send_datagram(&self, to: SocketAddr, payload: &[u8]) {
+        match self.socket.try_send_to(payload, to) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => eprintln!("udp: send to {to}: {err}"),
+        }
+    }
+
+    /// The book's `starttimer(Δ)`: `upon_timeout` is called once, `delay`
+    /// from now. Starting the timer again replaces the previous deadline.
+    pub fn start_timer(&mut self, delay: Duration) {
+        self.timer = Some(Instant::now() + delay);
+    }
+
+    /// A fresh message id: 1, 2, … in the order of sends. Together with the
+    /// sender's name it identifies a message, which is what the book means
+    /// by assuming messages are unique.
+    pub fn new_message_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The name of the process at `addr`, or the address itself (`ip:port`)
+    /// when it is not part of the run, e.g. a user talking with `nc -u`.
+    pub fn sender_name(&self, addr: SocketAddr) -> String {
+        match self.contract.peer_name(addr) {
+            Some(name) => name.to_owned(),
+            None => addr.to_string(),
+        }
+    }
+
+    /// Checks that `name` is a process of the run, telling the user when not.
+    pub fn check_peer(&self, name: &str) -> bool {
+        let known = self.contract.peer_addr(name).is_some();
+        if !known {
+            say(format_args!(
+                "error: unknown process '{name}' (peers: {})",
+                self.contract.peer_list()
+            ));
+        }
+        known
+    }
+
+    /// Hands a message to the user: logs a `deliver` event and prints
+    /// `deliver <from> <text>`.
+    pub fn deliver(&mut self, from: &str, id: Option<u64>, stamp: Option<u64>, text: &str) {
+        self.events.deliver(from, id, stamp, text);
+        say(format_args!("deliver {from} {}", one_line(text)));
+    }
+}
+
+/// Prints one line on stdout and flushes it at once: stdout is a pipe to the
+/// daemon, and a line left in a buffer is a line the user never sees.
+pub fn say(line: impl Display) {
+    let mut out = std::io::stdout().lock();
+    // Write errors are ignored: when nobody reads stdout any more, the module
+    // still runs (until killed) for the sake of its peers.
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Keeps a delivered text on one stdout line, since stdout is read line by line.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\n', '\r']) {
+        text.replace('\n', "\\n").replace('\r', "\\r").into()
+    } else {
+        text.into()
+    }
+}
+
+/// Refuses module arguments, for modules that take none.
+pub fn no_args(args: &[String]) -> Result<(), RunError> {
+    match args.first() {
+        None => Ok(()),
+        Some(arg) => Err(RunError::Usage(format!(
+            "unexpected argument '{arg}' (this module takes none)"
+        ))),
+    }
+}
+
+/// Runs `module` until the process is killed, on a single-threaded tokio
+/// runtime (modules are small; one thread keeps handlers strictly sequential).
+pub fn run(contract: Contract, module: impl Module) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(event_loop(contract, module))
+}
+
+async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), RunError> {
+    let socket = open_socket(&contract)?;
+    let events = EventLog::open(
+        contract.events_path.as_deref(),
+        &contract.run,
+        &contract.self_name,
+    )
+    .with_context(|| {
+        let path = contract.events_path.as_deref().unwrap_or("".as_ref());
+        format!("MGR_EVENTS: cannot open {}", path.display())
+    })?;
+    let mut ctx = Context {
+        contract,
+        events,
+        socket,
+        timer: None,
+        next_id: 1,
+    };
+    let mut commands = stdin::spawn_reader();
+    let mut stdin_open = true;
+    // The largest possible UDP payload, so that no datagram is truncated.
+    let mut buf = vec![0u8; 65_536];
+
+    module.upon_init(&mut ctx);
+    loop {
+        let timer = ctx.timer;
+        tokio::select! {
+            command = commands.recv(), if stdin_open => match command {
+                Some(command) => module.upon_command(&mut ctx, command),
+                // End of stdin only means no more commands: the module keeps
+                // serving its peers until it is killed.
+                None => stdin_open = false,
+            },
+            received = ctx.socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => module.upon_datagram(&mut ctx, from, &buf[..len]),
+                Err(err) => {
+                    eprintln!("udp: receive: {err}");
+                    // Pausing keeps a persistent socket error from turning
+                    // into a busy loop.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = wait_for(timer) => {
+                ctx.timer = None;
+                module.upon_timeout(&mut ctx);
+            }
+        }
+    }
+}
+
+/// Waits until `deadline`, or forever when no timer is running.
+async fn wait_for(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes the socket the daemon bound for us (`MGR_UDP_FD`), or binds `MGR_ADDR`.
+fn open_socket(contract: &Contract) -> anyhow::Result<tokio::net::UdpSocket> {
+    let socket = match contract.udp_fd {
+        Some(fd) => {
+            // SAFETY: by the launch contract, MGR_UDP_FD names a descriptor the
+            // daemon left open for this process alone, and it is wrapped here
+            // exactly once, so the new UdpSocket is its only owner. Contract
+            // parsing already refused 0-2 (stdin, stdout, stderr). If the
+            // descriptor is not a socket, the calls below fail cleanly.
+            let socket = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+            let local = socket
+                .local_addr()
+                .with_context(|| format!("MGR_UDP_FD: descriptor {fd} is not a bound socket"))?;
+            if local != contract.addr {
+                eprintln!(
+                    "udp: MGR_UDP_FD socket is bound to {local}, not MGR_ADDR {}",
+                    contract.addr
+                );
+            }
+            socket
+        }
+        None => std::net::UdpSocket::bind(contract.addr)
+            .with_context(|| format!("MGR_ADDR: cannot bind {}", contract.addr))?,
+    };
+    socket
+        .set_nonblocking(true)
+        .context("udp: set_nonblocking")?;
+    Ok(tokio::net::UdpSocket::from_std(socket)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    fn contract(addr: SocketAddr, udp_fd: Option<i32>) -> Contract {
+        Contract {
+            run: "r".into(),
+            self_name: "p1".into(),
+            addr,
+            peers: vec![("p1".into(), addr)],
+            member: "m".into(),
+            events_path: None,
+            udp_fd,
+            dir: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn takes_over_an_inherited_socket() {
+        let bound = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = bound.local_addr().unwrap();
+        // A datagram sent before the module starts waits in the kernel buffer.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"early", addr).unwrap();
+        let fd = bound.into_raw_fd();
+        let socket = open_socket(&contract(addr, Some(fd))).unwrap();
+        assert_eq!(socket.local_addr().unwrap(), addr);
+        let mut buf = [0u8; 16];
+        let (len, from) = socket.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"early");
+        assert_eq!(from, sender.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn binds_the_address_without_a_descriptor() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let socket = open_socket(&contract(addr, None)).unwrap();
+        assert_eq!(socket.local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn delivered_text_stays_on_one_line() {
+        assert_eq!(one_line("a b"), "a b");
+        assert_eq!(one_line("a\nb\r"), "a\\nb\\r");
+    }
+
+    #[test]
+    fn no_args_refuses_arguments() {
+        assert!(no_args(&[]).is_ok());
+        let err = no_args(&["--x".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unexpected argument '--x' (this module takes none)"
+        );
+    }
+}
