@@ -43,12 +43,7 @@ pub fn default_socket() -> PathBuf {
 pub async fn connect(socket: &Path, local: bool) -> anyhow::Result<(Client, Option<Embedded>)> {
     match UnixStream::connect(socket).await {
         Ok(_) => Ok((connect_unix(socket).await?, None)),
-        Err(err)
-            if matches!(
-                err.kind(),
-                ErrorKind::NotFound | ErrorKind::ConnectionRefused
-            ) =>
-        {
+        Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             if !local {
                 bail!(
                     "no mgr daemon at {}: start one with `mgr start`, or add --local to run an embedded manager for this command",
@@ -59,9 +54,7 @@ pub async fn connect(socket: &Path, local: bool) -> anyhow::Result<(Client, Opti
             let client = connect_unix(&embedded._dir.path().join("mgr.sock")).await?;
             Ok((client, Some(embedded)))
         }
-        Err(err) => {
-            Err(err).with_context(|| format!("cannot reach the mgr daemon at {}", socket.display()))
-        }
+        Err(err) => Err(err).with_context(|| format!("cannot reach the mgr daemon at {}", socket.display())),
     }
 }
 
@@ -81,10 +74,7 @@ async fn connect_unix(path: &Path) -> anyhow::Result<Client> {
 }
 
 async fn start_embedded() -> anyhow::Result<Embedded> {
-    let dir = tempfile::Builder::new()
-        .prefix("mgr-local-")
-        .tempdir()
-        .context("cannot make a state dir")?;
+    let dir = tempfile::Builder::new().prefix("mgr-local-").tempdir().context("cannot make a state dir")?;
     let state = StateDir::open(dir.path())?;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let listeners = Listeners::bind(&state, SocketAddr::new(loopback, 0)).await?;
@@ -104,9 +94,5 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
     let task = tokio::spawn(mgr_daemon::run(config, listeners, async move {
         let _ = stopped.await;
     }));
-    Ok(Embedded {
-        stop,
-        task,
-        _dir: dir,
-    })
+    Ok(Embedded { stop, task, _dir: dir })
 }

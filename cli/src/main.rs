@@ -11,14 +11,8 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("mgrctl: cannot start: {err}");
@@ -35,18 +29,10 @@ fn main() {
     // A read of stdin may still be blocked in a runtime thread: do not wait
     // for it.
     runtime.shutdown_background();
-    std::process::exit(if code == std::process::ExitCode::SUCCESS {
-        0
-    } else {
-        exit_number(code)
-    });
+    std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { exit_number(code) });
 }
 
 /// `ExitCode` hides its number; the codes mgrctl uses are 0, 1 and 130.
 fn exit_number(code: std::process::ExitCode) -> i32 {
-    if code == std::process::ExitCode::from(130) {
-        130
-    } else {
-        1
-    }
+    if code == std::process::ExitCode::from(130) { 130 } else { 1 }
 }

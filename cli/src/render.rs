@@ -11,9 +11,7 @@ use memchr::memchr_iter;
 use mgr_proto::{OutputChunk, record};
 
 /// ANSI colours given to instances in turn.
-const COLOURS: [&str; 6] = [
-    "\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m",
-];
+const COLOURS: [&str; 6] = ["\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m"];
 const RESET: &str = "\x1b[0m";
 
 /// How lines are shown.
@@ -29,14 +27,9 @@ impl Style {
     /// Colour only on a terminal, and never with NO_COLOR set.
     pub fn detect(json: bool, members: bool) -> Style {
         use std::io::IsTerminal;
-        let colour = !json
-            && std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Style {
-            json,
-            colour,
-            members,
-        }
+        let colour =
+            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Style { json, colour, members }
     }
 }
 
@@ -56,12 +49,7 @@ struct Prefixes {
 impl<W: Write> Renderer<W> {
     /// `names` are the instance labels expected, to align prefixes.
     pub fn new(out: W, style: Style, width: usize) -> Self {
-        Renderer {
-            out,
-            style,
-            prefixes: HashMap::new(),
-            width,
-        }
+        Renderer { out, style, prefixes: HashMap::new(), width }
     }
 
     fn prefixes(&mut self, chunk: &OutputChunk) -> &Prefixes {
@@ -69,17 +57,10 @@ impl<W: Write> Renderer<W> {
         let n = self.prefixes.len();
         let (style, width) = (self.style, self.width);
         self.prefixes.entry(key).or_insert_with(|| {
-            let label = if style.members {
-                format!("{}@{}", chunk.instance, chunk.member)
-            } else {
-                chunk.instance.clone()
-            };
+            let label =
+                if style.members { format!("{}@{}", chunk.instance, chunk.member) } else { chunk.instance.clone() };
             let label = format!("{label:<width$}");
-            let (on, off) = if style.colour {
-                (COLOURS[n % COLOURS.len()], RESET)
-            } else {
-                ("", "")
-            };
+            let (on, off) = if style.colour { (COLOURS[n % COLOURS.len()], RESET) } else { ("", "") };
             Prefixes {
                 line: format!("{on}{label} |{off} ").into_bytes(),
                 note: format!("{on}{label} #{off} ").into_bytes(),
@@ -127,10 +108,7 @@ impl<W: Write> Renderer<W> {
             let Some(&tag) = rec.first() else { continue };
             let text = rec.get(2..).unwrap_or_default();
             if tag == record::TIME {
-                time_ms = std::str::from_utf8(text)
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(time_ms);
+                time_ms = std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()).unwrap_or(time_ms);
                 continue;
             }
             let stream = match tag {
@@ -138,9 +116,7 @@ impl<W: Write> Renderer<W> {
                 record::STDERR => "stderr",
                 _ => "mgr",
             };
-            let time =
-                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(time_ms))
-                    .to_string();
+            let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(time_ms)).to_string();
             let value = serde_json::json!({
                 "run": chunk.run,
                 "instance": chunk.instance,
@@ -180,15 +156,9 @@ mod tests {
     #[test]
     fn text_lines_get_the_instance_prefix() {
         let mut out = Vec::new();
-        let style = Style {
-            json: false,
-            colour: false,
-            members: true,
-        };
+        let style = Style { json: false, colour: false, members: true };
         let mut r = Renderer::new(&mut out, style, 0);
-        let last = r
-            .chunk(&chunk(b"t 5\no hello\ne oops\nm exited with code 0\n"))
-            .unwrap();
+        let last = r.chunk(&chunk(b"t 5\no hello\ne oops\nm exited with code 0\n")).unwrap();
         assert_eq!(last, 9);
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -199,18 +169,11 @@ mod tests {
     #[test]
     fn json_lines_carry_seq_stream_and_time() {
         let mut out = Vec::new();
-        let style = Style {
-            json: true,
-            colour: false,
-            members: false,
-        };
+        let style = Style { json: true, colour: false, members: false };
         let mut r = Renderer::new(&mut out, style, 0);
         r.chunk(&chunk(b"o a\nt 2000\ne \xffb\n")).unwrap();
-        let lines: Vec<serde_json::Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines[0]["seq"], 7);
         assert_eq!(lines[0]["stream"], "stdout");
         assert_eq!(lines[0]["time"], "1970-01-01T00:00:01.000Z");

@@ -64,13 +64,10 @@ impl Listeners {
     pub async fn bind(state: &StateDir, listen: SocketAddr) -> anyhow::Result<Listeners> {
         let path = state.socket_path();
         let _ = std::fs::remove_file(&path);
-        let unix = UnixListener::bind(&path)
-            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        let unix = UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        let tcp = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let tcp = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         Ok(Listeners { unix, tcp })
     }
 }
@@ -87,25 +84,15 @@ pub fn default_modules_bin() -> PathBuf {
 
 /// The host name, for the default member name.
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_owned())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Runs a manager until `shutdown` completes, then stops every instance
 /// (SIGTERM, SIGKILL after the grace period) and returns.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let swept = supervisor::sweep(config.state.member_id());
     if swept > 0 {
-        tracing::warn!(
-            swept,
-            "killed processes left behind by an earlier run of this manager"
-        );
+        tracing::warn!(swept, "killed processes left behind by an earlier run of this manager");
     }
     let tcp_addr = listeners.tcp.local_addr()?;
     let supervisor = Supervisor::start(SupervisorConfig {
@@ -118,11 +105,7 @@ pub async fn run(
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
     })?;
-    let membership = membership::Membership::new(
-        config.state.member_id(),
-        &config.name,
-        &tcp_addr.to_string(),
-    );
+    let membership = membership::Membership::new(config.state.member_id(), &config.name, &tcp_addr.to_string());
     let control = control::Control::new(supervisor.clone(), membership);
     tracing::info!(
         name = %config.name,
@@ -139,10 +122,7 @@ pub async fn run(
     };
     let unix_server = tonic::transport::Server::builder()
         .add_service(control.clone().service())
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(listeners.unix),
-            stopped(stop_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped(stop_rx.clone()));
     let tcp_server = tonic::transport::Server::builder()
         .add_service(control.service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.tcp), stopped(stop_rx));

@@ -62,21 +62,11 @@ struct StartArgs {
 }
 
 fn parse_ports(text: &str) -> Result<RangeInclusive<u16>, String> {
-    let (lo, hi) = text
-        .split_once('-')
-        .ok_or("expected LO-HI, such as 24000-24999")?;
-    let lo: u16 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{lo}' is not a port"))?;
-    let hi: u16 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{hi}' is not a port"))?;
+    let (lo, hi) = text.split_once('-').ok_or("expected LO-HI, such as 24000-24999")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("'{lo}' is not a port"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("'{hi}' is not a port"))?;
     if lo == 0 || lo > hi {
-        return Err(format!(
-            "{lo}-{hi} is not a range of ports (1 to 65535, low first)"
-        ));
+        return Err(format!("{lo}-{hi} is not a range of ports (1 to 65535, low first)"));
     }
     Ok(lo..=hi)
 }
@@ -89,10 +79,7 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 #[tokio::main]
@@ -103,18 +90,12 @@ async fn main() -> anyhow::Result<()> {
     if !args.grace.is_finite() || args.grace < 0.0 {
         bail!("--grace must be a number of seconds, not {}", args.grace);
     }
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
+    let state_dir = args.state_dir.unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
     let state = StateDir::open(&state_dir)?;
     let listeners = Listeners::bind(&state, args.listen).await?;
     let advertise = args.advertise.unwrap_or_else(|| {
         let ip = args.listen.ip();
-        if ip.is_unspecified() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            ip
-        }
+        if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip }
     });
     let config = Config {
         name: args.name.unwrap_or_else(mgr_daemon::host_name),
@@ -125,8 +106,8 @@ async fn main() -> anyhow::Result<()> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         modules_bin: mgr_daemon::default_modules_bin(),
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -37,13 +37,7 @@ impl Membership {
 
     /// Every member, this one first.
     pub fn members(&self) -> Vec<MemberView> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        vec![MemberView {
-            last_seen_ms: now,
-            ..self.me.clone()
-        }]
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        vec![MemberView { last_seen_ms: now, ..self.me.clone() }]
     }
 }

@@ -123,27 +123,16 @@ pub struct LogHandle {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Writer {
     /// Creates (or appends to) the log at `path` and returns its writer and
     /// the handle subscribers use.
-    pub fn create(
-        path: &Path,
-        run: &str,
-        instance: &str,
-        member: &str,
-    ) -> io::Result<(Self, LogHandle)> {
+    pub fn create(path: &Path, run: &str, instance: &str, member: &str) -> io::Result<(Self, LogHandle)> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let offset = file.metadata()?.len();
-        let (progress, rx) = watch::channel(Progress {
-            offset,
-            ..Progress::default()
-        });
+        let (progress, rx) = watch::channel(Progress { offset, ..Progress::default() });
         let writer = Writer {
             file,
             offset,
@@ -195,11 +184,7 @@ impl Writer {
         if partial.len() > MAX_LINE {
             let line = std::mem::take(partial);
             let keep = line.len() - line.len() % MAX_LINE;
-            let (full, remainder) = line.split_at(if keep == line.len() {
-                keep - MAX_LINE
-            } else {
-                keep
-            });
+            let (full, remainder) = line.split_at(if keep == line.len() { keep - MAX_LINE } else { keep });
             for piece in full.chunks(MAX_LINE) {
                 self.push_piece(tag, piece, true);
             }
@@ -274,8 +259,7 @@ impl Writer {
         self.tail.extend_from_slice(&self.buf);
         if self.tail.len() > 2 * TAIL_BYTES {
             let cut = self.tail.len() - TAIL_BYTES;
-            let boundary =
-                memchr(b'\n', &self.tail[cut..]).map_or(self.tail.len(), |i| cut + i + 1);
+            let boundary = memchr(b'\n', &self.tail[cut..]).map_or(self.tail.len(), |i| cut + i + 1);
             self.tail.drain(..boundary);
         }
         self.buf.clear();
@@ -297,11 +281,7 @@ fn numbered(rec: &[u8]) -> bool {
 
 /// The time in a `t` record.
 fn time_of(rec: &[u8]) -> Option<u64> {
-    std::str::from_utf8(rec.get(2..)?)
-        .ok()?
-        .trim_end()
-        .parse()
-        .ok()
+    std::str::from_utf8(rec.get(2..)?).ok()?.trim_end().parse().ok()
 }
 
 impl LogHandle {
@@ -314,47 +294,27 @@ impl LogHandle {
     /// `since` (1 is the first line), to `tx`. With `follow`, waits for
     /// new records until the log is closed; otherwise stops at what was
     /// written when it was called. Returns when done or when `tx` is closed.
-    pub async fn copy_to(
-        &self,
-        since: u64,
-        follow: bool,
-        tx: &mpsc::Sender<Chunk>,
-    ) -> io::Result<()> {
+    pub async fn copy_to(&self, since: u64, follow: bool, tx: &mpsc::Sender<Chunk>) -> io::Result<()> {
         let since = since.max(1);
         let mut progress = self.progress.clone();
         let snapshot = progress.borrow_and_update().clone();
         // The recent tail in memory serves a request for the last few lines
         // without reading the file.
         if let Some(records) = tail_from(&snapshot, since) {
-            let mut position = Position {
-                offset: snapshot.offset,
-                seq: snapshot.seq + 1,
-                time_ms: 0,
-            };
+            let mut position = Position { offset: snapshot.offset, seq: snapshot.seq + 1, time_ms: 0 };
             if !records.is_empty() && !self.send(tx, since, 0, Bytes::from(records)).await {
                 return Ok(());
             }
             if !follow {
                 return Ok(());
             }
-            return self
-                .follow_from(&mut position, since, &mut progress, tx)
-                .await;
+            return self.follow_from(&mut position, since, &mut progress, tx).await;
         }
-        let mut position = Position {
-            offset: 0,
-            seq: 1,
-            time_ms: 0,
-        };
-        if !self
-            .read_until(&mut position, since, snapshot.offset, tx)
-            .await?
-            || !follow
-        {
+        let mut position = Position { offset: 0, seq: 1, time_ms: 0 };
+        if !self.read_until(&mut position, since, snapshot.offset, tx).await? || !follow {
             return Ok(());
         }
-        self.follow_from(&mut position, since, &mut progress, tx)
-            .await
+        self.follow_from(&mut position, since, &mut progress, tx).await
     }
 
     async fn follow_from(
@@ -416,29 +376,14 @@ impl LogHandle {
             let data = &buf[..whole];
             let (skip, first_seq, time_ms) = position.advance(data, since);
             position.offset += whole as u64;
-            if skip < data.len()
-                && !self
-                    .send(
-                        tx,
-                        first_seq,
-                        time_ms,
-                        Bytes::copy_from_slice(&data[skip..]),
-                    )
-                    .await
-            {
+            if skip < data.len() && !self.send(tx, first_seq, time_ms, Bytes::copy_from_slice(&data[skip..])).await {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    async fn send(
-        &self,
-        tx: &mpsc::Sender<Chunk>,
-        first_seq: u64,
-        time_ms: u64,
-        records: Bytes,
-    ) -> bool {
+    async fn send(&self, tx: &mpsc::Sender<Chunk>, first_seq: u64, time_ms: u64, records: Bytes) -> bool {
         let chunk = Chunk {
             run: self.run.clone(),
             instance: self.instance.clone(),
@@ -576,25 +521,13 @@ mod tests {
         w.end(Stream::Stdout).unwrap();
         w.note("exited with code 0").unwrap();
         let got = read_all(&h, 1).await;
-        let expected = [
-            "e oops",
-            "o hello",
-            "o world",
-            "o no newline",
-            "m exited with code 0",
-        ];
+        let expected = ["e oops", "o hello", "o world", "o no newline", "m exited with code 0"];
         assert_eq!(got.len(), expected.len());
         for (i, (seq, text)) in got.iter().enumerate() {
             assert_eq!(*seq, i as u64 + 1);
             assert_eq!(text, expected[i]);
         }
-        assert_eq!(
-            read_all(&h, 4).await,
-            vec![
-                (4, "o no newline".into()),
-                (5, "m exited with code 0".into())
-            ]
-        );
+        assert_eq!(read_all(&h, 4).await, vec![(4, "o no newline".into()), (5, "m exited with code 0".into())]);
     }
 
     #[tokio::test]
@@ -638,8 +571,7 @@ mod tests {
         };
         let writer = tokio::spawn(async move {
             for i in 1..=20_000u32 {
-                w.write(Stream::Stdout, format!("{i}\n").as_bytes())
-                    .unwrap();
+                w.write(Stream::Stdout, format!("{i}\n").as_bytes()).unwrap();
                 if i % 1000 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -665,8 +597,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
         for i in 1..=5000u32 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
-                .unwrap();
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
         }
         let p = h.progress();
         assert!(p.tail.len() <= 2 * TAIL_BYTES);

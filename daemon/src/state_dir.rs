@@ -50,15 +50,8 @@ impl StateDir {
     /// Creates the directory if needed (mode 0700: the socket inside gives
     /// control of the manager), takes its lock and loads the member id.
     pub fn open(root: &Path) -> Result<Self, StateDirError> {
-        let io_err = |source| StateDirError::Io {
-            path: root.to_owned(),
-            source,
-        };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .map_err(io_err)?;
+        let io_err = |source| StateDirError::Io { path: root.to_owned(), source };
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io_err)?;
         fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err)?;
         let lock_file = OpenOptions::new()
             .create(true)
@@ -67,21 +60,16 @@ impl StateDir {
             .mode(0o600)
             .open(root.join("lock"))
             .map_err(io_err)?;
-        let lock =
-            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                if errno == nix::errno::Errno::EWOULDBLOCK {
-                    StateDirError::Locked(root.to_owned())
-                } else {
-                    io_err(errno.into())
-                }
-            })?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                StateDirError::Locked(root.to_owned())
+            } else {
+                io_err(errno.into())
+            }
+        })?;
         let member_id = load_or_create_id(&root.join("member-id")).map_err(io_err)?;
         fs::create_dir_all(root.join("runs")).map_err(io_err)?;
-        Ok(StateDir {
-            root: root.to_owned(),
-            member_id,
-            _lock: lock,
-        })
+        Ok(StateDir { root: root.to_owned(), member_id, _lock: lock })
     }
 
     pub fn root(&self) -> &Path {
@@ -117,12 +105,7 @@ fn load_or_create_id(path: &Path) -> io::Result<String> {
         Err(e) => return Err(e),
     }
     let id = format!("{:016x}", rand::random::<u64>());
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
     writeln!(f, "{id}")?;
     Ok(id)
 }
@@ -136,10 +119,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = StateDir::open(dir.path()).unwrap();
         let id = first.member_id().to_owned();
-        assert!(matches!(
-            StateDir::open(dir.path()),
-            Err(StateDirError::Locked(_))
-        ));
+        assert!(matches!(StateDir::open(dir.path()), Err(StateDirError::Locked(_))));
         drop(first);
         let again = StateDir::open(dir.path()).unwrap();
         assert_eq!(again.member_id(), id);

@@ -12,10 +12,7 @@ const USAGE: &str = "usage: mgr-modules <Module> [args...]   (mgr-modules --list
 fn main() -> ExitCode {
     // Arguments are decoded lossily so that a stray byte produces a clear
     // "unknown module" error instead of a panic.
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = std::env::args_os().skip(1).map(|arg| arg.to_string_lossy().into_owned()).collect();
     let Some(name) = args.first() else {
         eprintln!("error: no module given; {USAGE}");
         return ExitCode::from(2);
@@ -35,10 +32,7 @@ fn main() -> ExitCode {
     }
     let Some(entry) = mgr_modules::entry_point(name) else {
         let known: Vec<&str> = catalog::ALL.iter().map(|info| info.name).collect();
-        eprintln!(
-            "error: unknown module '{name}' (known: {})",
-            known.join(", ")
-        );
+        eprintln!("error: unknown module '{name}' (known: {})", known.join(", "));
         return ExitCode::from(2);
     };
     let contract = match Contract::from_env() {

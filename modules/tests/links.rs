@@ -15,9 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mgr-modules");
 /// the modules bind the ports again; on loopback nobody else takes them in
 /// between in practice.
 fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
+    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     sockets.iter().map(|s| s.local_addr().unwrap()).collect()
 }
 
@@ -49,12 +47,7 @@ struct Launch<'a> {
 
 fn launch(l: Launch<'_>) -> Instance {
     let index: usize = l.name[1..].parse().unwrap();
-    let peers: Vec<String> = l
-        .addrs
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| format!("p{}={addr}", i + 1))
-        .collect();
+    let peers: Vec<String> = l.addrs.iter().enumerate().map(|(i, addr)| format!("p{}={addr}", i + 1)).collect();
     let mut command = Command::new(BIN);
     command
         .arg(l.module)
@@ -65,11 +58,7 @@ fn launch(l: Launch<'_>) -> Instance {
         .env("MGR_ADDR", l.addrs[index - 1].to_string())
         .env("MGR_PEERS", peers.join(","))
         .env("MGR_MEMBER", "m1")
-        .stdin(if l.with_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if l.with_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(events) = l.events {
@@ -87,11 +76,7 @@ fn launch(l: Launch<'_>) -> Instance {
             }
         }
     });
-    Instance {
-        child,
-        stdin,
-        stdout: rx,
-    }
+    Instance { child, stdin, stdout: rx }
 }
 
 impl Instance {
@@ -119,10 +104,7 @@ impl Instance {
     fn lines_during(&self, period: Duration) -> Vec<String> {
         let deadline = Instant::now() + period;
         let mut seen = Vec::new();
-        while let Ok(line) = self
-            .stdout
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
+        while let Ok(line) = self.stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             seen.push(line);
         }
         seen
@@ -132,22 +114,8 @@ impl Instance {
 fn pair(module: &str, args: &[&str], events: [Option<&Path>; 2]) -> (Instance, Instance) {
     let addrs = free_addrs(2);
     // p2 starts first and is never given commands: its stdin is closed.
-    let p2 = launch(Launch {
-        module,
-        args,
-        name: "p2",
-        addrs: &addrs,
-        events: events[1],
-        with_stdin: false,
-    });
-    let p1 = launch(Launch {
-        module,
-        args,
-        name: "p1",
-        addrs: &addrs,
-        events: events[0],
-        with_stdin: true,
-    });
+    let p2 = launch(Launch { module, args, name: "p2", addrs: &addrs, events: events[1], with_stdin: false });
+    let p1 = launch(Launch { module, args, name: "p1", addrs: &addrs, events: events[0], with_stdin: true });
     (p1, p2)
 }
 
@@ -158,30 +126,20 @@ fn temp_file(name: &str) -> PathBuf {
 }
 
 fn read_events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
 #[test]
 fn fair_loss_link_delivers() {
     let (mut p1, p2) = pair("FairLossPointToPointLink", &[], [None, None]);
     p1.type_line("bogus");
-    p1.wait_for(
-        "error: unknown command 'bogus' (try: send q text)",
-        Duration::from_secs(5),
-    )
-    .expect("p1 reports the unknown command");
+    p1.wait_for("error: unknown command 'bogus' (try: send q text)", Duration::from_secs(5))
+        .expect("p1 reports the unknown command");
     // A fair-loss link may lose a datagram (e.g. if p2 has not bound its port
     // yet), so the test sends until delivery, as FLL1 promises it will come.
     for _ in 0..25 {
         p1.type_line("send p2 hello");
-        if p2
-            .wait_for("deliver p1 hello", Duration::from_millis(200))
-            .is_ok()
-        {
+        if p2.wait_for("deliver p1 hello", Duration::from_millis(200)).is_ok() {
             return;
         }
     }
@@ -190,11 +148,7 @@ fn fair_loss_link_delivers() {
 
 #[test]
 fn stubborn_link_delivers_again_and_again() {
-    let (mut p1, p2) = pair(
-        "StubbornPointToPointLink",
-        &["--period-ms", "100"],
-        [None, None],
-    );
+    let (mut p1, p2) = pair("StubbornPointToPointLink", &["--period-ms", "100"], [None, None]);
     p1.type_line("send p2 hello");
     let seen = p2.wait_for("deliver p1 hello", Duration::from_secs(5));
     assert!(seen.is_ok(), "no delivery; p2 printed {seen:?}");
@@ -206,11 +160,7 @@ fn stubborn_link_delivers_again_and_again() {
 #[test]
 fn perfect_link_delivers_once() {
     let events = [temp_file("p1.jsonl"), temp_file("p2.jsonl")];
-    let (mut p1, p2) = pair(
-        "PerfectPointToPointLink",
-        &["--period-ms", "100"],
-        [Some(&events[0]), Some(&events[1])],
-    );
+    let (mut p1, p2) = pair("PerfectPointToPointLink", &["--period-ms", "100"], [Some(&events[0]), Some(&events[1])]);
     p1.type_line("send p2 hello");
     let seen = p2.wait_for("deliver p1 hello", Duration::from_secs(5));
     assert!(seen.is_ok(), "no delivery; p2 printed {seen:?}");
@@ -249,29 +199,15 @@ fn command_line_errors_exit_with_status_2() {
     let names = String::from_utf8(list.stdout).unwrap();
     assert_eq!(
         names.lines().collect::<Vec<_>>(),
-        [
-            "FairLossPointToPointLink",
-            "StubbornPointToPointLink",
-            "PerfectPointToPointLink"
-        ]
+        ["FairLossPointToPointLink", "StubbornPointToPointLink", "PerfectPointToPointLink"]
     );
 
     let unknown = Command::new(BIN).arg("Nope").output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     let stderr = String::from_utf8(unknown.stderr).unwrap();
-    assert!(
-        stderr.starts_with("error: unknown module 'Nope' (known: FairLossPointToPointLink, "),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: unknown module 'Nope' (known: FairLossPointToPointLink, "), "{stderr}");
 
-    let no_env = Command::new(BIN)
-        .arg("FairLossPointToPointLink")
-        .env_clear()
-        .output()
-        .unwrap();
+    let no_env = Command::new(BIN).arg("FairLossPointToPointLink").env_clear().output().unwrap();
     assert_eq!(no_env.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8(no_env.stderr).unwrap(),
-        "error: MGR_RUN: not set\n"
-    );
+    assert_eq!(String::from_utf8(no_env.stderr).unwrap(), "error: MGR_RUN: not set\n");
 }

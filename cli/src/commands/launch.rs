@@ -47,9 +47,7 @@ pub struct LaunchArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Every instance gets MGR_SELF, MGR_ADDR, MGR_PEERS… (see modules/README.md)."
-)]
+#[command(after_help = "Every instance gets MGR_SELF, MGR_ADDR, MGR_PEERS… (see modules/README.md).")]
 pub struct ExecArgs {
     /// How many instances.
     pub count: u32,
@@ -89,17 +87,9 @@ async fn start(
     local: bool,
 ) -> anyhow::Result<ExitCode> {
     if options.detach && local {
-        anyhow::bail!(
-            "--detach cannot be used with --local: the embedded manager ends with this command"
-        );
+        anyhow::bail!("--detach cannot be used with --local: the embedded manager ends with this command");
     }
-    let run = client
-        .launch(request)
-        .await
-        .map_err(super::status)?
-        .into_inner()
-        .run
-        .unwrap_or_default();
+    let run = client.launch(request).await.map_err(super::status)?.into_inner().run.unwrap_or_default();
     if options.detach {
         println!("{}", run.name);
         return Ok(ExitCode::SUCCESS);
@@ -109,39 +99,18 @@ async fn start(
 
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stdin_task = tokio::spawn(route_stdin(client.clone(), run.name.clone()));
-    let signal_task = tokio::spawn(stop_on_ctrl_c(
-        client.clone(),
-        run.name.clone(),
-        interrupted.clone(),
-    ));
+    let signal_task = tokio::spawn(stop_on_ctrl_c(client.clone(), run.name.clone(), interrupted.clone()));
     let timeout_task = options.timeout.map(|after| {
         let (mut client, run) = (client.clone(), run.name.clone());
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = client
-                .signal(mgr_proto::SignalRequest {
-                    target: run,
-                    kind: SignalKind::Stop.into(),
-                })
-                .await;
+            let _ = client.signal(mgr_proto::SignalRequest { target: run, kind: SignalKind::Stop.into() }).await;
         })
     });
 
-    let (width, members) =
-        layout(&mut client, run.instances.iter().map(|i| i.name.as_str())).await?;
-    let request = mgr_proto::LogsRequest {
-        target: run.name.clone(),
-        since: 1,
-        follow: true,
-        tail: 0,
-    };
-    let streamed = stream(
-        &mut client,
-        request,
-        Style::detect(options.json, members),
-        width,
-    )
-    .await;
+    let (width, members) = layout(&mut client, run.instances.iter().map(|i| i.name.as_str())).await?;
+    let request = mgr_proto::LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0 };
+    let streamed = stream(&mut client, request, Style::detect(options.json, members), width).await;
     stdin_task.abort();
     signal_task.abort();
     if let Some(task) = timeout_task {
@@ -149,13 +118,7 @@ async fn start(
     }
     streamed?;
 
-    let ended = client
-        .ps(mgr_proto::PsRequest {
-            run: run.name.clone(),
-        })
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let ended = client.ps(mgr_proto::PsRequest { run: run.name.clone() }).await.map_err(super::status)?.into_inner();
     let failed: Vec<String> = ended
         .runs
         .iter()
@@ -202,21 +165,14 @@ async fn route_stdin(mut client: Client, run: String) {
             Some(instance) => format!("{run}/{instance}"),
             None => run.clone(),
         };
-        let request = mgr_proto::SendRequest {
-            target,
-            line: text.as_bytes().to_vec().into(),
-        };
+        let request = mgr_proto::SendRequest { target, line: text.as_bytes().to_vec().into() };
         if let Err(err) = client.send(request).await {
             eprintln!("mgrctl: {}", super::status(err));
         }
     }
 }
 
-async fn stop_on_ctrl_c(
-    mut client: Client,
-    run: String,
-    interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
+async fn stop_on_ctrl_c(mut client: Client, run: String, interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let mut presses = 0;
     while tokio::signal::ctrl_c().await.is_ok() {
         presses += 1;
@@ -231,12 +187,7 @@ async fn stop_on_ctrl_c(
         let mut client = client.clone();
         let target = run.clone();
         tokio::spawn(async move {
-            let _ = client
-                .signal(mgr_proto::SignalRequest {
-                    target,
-                    kind: kind.into(),
-                })
-                .await;
+            let _ = client.signal(mgr_proto::SignalRequest { target, kind: kind.into() }).await;
         });
     }
     let _ = &mut client;

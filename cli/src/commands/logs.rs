@@ -28,48 +28,23 @@ pub struct LogsArgs {
 
 pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let run = args.target.split('/').next().unwrap_or_default().to_owned();
-    let reply = client
-        .ps(mgr_proto::PsRequest { run })
-        .await
-        .map_err(super::status)?
-        .into_inner();
-    let (width, members) = layout(
-        &mut client,
-        reply
-            .runs
-            .iter()
-            .flat_map(|r| &r.instances)
-            .map(|i| i.name.as_str()),
-    )
-    .await?;
+    let reply = client.ps(mgr_proto::PsRequest { run }).await.map_err(super::status)?.into_inner();
+    let (width, members) =
+        layout(&mut client, reply.runs.iter().flat_map(|r| &r.instances).map(|i| i.name.as_str())).await?;
     let request = mgr_proto::LogsRequest {
         target: args.target,
         since: args.since,
         follow: args.follow,
         tail: args.tail.unwrap_or(0),
     };
-    stream(
-        &mut client,
-        request,
-        Style::detect(args.json, members),
-        width,
-    )
-    .await?;
+    stream(&mut client, request, Style::detect(args.json, members), width).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prefix width for these instance names, and whether to show members
 /// (only once the group has several).
-pub async fn layout<'a>(
-    client: &mut Client,
-    names: impl Iterator<Item = &'a str>,
-) -> anyhow::Result<(usize, bool)> {
-    let members = client
-        .members(mgr_proto::MembersRequest {})
-        .await
-        .map_err(super::status)?
-        .into_inner()
-        .members;
+pub async fn layout<'a>(client: &mut Client, names: impl Iterator<Item = &'a str>) -> anyhow::Result<(usize, bool)> {
+    let members = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner().members;
     let several = members.len() > 1;
     let widest_member = members.iter().map(|m| m.name.len() + 1).max().unwrap_or(0);
     let widest = names.map(str::len).max().unwrap_or(0) + if several { widest_member } else { 0 };
@@ -83,17 +58,9 @@ pub async fn stream(
     style: Style,
     width: usize,
 ) -> anyhow::Result<()> {
-    let mut chunks = client
-        .logs(request)
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let mut chunks = client.logs(request).await.map_err(super::status)?.into_inner();
     let stdout = std::io::stdout();
-    let mut renderer = Renderer::new(
-        std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()),
-        style,
-        width,
-    );
+    let mut renderer = Renderer::new(std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()), style, width);
     while let Some(chunk) = chunks.message().await.map_err(super::status)? {
         renderer.chunk(&chunk)?;
         renderer.flush()?;

@@ -13,16 +13,9 @@ pub struct MembersArgs {
 }
 
 pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<ExitCode> {
-    let reply = client
-        .members(mgr_proto::MembersRequest {})
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let reply = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner();
     if !args.json {
-        println!(
-            "{:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN",
-            "ID", "NAME", "ADDRESS", "STATE", "INSTANCES"
-        );
+        println!("{:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES");
     }
     for m in reply.members {
         if args.json {
@@ -32,13 +25,8 @@ pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<Ex
             });
             println!("{value}");
         } else {
-            let seen = humantime::format_rfc3339_seconds(
-                UNIX_EPOCH + Duration::from_millis(m.last_seen_ms),
-            );
-            println!(
-                "{:<18} {:<16} {:<22} {:<8} {:>9}  {seen}",
-                m.id, m.name, m.address, m.state, m.instances
-            );
+            let seen = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(m.last_seen_ms));
+            println!("{:<18} {:<16} {:<22} {:<8} {:>9}  {seen}", m.id, m.name, m.address, m.state, m.instances);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -16,9 +16,7 @@ pub struct ModulesArgs {
 pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<ExitCode> {
     let described = args.name.is_some();
     let reply = client
-        .modules(mgr_proto::ModulesRequest {
-            name: args.name.unwrap_or_default(),
-        })
+        .modules(mgr_proto::ModulesRequest { name: args.name.unwrap_or_default() })
         .await
         .map_err(super::status)?
         .into_inner();

@@ -19,17 +19,16 @@ pub struct PsArgs {
 pub fn exit_text(i: &Instance) -> String {
     match (i.exit_code, i.signal) {
         (Some(code), _) => code.to_string(),
-        (None, Some(signal)) => nix::sys::signal::Signal::try_from(signal)
-            .map_or(format!("signal {signal}"), |s| s.as_str().to_owned()),
+        (None, Some(signal)) => {
+            nix::sys::signal::Signal::try_from(signal).map_or(format!("signal {signal}"), |s| s.as_str().to_owned())
+        }
         _ => "-".to_owned(),
     }
 }
 
 pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<ExitCode> {
     let reply = client
-        .ps(mgr_proto::PsRequest {
-            run: args.run.unwrap_or_default(),
-        })
+        .ps(mgr_proto::PsRequest { run: args.run.unwrap_or_default() })
         .await
         .map_err(super::status)?
         .into_inner();

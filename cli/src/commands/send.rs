@@ -16,10 +16,7 @@ pub struct SendArgs {
 pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<ExitCode> {
     let line = args.text.join(" ");
     client
-        .send(mgr_proto::SendRequest {
-            target: args.target,
-            line: line.into_bytes().into(),
-        })
+        .send(mgr_proto::SendRequest { target: args.target, line: line.into_bytes().into() })
         .await
         .map_err(super::status)?;
     Ok(ExitCode::SUCCESS)

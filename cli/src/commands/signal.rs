@@ -12,16 +12,9 @@ pub struct SignalArgs {
     pub target: String,
 }
 
-pub async fn signal(
-    mut client: Client,
-    args: SignalArgs,
-    kind: SignalKind,
-) -> anyhow::Result<ExitCode> {
+pub async fn signal(mut client: Client, args: SignalArgs, kind: SignalKind) -> anyhow::Result<ExitCode> {
     let reply = client
-        .signal(mgr_proto::SignalRequest {
-            target: args.target.clone(),
-            kind: kind.into(),
-        })
+        .signal(mgr_proto::SignalRequest { target: args.target.clone(), kind: kind.into() })
         .await
         .map_err(super::status)?
         .into_inner();

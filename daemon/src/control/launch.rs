@@ -15,7 +15,5 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
         args: req.args,
     };
     let run = control.supervisor.launch(spec).await?;
-    Ok(LaunchReply {
-        run: Some(run_to_proto(run)),
-    })
+    Ok(LaunchReply { run: Some(run_to_proto(run)) })
 }

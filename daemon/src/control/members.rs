@@ -5,10 +5,7 @@ use tonic::Status;
 
 use super::Control;
 
-pub(super) async fn members(
-    control: &Control,
-    _req: MembersRequest,
-) -> Result<MembersReply, Status> {
+pub(super) async fn members(control: &Control, _req: MembersRequest) -> Result<MembersReply, Status> {
     let instances = control.supervisor.live_instances().await as u32;
     let members = control
         .membership

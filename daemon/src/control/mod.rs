@@ -32,10 +32,7 @@ pub struct Control {
 
 impl Control {
     pub fn new(supervisor: Supervisor, membership: Membership) -> Self {
-        Control {
-            supervisor,
-            membership,
-        }
+        Control { supervisor, membership }
     }
 
     /// The tonic service for this control.
@@ -49,9 +46,7 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<OutputChunk, Status>> + Send>>
 #[tonic::async_trait]
 impl Manager for Control {
     async fn launch(&self, req: Request<LaunchRequest>) -> Result<Response<LaunchReply>, Status> {
-        launch::launch(self, req.into_inner())
-            .await
-            .map(Response::new)
+        launch::launch(self, req.into_inner()).await.map(Response::new)
     }
 
     type LogsStream = LogStream;
@@ -69,26 +64,14 @@ impl Manager for Control {
     }
 
     async fn signal(&self, req: Request<SignalRequest>) -> Result<Response<SignalReply>, Status> {
-        signal::signal(self, req.into_inner())
-            .await
-            .map(Response::new)
+        signal::signal(self, req.into_inner()).await.map(Response::new)
     }
 
-    async fn modules(
-        &self,
-        req: Request<ModulesRequest>,
-    ) -> Result<Response<ModulesReply>, Status> {
-        modules::modules(self, req.into_inner())
-            .await
-            .map(Response::new)
+    async fn modules(&self, req: Request<ModulesRequest>) -> Result<Response<ModulesReply>, Status> {
+        modules::modules(self, req.into_inner()).await.map(Response::new)
     }
 
-    async fn members(
-        &self,
-        req: Request<MembersRequest>,
-    ) -> Result<Response<MembersReply>, Status> {
-        members::members(self, req.into_inner())
-            .await
-            .map(Response::new)
+    async fn members(&self, req: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
+        members::members(self, req.into_inner()).await.map(Response::new)
     }
 }

@@ -6,19 +6,12 @@ use tonic::Status;
 
 use super::Control;
 
-pub(super) async fn modules(
-    _control: &Control,
-    req: ModulesRequest,
-) -> Result<ModulesReply, Status> {
+pub(super) async fn modules(_control: &Control, req: ModulesRequest) -> Result<ModulesReply, Status> {
     let modules = if req.name.is_empty() {
         catalog::ALL.iter().map(to_proto).collect()
     } else {
-        let module = catalog::find(&req.name).ok_or_else(|| {
-            Status::not_found(format!(
-                "unknown module '{}' (see: mgrctl modules)",
-                req.name
-            ))
-        })?;
+        let module = catalog::find(&req.name)
+            .ok_or_else(|| Status::not_found(format!("unknown module '{}' (see: mgrctl modules)", req.name)))?;
         vec![to_proto(module)]
     };
     Ok(ModulesReply { modules })

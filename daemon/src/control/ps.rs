@@ -9,9 +9,7 @@ use crate::supervisor::{InstanceInfo, RunInfo};
 pub(super) async fn ps(control: &Control, req: PsRequest) -> Result<PsReply, Status> {
     let run = Some(req.run).filter(|r| !r.is_empty());
     let runs = control.supervisor.ps(run).await?;
-    Ok(PsReply {
-        runs: runs.into_iter().map(run_to_proto).collect(),
-    })
+    Ok(PsReply { runs: runs.into_iter().map(run_to_proto).collect() })
 }
 
 pub(super) fn run_to_proto(run: RunInfo) -> Run {

@@ -14,17 +14,9 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
         Ok(SignalKind::Resume) => Action::Resume,
         Ok(SignalKind::Restart) => Action::Restart,
         Ok(SignalKind::Unspecified) | Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "unknown signal kind {}",
-                req.kind
-            )));
+            return Err(Status::invalid_argument(format!("unknown signal kind {}", req.kind)));
         }
     };
-    let instances = control
-        .supervisor
-        .act(Target::parse(&req.target), action)
-        .await?;
-    Ok(SignalReply {
-        instances: instances.into_iter().map(instance_to_proto).collect(),
-    })
+    let instances = control.supervisor.act(Target::parse(&req.target), action).await?;
+    Ok(SignalReply { instances: instances.into_iter().map(instance_to_proto).collect() })
 }

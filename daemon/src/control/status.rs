@@ -7,9 +7,7 @@ use crate::supervisor::Error;
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let code = match &err {
-            Error::UnknownModule(_) | Error::UnknownRun(_) | Error::UnknownInstance { .. } => {
-                Code::NotFound
-            }
+            Error::UnknownModule(_) | Error::UnknownRun(_) | Error::UnknownInstance { .. } => Code::NotFound,
             Error::BadCount(_) | Error::BadRunName(_) | Error::NoCommand => Code::InvalidArgument,
             Error::RunExists(_) => Code::AlreadyExists,
             Error::PortsExhausted { .. } | Error::StdinFull(_) => Code::ResourceExhausted,

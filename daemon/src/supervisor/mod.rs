@@ -69,10 +69,7 @@ pub enum Error {
     #[error("exec needs a command")]
     NoCommand,
     #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: String,
-        source: std::io::Error,
-    },
+    Spawn { what: String, source: std::io::Error },
     #[error("cannot write the state of run '{run}': {source}")]
     State { run: String, source: std::io::Error },
     #[error("the supervisor has stopped")]
@@ -117,14 +114,8 @@ pub struct Target {
 impl Target {
     pub fn parse(text: &str) -> Target {
         match text.split_once('/') {
-            Some((run, instance)) => Target {
-                run: run.to_owned(),
-                instance: Some(instance.to_owned()),
-            },
-            None => Target {
-                run: text.to_owned(),
-                instance: None,
-            },
+            Some((run, instance)) => Target { run: run.to_owned(), instance: Some(instance.to_owned()) },
+            None => Target { run: text.to_owned(), instance: None },
         }
     }
 }
@@ -219,7 +210,7 @@ enum Msg {
         instance: String,
         start: u32,
     },
-    /// From a restart that waited for the old process to end.
+    /// Stop everything; reply when every instance has ended.
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -254,10 +245,7 @@ impl Supervisor {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        self.tx.send(make(reply)).await.map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
     }
 
@@ -326,6 +314,8 @@ struct Instance {
     stdin: Option<mpsc::Sender<Bytes>>,
     /// The log writer while no pump holds it.
     writer: Option<Writer>,
+    /// Notes for the log while a pump holds the writer.
+    notes: Option<mpsc::UnboundedSender<String>>,
     log: LogHandle,
     /// Callers waiting for the current `intent` to complete.
     waiters: Vec<Reply<Vec<InstanceInfo>>>,
@@ -355,17 +345,12 @@ struct Task {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn valid_run_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.')
 }
 
@@ -381,40 +366,23 @@ impl Task {
                     let _ = reply.send(self.ps(run.as_deref()));
                 }
                 Msg::Logs(target, reply) => {
-                    let _ = reply.send(self.select(&target).map(|found| {
-                        found
-                            .into_iter()
-                            .map(|(r, i)| self.runs[&r].instances[i].log.clone())
-                            .collect()
-                    }));
+                    let _ =
+                        reply.send(self.select(&target).map(|found| {
+                            found.into_iter().map(|(r, i)| self.runs[&r].instances[i].log.clone()).collect()
+                        }));
                 }
                 Msg::Send(target, line, reply) => {
                     let _ = reply.send(self.send(&target, line));
                 }
                 Msg::Act(target, action, reply) => self.act(&target, action, reply).await,
                 Msg::Count(reply) => {
-                    let live = self
-                        .runs
-                        .values()
-                        .flat_map(|r| &r.instances)
-                        .filter(|i| i.state.is_live())
-                        .count();
+                    let live = self.runs.values().flat_map(|r| &r.instances).filter(|i| i.state.is_live()).count();
                     let _ = reply.send(live);
                 }
-                Msg::Exited {
-                    run,
-                    instance,
-                    start,
-                    status,
-                    writer,
-                } => {
+                Msg::Exited { run, instance, start, status, writer } => {
                     self.exited(&run, &instance, start, status, writer).await;
                 }
-                Msg::Escalate {
-                    run,
-                    instance,
-                    start,
-                } => self.escalate(&run, &instance, start),
+                Msg::Escalate { run, instance, start } => self.escalate(&run, &instance, start),
                 Msg::Shutdown(reply) => self.shutdown(reply),
             }
             if self.shutting_down.is_some() && !self.any_live() {
@@ -426,10 +394,7 @@ impl Task {
     }
 
     fn any_live(&self) -> bool {
-        self.runs
-            .values()
-            .flat_map(|r| &r.instances)
-            .any(|i| i.state.is_live())
+        self.runs.values().flat_map(|r| &r.instances).any(|i| i.state.is_live())
     }
 
     fn info(&self, run: &Run, i: usize) -> InstanceInfo {
@@ -454,19 +419,14 @@ impl Task {
             module: run.module.clone(),
             args: run.args.clone(),
             created_ms: run.created_ms,
-            instances: (0..run.instances.len())
-                .map(|i| self.info(run, i))
-                .collect(),
+            instances: (0..run.instances.len()).map(|i| self.info(run, i)).collect(),
         }
     }
 
     fn ps(&self, run: Option<&str>) -> Result<Vec<RunInfo>, Error> {
         match run {
             Some(name) => {
-                let run = self
-                    .runs
-                    .get(name)
-                    .ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+                let run = self.runs.get(name).ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
                 Ok(vec![self.run_info(run)])
             }
             None => Ok(self.runs.values().map(|r| self.run_info(r)).collect()),
@@ -475,31 +435,22 @@ impl Task {
 
     /// The (run, instance index) pairs a target names.
     fn select(&self, target: &Target) -> Result<Vec<(String, usize)>, Error> {
-        let run = self
-            .runs
-            .get(&target.run)
-            .ok_or_else(|| Error::UnknownRun(target.run.clone()))?;
+        let run = self.runs.get(&target.run).ok_or_else(|| Error::UnknownRun(target.run.clone()))?;
         match &target.instance {
-            None => Ok((0..run.instances.len())
-                .map(|i| (run.name.clone(), i))
-                .collect()),
+            None => Ok((0..run.instances.len()).map(|i| (run.name.clone(), i)).collect()),
             Some(name) => {
                 let i = run
                     .instances
                     .iter()
                     .position(|inst| &inst.name == name)
-                    .ok_or_else(|| Error::UnknownInstance {
-                        run: run.name.clone(),
-                        instance: name.clone(),
-                    })?;
+                    .ok_or_else(|| Error::UnknownInstance { run: run.name.clone(), instance: name.clone() })?;
                 Ok(vec![(run.name.clone(), i)])
             }
         }
     }
 
     fn pick_run_name(&self, wanted: Option<String>) -> Result<String, Error> {
-        let taken =
-            |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
+        let taken = |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
         match wanted.filter(|n| !n.is_empty()) {
             Some(name) => {
                 if !valid_run_name(&name) {
@@ -510,10 +461,7 @@ impl Task {
                 }
                 Ok(name)
             }
-            None => Ok((1u64..)
-                .map(|n| format!("r{n}"))
-                .find(|n| !taken(n))
-                .expect("an unused run name")),
+            None => Ok((1u64..).map(|n| format!("r{n}")).find(|n| !taken(n)).expect("an unused run name")),
         }
     }
 
@@ -523,10 +471,7 @@ impl Task {
                 if mgr_modules::catalog::find(module).is_none() {
                     return Err(Error::UnknownModule(module.clone()));
                 }
-                let mut program = vec![
-                    self.config.modules_bin.display().to_string(),
-                    module.clone(),
-                ];
+                let mut program = vec![self.config.modules_bin.display().to_string(), module.clone()];
                 program.extend(spec.args.iter().cloned());
                 (module.clone(), program)
             }
@@ -568,22 +513,15 @@ impl Task {
             .collect::<Vec<_>>()
             .join(",");
         let dir = self.config.runs_dir.join(&name);
-        let state_err = |source| Error::State {
-            run: name.clone(),
-            source,
-        };
+        let state_err = |source| Error::State { run: name.clone(), source };
         std::fs::create_dir_all(&dir).map_err(state_err)?;
 
         let mut instances = Vec::new();
         for (i, (port, _)) in sockets.iter().enumerate() {
             let inst_name = format!("p{}", i + 1);
-            let (writer, log) = Writer::create(
-                &dir.join(format!("{inst_name}.log")),
-                &name,
-                &inst_name,
-                &self.config.member_name,
-            )
-            .map_err(state_err)?;
+            let (writer, log) =
+                Writer::create(&dir.join(format!("{inst_name}.log")), &name, &inst_name, &self.config.member_name)
+                    .map_err(state_err)?;
             instances.push(Instance {
                 name: inst_name,
                 address: SocketAddr::new(ip, *port),
@@ -595,6 +533,7 @@ impl Task {
                 intent: None,
                 stdin: None,
                 writer: Some(writer),
+                notes: None,
                 log,
                 waiters: Vec::new(),
             });
@@ -631,21 +570,13 @@ impl Task {
 
     /// Starts (or starts again) instance `i` of `run` on its address, with
     /// `socket` already bound there.
-    async fn start_instance(
-        &mut self,
-        run_name: &str,
-        i: usize,
-        socket: UdpSocket,
-    ) -> Result<(), Error> {
+    async fn start_instance(&mut self, run_name: &str, i: usize, socket: UdpSocket) -> Result<(), Error> {
         let config = self.config.clone();
         let run = self.runs.get_mut(run_name).expect("a known run");
         let inst = &mut run.instances[i];
         let what = format!("{run_name}/{}", inst.name);
         let instance_dir = run.dir.join(format!("{}.d", inst.name));
-        std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State {
-            run: run_name.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State { run: run_name.to_owned(), source })?;
 
         let mut command = Command::new(&run.program[0]);
         command
@@ -656,10 +587,7 @@ impl Task {
             .env("MGR_PEERS", &run.peers)
             .env("MGR_MEMBER", &config.member_name)
             .env("MGR_MEMBER_ID", &config.member_id)
-            .env(
-                "MGR_EVENTS",
-                run.dir.join(format!("{}.events.jsonl", inst.name)),
-            )
+            .env("MGR_EVENTS", run.dir.join(format!("{}.events.jsonl", inst.name)))
             .env("MGR_DIR", &instance_dir)
             .env("MGR_UDP_FD", socket.as_raw_fd().to_string())
             .current_dir(&instance_dir)
@@ -688,14 +616,8 @@ impl Task {
                 Ok(())
             });
         }
-        let mut child = self
-            .spawner
-            .spawn(command)
-            .await
-            .map_err(|source| Error::Spawn {
-                what: what.clone(),
-                source,
-            })?;
+        let mut child =
+            self.spawner.spawn(command).await.map_err(|source| Error::Spawn { what: what.clone(), source })?;
         // The child has its own copy of the socket now.
         drop(socket);
 
@@ -710,17 +632,15 @@ impl Task {
         inst.starts += 1;
         let mut writer = inst.writer.take().expect("a writer while not running");
         writer.reopen();
-        let note = if inst.starts == 1 {
-            "started"
-        } else {
-            "restarted"
-        };
+        let note = if inst.starts == 1 { "started" } else { "restarted" };
         if let Err(err) = writer.note(&format!("{note}: pid {pid}, address {}", inst.address)) {
             tracing::error!(instance = %what, %err, "cannot write to the instance log");
         }
 
         let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
         inst.stdin = Some(stdin_tx);
+        let (notes_tx, notes) = mpsc::unbounded_channel();
+        inst.notes = Some(notes_tx);
         if let Some(stdin) = child.stdin.take() {
             tokio::spawn(pump::feed_stdin(stdin, stdin_rx));
         }
@@ -729,17 +649,9 @@ impl Task {
         let report = self.tx.clone();
         let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
         tokio::spawn(async move {
-            let (status, writer) = pump::pump(child, stdout, stderr, writer, &what).await;
+            let (status, writer) = pump::pump(child, stdout, stderr, writer, notes, &what).await;
             if let Some(tx) = report.upgrade() {
-                let _ = tx
-                    .send(Msg::Exited {
-                        run: run_name,
-                        instance: inst_name,
-                        start,
-                        status,
-                        writer,
-                    })
-                    .await;
+                let _ = tx.send(Msg::Exited { run: run_name, instance: inst_name, start, status, writer }).await;
             }
         });
         Ok(())
@@ -770,10 +682,7 @@ impl Task {
             }
         }
         if delivered.is_empty() {
-            return Err(Error::NotRunning(format!(
-                "no instance of run '{}'",
-                target.run
-            )));
+            return Err(Error::NotRunning(format!("no instance of run '{}'", target.run)));
         }
         Ok(delivered)
     }
@@ -803,11 +712,8 @@ impl Task {
                     };
                     if inst.state != from {
                         if single {
-                            let err = if action == Action::Pause {
-                                Error::NotRunning(who)
-                            } else {
-                                Error::NotPaused(who)
-                            };
+                            let err =
+                                if action == Action::Pause { Error::NotRunning(who) } else { Error::NotPaused(who) };
                             let _ = reply.send(Err(err));
                             return;
                         }
@@ -816,13 +722,8 @@ impl Task {
                     let _ = killpg(group, signal);
                     let inst = &mut self.runs.get_mut(&run).expect("known").instances[i];
                     inst.state = to;
-                    let note = if action == Action::Pause {
-                        "paused"
-                    } else {
-                        "resumed"
-                    };
-                    if let Some(writer) = inst.writer.as_mut() {
-                        let _ = writer.note(note);
+                    if let Some(notes) = &inst.notes {
+                        let _ = notes.send(if action == Action::Pause { "paused" } else { "resumed" }.to_owned());
                     }
                     done.push((run, i));
                 }
@@ -859,13 +760,7 @@ impl Task {
                         tokio::spawn(async move {
                             tokio::time::sleep(grace).await;
                             if let Some(tx) = tx.upgrade() {
-                                let _ = tx
-                                    .send(Msg::Escalate {
-                                        run: r,
-                                        instance: n,
-                                        start,
-                                    })
-                                    .await;
+                                let _ = tx.send(Msg::Escalate { run: r, instance: n, start }).await;
                             }
                         });
                     }
@@ -882,18 +777,13 @@ impl Task {
             let live = self.runs[&run].instances[i].state.is_live();
             if live {
                 let (tx, rx) = oneshot::channel();
-                self.runs.get_mut(&run).expect("known").instances[i]
-                    .waiters
-                    .push(tx);
+                self.runs.get_mut(&run).expect("known").instances[i].waiters.push(tx);
                 waits.push(rx);
             } else if action == Action::Restart {
                 let port = self.runs[&run].instances[i].address.port();
                 let result = match self.ports.take_port(self.config.advertise, port) {
                     Ok(socket) => self.start_instance(&run, i, socket).await,
-                    Err(source) => Err(Error::Spawn {
-                        what: format!("{run}/p{} on port {port}", i + 1),
-                        source,
-                    }),
+                    Err(source) => Err(Error::Spawn { what: format!("{run}/p{} on port {port}", i + 1), source }),
                 };
                 if let Err(err) = result {
                     self.ports.release(port);
@@ -903,10 +793,7 @@ impl Task {
                 done.push((run, i));
             }
         }
-        let mut infos: Vec<InstanceInfo> = done
-            .iter()
-            .map(|(r, i)| self.info(&self.runs[r], *i))
-            .collect();
+        let mut infos: Vec<InstanceInfo> = done.iter().map(|(r, i)| self.info(&self.runs[r], *i)).collect();
         if waits.is_empty() {
             let _ = reply.send(Ok(infos));
             return;
@@ -930,20 +817,12 @@ impl Task {
     }
 
     fn escalate(&mut self, run: &str, instance: &str, start: u32) {
-        let Some(inst) = self
-            .runs
-            .get(run)
-            .and_then(|r| r.instances.iter().find(|i| i.name == instance))
-        else {
+        let Some(inst) = self.runs.get(run).and_then(|r| r.instances.iter().find(|i| i.name == instance)) else {
             return;
         };
         if inst.starts == start && inst.state.is_live() {
             if let Some(pid) = inst.pid {
-                tracing::warn!(
-                    run,
-                    instance,
-                    "did not stop within the grace period: sending SIGKILL"
-                );
+                tracing::warn!(run, instance, "did not stop within the grace period: sending SIGKILL");
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
@@ -983,12 +862,11 @@ impl Task {
         inst.exit_code = code;
         inst.signal = signal;
         inst.stdin = None;
+        inst.notes = None;
         let how = match (code, signal, &status) {
             (Some(code), _, _) => format!("exited with code {code}"),
             (None, Some(signal), _) => {
-                let name = Signal::try_from(signal)
-                    .map(|s| s.as_str())
-                    .unwrap_or("an unknown signal");
+                let name = Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("an unknown signal");
                 format!("killed by {name}")
             }
             (_, _, Err(err)) => format!("ended, status unknown: {err}"),
@@ -1012,10 +890,7 @@ impl Task {
         if intent == Some(Intent::Restart) && self.shutting_down.is_none() {
             result = match self.ports.take_port(self.config.advertise, port) {
                 Ok(socket) => self.start_instance(run_name, i, socket).await,
-                Err(source) => Err(Error::Spawn {
-                    what: format!("{run_name}/{instance} on port {port}"),
-                    source,
-                }),
+                Err(source) => Err(Error::Spawn { what: format!("{run_name}/{instance} on port {port}"), source }),
             };
         }
         let run = self.runs.get_mut(run_name).expect("known");
@@ -1045,13 +920,7 @@ impl Task {
             for inst in &mut run.instances {
                 if inst.state.is_live() {
                     inst.intent = Some(Intent::Stop);
-                    stopping.push((
-                        run.name.clone(),
-                        inst.name.clone(),
-                        inst.starts,
-                        inst.pid,
-                        inst.state,
-                    ));
+                    stopping.push((run.name.clone(), inst.name.clone(), inst.starts, inst.pid, inst.state));
                 }
             }
         }
@@ -1068,13 +937,7 @@ impl Task {
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
                 if let Some(tx) = tx.upgrade() {
-                    let _ = tx
-                        .send(Msg::Escalate {
-                            run,
-                            instance,
-                            start,
-                        })
-                        .await;
+                    let _ = tx.send(Msg::Escalate { run, instance, start }).await;
                 }
             });
         }

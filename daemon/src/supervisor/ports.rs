@@ -21,11 +21,7 @@ pub struct Ports {
 impl Ports {
     pub fn new(range: RangeInclusive<u16>) -> Self {
         let next = *range.start();
-        Ports {
-            range,
-            next,
-            reserved: HashSet::new(),
-        }
+        Ports { range, next, reserved: HashSet::new() }
     }
 
     pub fn range(&self) -> &RangeInclusive<u16> {

@@ -31,6 +31,7 @@ pub async fn pump(
     stdout: ChildStdout,
     stderr: ChildStderr,
     mut writer: Writer,
+    mut notes: mpsc::UnboundedReceiver<String>,
     what: &str,
 ) -> (io::Result<ExitStatus>, Writer) {
     // Best effort: a smaller pipe only costs speed.
@@ -41,7 +42,8 @@ pub async fn pump(
     let mut out_buf = vec![0u8; 256 * 1024];
     let mut err_buf = vec![0u8; 64 * 1024];
     let mut status: Option<io::Result<ExitStatus>> = None;
-    let deadline = tokio::time::sleep(Duration::MAX.min(Duration::from_secs(86400 * 365)));
+    // Armed when the process exits.
+    let deadline = tokio::time::sleep(Duration::from_secs(86400 * 365));
     tokio::pin!(deadline);
     let mut log_failed = false;
     loop {
@@ -63,6 +65,9 @@ pub async fn pump(
                 };
                 report_log_error(result, what, &mut log_failed);
             }
+            Some(note) = notes.recv() => {
+                report_log_error(writer.note(&note), what, &mut log_failed);
+            }
             exit = child.wait(), if status.is_none() => {
                 status = Some(exit);
                 // Nothing of an instance outlives it: whatever it left in its
@@ -83,10 +88,7 @@ pub async fn pump(
     (status.expect("the loop ends after the exit"), writer)
 }
 
-async fn read_some<R: AsyncReadExt + Unpin>(
-    pipe: &mut Option<R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
+async fn read_some<R: AsyncReadExt + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> io::Result<usize> {
     match pipe {
         Some(pipe) => pipe.read(buf).await,
         None => std::future::pending().await,

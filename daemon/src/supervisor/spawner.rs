@@ -25,23 +25,18 @@ impl Spawner {
     /// Starts the thread; children are registered with the runtime of `handle`.
     pub fn start(handle: tokio::runtime::Handle) -> io::Result<Self> {
         let (tx, rx) = std_mpsc::channel::<Job>();
-        thread::Builder::new()
-            .name("mgr-spawner".into())
-            .spawn(move || {
-                let _runtime = handle.enter();
-                while let Ok((mut command, reply)) = rx.recv() {
-                    let _ = reply.send(command.spawn());
-                }
-            })?;
+        thread::Builder::new().name("mgr-spawner".into()).spawn(move || {
+            let _runtime = handle.enter();
+            while let Ok((mut command, reply)) = rx.recv() {
+                let _ = reply.send(command.spawn());
+            }
+        })?;
         Ok(Spawner { tx })
     }
 
     pub async fn spawn(&self, command: Command) -> io::Result<Child> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((command, reply))
-            .map_err(|_| io::Error::other("the spawner thread has stopped"))?;
-        rx.await
-            .map_err(|_| io::Error::other("the spawner thread has stopped"))?
+        self.tx.send((command, reply)).map_err(|_| io::Error::other("the spawner thread has stopped"))?;
+        rx.await.map_err(|_| io::Error::other("the spawner thread has stopped"))?
     }
 }

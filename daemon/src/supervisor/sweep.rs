@@ -22,11 +22,7 @@ pub fn sweep(member_id: &str) -> usize {
     };
     let mut killed = 0;
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         if pid == me {
@@ -35,15 +31,10 @@ pub fn sweep(member_id: &str) -> usize {
         let Ok(environ) = fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| var == marker.as_bytes())
+        if environ.split(|b| *b == 0).any(|var| var == marker.as_bytes())
             && kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
         {
-            tracing::warn!(
-                pid,
-                "killed a process left by an earlier run of this manager"
-            );
+            tracing::warn!(pid, "killed a process left by an earlier run of this manager");
             killed += 1;
         }
     }

@@ -30,10 +30,7 @@ pub struct PerfectPointToPointLink {
 impl PerfectPointToPointLink {
     /// The book's `upon event ⟨ pl, Init ⟩`: `delivered := ∅`.
     pub fn new(period: Duration) -> PerfectPointToPointLink {
-        PerfectPointToPointLink {
-            sl: StubbornPointToPointLink::new(period),
-            delivered: HashSet::new(),
-        }
+        PerfectPointToPointLink { sl: StubbornPointToPointLink::new(period), delivered: HashSet::new() }
     }
 
     /// `upon event ⟨ pl, Send | q, m ⟩`.
@@ -44,20 +41,11 @@ impl PerfectPointToPointLink {
     /// `upon event ⟨ sl, Deliver | p, m ⟩`: returns `⟨ pl, Deliver | p, m ⟩`
     /// the first time only.
     pub fn upon_sl_deliver(&mut self, p: String, m: Message) -> Option<(String, Message)> {
-        if self.delivered.insert((p.clone(), m.id)) {
-            Some((p, m))
-        } else {
-            None
-        }
+        if self.delivered.insert((p.clone(), m.id)) { Some((p, m)) } else { None }
     }
 
     /// A datagram arrived: passes it up through sl, returning `⟨ pl, Deliver | p, m ⟩` if any.
-    pub fn receive(
-        &mut self,
-        ctx: &Context,
-        from: SocketAddr,
-        payload: &[u8],
-    ) -> Option<(String, Message)> {
+    pub fn receive(&mut self, ctx: &Context, from: SocketAddr, payload: &[u8]) -> Option<(String, Message)> {
         let (p, m) = self.sl.receive(ctx, from, payload)?;
         self.upon_sl_deliver(p, m)
     }
@@ -104,11 +92,7 @@ mod tests {
     #[test]
     fn delivers_each_sender_and_id_once() {
         let mut pl = PerfectPointToPointLink::new(Duration::from_millis(500));
-        let m = |id| Message {
-            id,
-            lamport: 1,
-            text: "x".into(),
-        };
+        let m = |id| Message { id, lamport: 1, text: "x".into() };
         assert!(pl.upon_sl_deliver("p1".into(), m(1)).is_some());
         assert!(pl.upon_sl_deliver("p1".into(), m(1)).is_none());
         assert!(pl.upon_sl_deliver("p1".into(), m(2)).is_some());

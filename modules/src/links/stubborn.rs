@@ -65,11 +65,7 @@ impl StubbornPointToPointLink {
     /// The book's `upon event ⟨ sl, Init ⟩` sets `sent := ∅`; the timer is
     /// started in [`Module::upon_init`], when the runtime is there to run it.
     pub fn new(period: Duration) -> StubbornPointToPointLink {
-        StubbornPointToPointLink {
-            fll: FairLossPointToPointLink::default(),
-            sent: Vec::new(),
-            period,
-        }
+        StubbornPointToPointLink { fll: FairLossPointToPointLink::default(), sent: Vec::new(), period }
     }
 
     /// `upon event ⟨ sl, Init ⟩`: `starttimer(Δ)`.
@@ -96,21 +92,14 @@ impl StubbornPointToPointLink {
         match Message::decode(frame) {
             Some(m) => Some((p, m)),
             None => {
-                eprintln!(
-                    "sl: dropped a datagram from {p} that is not '<id> <lamport> <text>': {frame:?}"
-                );
+                eprintln!("sl: dropped a datagram from {p} that is not '<id> <lamport> <text>': {frame:?}");
                 None
             }
         }
     }
 
     /// A datagram arrived: passes it up through fll, returning `⟨ sl, Deliver | p, m ⟩` if any.
-    pub fn receive(
-        &mut self,
-        ctx: &Context,
-        from: SocketAddr,
-        payload: &[u8],
-    ) -> Option<(String, Message)> {
+    pub fn receive(&mut self, ctx: &Context, from: SocketAddr, payload: &[u8]) -> Option<(String, Message)> {
         let (p, frame) = self.fll.receive(ctx, from, payload);
         self.upon_fll_deliver(p, &frame)
     }
@@ -160,9 +149,7 @@ pub(crate) fn parse_period(args: &[String]) -> Result<Duration, RunError> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = match arg.strip_prefix("--period-ms") {
-            Some("") => args
-                .next()
-                .ok_or_else(|| usage("--period-ms needs a value".into()))?,
+            Some("") => args.next().ok_or_else(|| usage("--period-ms needs a value".into()))?,
             Some(rest) if rest.starts_with('=') => &rest[1..],
             _ => return Err(usage(format!("unexpected argument '{arg}'"))),
         };
@@ -170,9 +157,7 @@ pub(crate) fn parse_period(args: &[String]) -> Result<Duration, RunError> {
         match value.parse::<u64>() {
             Ok(ms) if ms > 0 => period = Duration::from_millis(ms),
             _ => {
-                return Err(usage(format!(
-                    "--period-ms: '{value}' is not a positive number"
-                )));
+                return Err(usage(format!("--period-ms: '{value}' is not a positive number")));
             }
         }
     }
@@ -195,11 +180,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let m = Message {
-            id: 3,
-            lamport: 7,
-            text: "hello  world".into(),
-        };
+        let m = Message { id: 3, lamport: 7, text: "hello  world".into() };
         assert_eq!(m.encode(), "3 7 hello  world");
         assert_eq!(Message::decode(&m.encode()), Some(m));
         assert_eq!(Message::decode("1 2").map(|m| m.text), Some(String::new()));
@@ -210,24 +191,10 @@ mod tests {
     #[test]
     fn period_argument() {
         assert_eq!(parse_period(&[]).unwrap(), DEFAULT_PERIOD);
-        assert_eq!(
-            parse_period(&args(&["--period-ms", "100"])).unwrap(),
-            Duration::from_millis(100)
-        );
-        assert_eq!(
-            parse_period(&args(&["--period-ms=250"])).unwrap(),
-            Duration::from_millis(250)
-        );
-        for bad in [
-            &["--period-ms"][..],
-            &["--period-ms", "0"],
-            &["--period-msx"],
-            &["-v"],
-        ] {
-            assert!(
-                matches!(parse_period(&args(bad)), Err(RunError::Usage(_))),
-                "{bad:?}"
-            );
+        assert_eq!(parse_period(&args(&["--period-ms", "100"])).unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_period(&args(&["--period-ms=250"])).unwrap(), Duration::from_millis(250));
+        for bad in [&["--period-ms"][..], &["--period-ms", "0"], &["--period-msx"], &["-v"]] {
+            assert!(matches!(parse_period(&args(bad)), Err(RunError::Usage(_))), "{bad:?}");
         }
     }
 }

@@ -65,11 +65,7 @@ pub enum ContractError {
     #[error("MGR_PEERS: does not list MGR_SELF '{0}'")]
     SelfNotListed(String),
     #[error("MGR_PEERS: lists '{name}' at {listed} but MGR_ADDR is {addr}")]
-    SelfAddrMismatch {
-        name: String,
-        listed: SocketAddr,
-        addr: SocketAddr,
-    },
+    SelfAddrMismatch { name: String, listed: SocketAddr, addr: SocketAddr },
     #[error("MGR_UDP_FD: '{0}' is not a descriptor number above 2")]
     BadFd(String),
 }
@@ -82,14 +78,10 @@ impl Contract {
 
     /// Reads the contract through `lookup`, which returns a variable's value
     /// or `None` when it is not set.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<OsString>,
-    ) -> Result<Contract, ContractError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Contract, ContractError> {
         let required = |var: &'static str| -> Result<String, ContractError> {
             let value = lookup(var).ok_or(ContractError::Missing(var))?;
-            let value = value
-                .into_string()
-                .map_err(|_| ContractError::NotUnicode(var))?;
+            let value = value.into_string().map_err(|_| ContractError::NotUnicode(var))?;
             if value.is_empty() {
                 return Err(ContractError::Empty(var));
             }
@@ -102,21 +94,14 @@ impl Contract {
         let run = required(MGR_RUN)?;
         let self_name = required(MGR_SELF)?;
         let addr_text = required(MGR_ADDR)?;
-        let addr = addr_text.parse().map_err(|_| ContractError::BadAddr {
-            var: MGR_ADDR,
-            value: addr_text.clone(),
-        })?;
+        let addr = addr_text.parse().map_err(|_| ContractError::BadAddr { var: MGR_ADDR, value: addr_text.clone() })?;
         let peers = parse_peers(&required(MGR_PEERS)?)?;
         let member = required(MGR_MEMBER)?;
 
         match peers.iter().find(|(name, _)| *name == self_name) {
             None => return Err(ContractError::SelfNotListed(self_name)),
             Some((_, listed)) if *listed != addr => {
-                return Err(ContractError::SelfAddrMismatch {
-                    name: self_name,
-                    listed: *listed,
-                    addr,
-                });
+                return Err(ContractError::SelfAddrMismatch { name: self_name, listed: *listed, addr });
             }
             Some(_) => {}
         }
@@ -124,9 +109,7 @@ impl Contract {
         let udp_fd = match optional(MGR_UDP_FD) {
             None => None,
             Some(value) => {
-                let text = value
-                    .into_string()
-                    .map_err(|_| ContractError::NotUnicode(MGR_UDP_FD))?;
+                let text = value.into_string().map_err(|_| ContractError::NotUnicode(MGR_UDP_FD))?;
                 // Descriptors 0 to 2 are stdin, stdout and stderr, which the
                 // contract already gives other roles; taking ownership of one
                 // of them as a socket would close it on error.
@@ -151,18 +134,12 @@ impl Contract {
 
     /// The address of the process called `name`, if it is part of the run.
     pub fn peer_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.peers
-            .iter()
-            .find(|(peer, _)| peer == name)
-            .map(|(_, addr)| *addr)
+        self.peers.iter().find(|(peer, _)| peer == name).map(|(_, addr)| *addr)
     }
 
     /// The name of the process whose socket is at `addr`, if it is part of the run.
     pub fn peer_name(&self, addr: SocketAddr) -> Option<&str> {
-        self.peers
-            .iter()
-            .find(|(_, peer)| *peer == addr)
-            .map(|(name, _)| name.as_str())
+        self.peers.iter().find(|(_, peer)| *peer == addr).map(|(name, _)| name.as_str())
     }
 
     /// The names of all processes of the run, in order, joined by ", " (for messages).
@@ -181,16 +158,14 @@ fn parse_peers(text: &str) -> Result<Vec<(String, SocketAddr)>, ContractError> {
         if entry.is_empty() {
             continue;
         }
-        let (name, addr_text) = entry
-            .split_once('=')
-            .ok_or_else(|| ContractError::PeerWithoutEquals(entry.to_owned()))?;
+        let (name, addr_text) =
+            entry.split_once('=').ok_or_else(|| ContractError::PeerWithoutEquals(entry.to_owned()))?;
         if name.is_empty() {
             return Err(ContractError::PeerWithoutName(entry.to_owned()));
         }
-        let addr: SocketAddr = addr_text.parse().map_err(|_| ContractError::PeerBadAddr {
-            entry: entry.to_owned(),
-            addr: addr_text.to_owned(),
-        })?;
+        let addr: SocketAddr = addr_text
+            .parse()
+            .map_err(|_| ContractError::PeerBadAddr { entry: entry.to_owned(), addr: addr_text.to_owned() })?;
         // Names and addresses must both be unique: a sender is recognised by
         // its source address, and a destination is chosen by its name.
         if peers.iter().any(|(other, _)| other == name) {
@@ -210,10 +185,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, OsString> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), OsString::from(v))).collect()
     }
 
     fn base() -> HashMap<String, OsString> {
@@ -221,10 +193,7 @@ mod tests {
             (MGR_RUN, "lab1"),
             (MGR_SELF, "p2"),
             (MGR_ADDR, "127.0.0.1:7002"),
-            (
-                MGR_PEERS,
-                "p1=127.0.0.1:7001,p2=127.0.0.1:7002,p3=127.0.0.1:7003",
-            ),
+            (MGR_PEERS, "p1=127.0.0.1:7001,p2=127.0.0.1:7002,p3=127.0.0.1:7003"),
             (MGR_MEMBER, "m1"),
         ])
     }
@@ -242,11 +211,7 @@ mod tests {
     #[test]
     fn parses_a_complete_contract() {
         let mut vars = base();
-        vars.extend(env(&[
-            (MGR_UDP_FD, "5"),
-            (MGR_EVENTS, "/tmp/events.jsonl"),
-            (MGR_DIR, "/tmp/p2"),
-        ]));
+        vars.extend(env(&[(MGR_UDP_FD, "5"), (MGR_EVENTS, "/tmp/events.jsonl"), (MGR_DIR, "/tmp/p2")]));
         let c = parse(&vars).unwrap();
         assert_eq!(c.run, "lab1");
         assert_eq!(c.self_name, "p2");
@@ -278,10 +243,7 @@ mod tests {
         vars.remove(MGR_MEMBER);
         let err = parse(&vars).unwrap_err();
         assert_eq!(err.to_string(), "MGR_MEMBER: not set");
-        assert_eq!(
-            with(MGR_SELF, "").unwrap_err().to_string(),
-            "MGR_SELF: empty"
-        );
+        assert_eq!(with(MGR_SELF, "").unwrap_err().to_string(), "MGR_SELF: empty");
     }
 
     #[test]
@@ -291,21 +253,14 @@ mod tests {
             "MGR_ADDR: 'localhost' is not an ip:port address"
         );
         assert_eq!(
-            with(MGR_PEERS, "p1=127.0.0.1:7001,p2")
-                .unwrap_err()
-                .to_string(),
+            with(MGR_PEERS, "p1=127.0.0.1:7001,p2").unwrap_err().to_string(),
             "MGR_PEERS: entry 'p2' has no '='"
         );
         assert_eq!(
-            with(MGR_PEERS, "p1=1.2.3.4,p2=127.0.0.1:7002")
-                .unwrap_err()
-                .to_string(),
+            with(MGR_PEERS, "p1=1.2.3.4,p2=127.0.0.1:7002").unwrap_err().to_string(),
             "MGR_PEERS: entry 'p1=1.2.3.4': '1.2.3.4' is not an ip:port address"
         );
-        assert!(matches!(
-            with(MGR_PEERS, "=127.0.0.1:1,p2=127.0.0.1:7002"),
-            Err(ContractError::PeerWithoutName(_))
-        ));
+        assert!(matches!(with(MGR_PEERS, "=127.0.0.1:1,p2=127.0.0.1:7002"), Err(ContractError::PeerWithoutName(_))));
     }
 
     #[test]
@@ -316,18 +271,10 @@ mod tests {
         );
         assert_eq!(
             with(MGR_PEERS, "p1=127.0.0.1:7002,p2=127.0.0.1:7002"),
-            Err(ContractError::DuplicateAddr(
-                "127.0.0.1:7002".parse().unwrap()
-            ))
+            Err(ContractError::DuplicateAddr("127.0.0.1:7002".parse().unwrap()))
         );
-        assert_eq!(
-            with(MGR_PEERS, "p1=127.0.0.1:7001"),
-            Err(ContractError::SelfNotListed("p2".into()))
-        );
-        assert!(matches!(
-            with(MGR_PEERS, "p2=127.0.0.1:7009"),
-            Err(ContractError::SelfAddrMismatch { .. })
-        ));
+        assert_eq!(with(MGR_PEERS, "p1=127.0.0.1:7001"), Err(ContractError::SelfNotListed("p2".into())));
+        assert!(matches!(with(MGR_PEERS, "p2=127.0.0.1:7009"), Err(ContractError::SelfAddrMismatch { .. })));
     }
 
     #[test]
@@ -341,11 +288,7 @@ mod tests {
     fn udp_fd_must_be_a_plain_descriptor() {
         assert_eq!(with(MGR_UDP_FD, "3").unwrap().udp_fd, Some(3));
         for bad in ["x", "-1", "0", "2"] {
-            assert_eq!(
-                with(MGR_UDP_FD, bad),
-                Err(ContractError::BadFd(bad.into())),
-                "{bad}"
-            );
+            assert_eq!(with(MGR_UDP_FD, bad), Err(ContractError::BadFd(bad.into())), "{bad}");
         }
     }
 }

@@ -49,13 +49,7 @@ impl EventLog {
             Some(path) => Some(OpenOptions::new().append(true).create(true).open(path)?),
             None => None,
         };
-        Ok(EventLog {
-            file,
-            run: run.to_owned(),
-            process: process.to_owned(),
-            lamport: 0,
-            warned: false,
-        })
+        Ok(EventLog { file, run: run.to_owned(), process: process.to_owned(), lamport: 0, warned: false })
     }
 
     /// The current value of the Lamport clock.
@@ -93,16 +87,8 @@ impl EventLog {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let record = Record {
-            time_ms,
-            run: &self.run,
-            process: &self.process,
-            event,
-            peer,
-            id,
-            lamport: self.lamport,
-            text,
-        };
+        let record =
+            Record { time_ms, run: &self.run, process: &self.process, event, peer, id, lamport: self.lamport, text };
         let mut line = serde_json::to_vec(&record).expect("a record always serializes");
         line.push(b'\n');
         // One write per line: with O_APPEND the kernel appends it whole, so the
@@ -148,10 +134,7 @@ mod tests {
         drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
+        let lines: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["run"], "lab");
         assert_eq!(lines[0]["process"], "p1");

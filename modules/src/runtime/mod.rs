@@ -112,10 +112,7 @@ impl Context {
     pub fn check_peer(&self, name: &str) -> bool {
         let known = self.contract.peer_addr(name).is_some();
         if !known {
-            say(format_args!(
-                "error: unknown process '{name}' (peers: {})",
-                self.contract.peer_list()
-            ));
+            say(format_args!("error: unknown process '{name}' (peers: {})", self.contract.peer_list()));
         }
         known
     }
@@ -139,51 +136,33 @@ pub fn say(line: impl Display) {
 
 /// Keeps a delivered text on one stdout line, since stdout is read line by line.
 fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(['\n', '\r']) {
-        text.replace('\n', "\\n").replace('\r', "\\r").into()
-    } else {
-        text.into()
-    }
+    if text.contains(['\n', '\r']) { text.replace('\n', "\\n").replace('\r', "\\r").into() } else { text.into() }
 }
 
 /// Refuses module arguments, for modules that take none.
 pub fn no_args(args: &[String]) -> Result<(), RunError> {
     match args.first() {
         None => Ok(()),
-        Some(arg) => Err(RunError::Usage(format!(
-            "unexpected argument '{arg}' (this module takes none)"
-        ))),
+        Some(arg) => Err(RunError::Usage(format!("unexpected argument '{arg}' (this module takes none)"))),
     }
 }
 
 /// Runs `module` until the process is killed, on a single-threaded tokio
 /// runtime (modules are small; one thread keeps handlers strictly sequential).
 pub fn run(contract: Contract, module: impl Module) -> Result<(), RunError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the tokio runtime")?;
     runtime.block_on(event_loop(contract, module))
 }
 
 async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), RunError> {
     let socket = open_socket(&contract)?;
-    let events = EventLog::open(
-        contract.events_path.as_deref(),
-        &contract.run,
-        &contract.self_name,
-    )
-    .with_context(|| {
-        let path = contract.events_path.as_deref().unwrap_or("".as_ref());
-        format!("MGR_EVENTS: cannot open {}", path.display())
-    })?;
-    let mut ctx = Context {
-        contract,
-        events,
-        socket,
-        timer: None,
-        next_id: 1,
-    };
+    let events =
+        EventLog::open(contract.events_path.as_deref(), &contract.run, &contract.self_name).with_context(|| {
+            let path = contract.events_path.as_deref().unwrap_or("".as_ref());
+            format!("MGR_EVENTS: cannot open {}", path.display())
+        })?;
+    let mut ctx = Context { contract, events, socket, timer: None, next_id: 1 };
     let mut commands = stdin::spawn_reader();
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
@@ -234,23 +213,17 @@ fn open_socket(contract: &Contract) -> anyhow::Result<tokio::net::UdpSocket> {
             // parsing already refused 0-2 (stdin, stdout, stderr). If the
             // descriptor is not a socket, the calls below fail cleanly.
             let socket = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-            let local = socket
-                .local_addr()
-                .with_context(|| format!("MGR_UDP_FD: descriptor {fd} is not a bound socket"))?;
+            let local =
+                socket.local_addr().with_context(|| format!("MGR_UDP_FD: descriptor {fd} is not a bound socket"))?;
             if local != contract.addr {
-                eprintln!(
-                    "udp: MGR_UDP_FD socket is bound to {local}, not MGR_ADDR {}",
-                    contract.addr
-                );
+                eprintln!("udp: MGR_UDP_FD socket is bound to {local}, not MGR_ADDR {}", contract.addr);
             }
             socket
         }
         None => std::net::UdpSocket::bind(contract.addr)
             .with_context(|| format!("MGR_ADDR: cannot bind {}", contract.addr))?,
     };
-    socket
-        .set_nonblocking(true)
-        .context("udp: set_nonblocking")?;
+    socket.set_nonblocking(true).context("udp: set_nonblocking")?;
     Ok(tokio::net::UdpSocket::from_std(socket)?)
 }
 
@@ -307,9 +280,6 @@ mod tests {
     fn no_args_refuses_arguments() {
         assert!(no_args(&[]).is_ok());
         let err = no_args(&["--x".into()]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unexpected argument '--x' (this module takes none)"
-        );
+        assert_eq!(err.to_string(), "unexpected argument '--x' (this module takes none)");
     }
 }

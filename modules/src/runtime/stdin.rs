@@ -49,10 +49,7 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
             if to.is_empty() || text.is_empty() {
                 return Err(ParseError::SendUsage);
             }
-            Ok(Line::Command(Command::Send {
-                to: to.to_owned(),
-                text: text.to_owned(),
-            }))
+            Ok(Line::Command(Command::Send { to: to.to_owned(), text: text.to_owned() }))
         }
         other => Err(ParseError::Unknown(other.to_owned())),
     }
@@ -79,36 +76,34 @@ fn split_word(text: &str) -> (&str, &str) {
 /// keeps running, because the daemon may close stdin of a live instance.
 pub fn spawn_reader() -> mpsc::Receiver<Command> {
     let (tx, rx) = mpsc::channel(64);
-    let spawned = std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let mut input = std::io::stdin().lock();
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match input.read_until(b'\n', &mut buf) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        eprintln!("stdin: {err}");
+    let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut input = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    eprintln!("stdin: {err}");
+                    return;
+                }
+            }
+            // Lossy decoding: a stray non-UTF-8 byte should not cost the
+            // user the whole line.
+            match parse_line(&String::from_utf8_lossy(&buf)) {
+                Ok(Line::Empty) => {}
+                Ok(Line::Help) => say(HELP),
+                Ok(Line::Command(command)) => {
+                    if tx.blocking_send(command).is_err() {
                         return;
                     }
                 }
-                // Lossy decoding: a stray non-UTF-8 byte should not cost the
-                // user the whole line.
-                match parse_line(&String::from_utf8_lossy(&buf)) {
-                    Ok(Line::Empty) => {}
-                    Ok(Line::Help) => say(HELP),
-                    Ok(Line::Command(command)) => {
-                        if tx.blocking_send(command).is_err() {
-                            return;
-                        }
-                    }
-                    Err(err) => say(format_args!("error: {err}")),
-                }
+                Err(err) => say(format_args!("error: {err}")),
             }
-        });
+        }
+    });
     if let Err(err) = spawned {
         eprintln!("stdin: cannot start the reader thread: {err}");
     }
@@ -120,19 +115,13 @@ mod tests {
     use super::*;
 
     fn send(to: &str, text: &str) -> Result<Line, ParseError> {
-        Ok(Line::Command(Command::Send {
-            to: to.into(),
-            text: text.into(),
-        }))
+        Ok(Line::Command(Command::Send { to: to.into(), text: text.into() }))
     }
 
     #[test]
     fn parses_send() {
         assert_eq!(parse_line("send p2 hello\n"), send("p2", "hello"));
-        assert_eq!(
-            parse_line("  send\tp2   hello world \r\n"),
-            send("p2", "hello world")
-        );
+        assert_eq!(parse_line("  send\tp2   hello world \r\n"), send("p2", "hello world"));
         assert_eq!(parse_line("send p2 two  spaces"), send("p2", "two  spaces"));
     }
 

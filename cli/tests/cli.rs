@@ -1,0 +1,536 @@
+//! Integration tests: real `mgr` daemons (loopback only, temporary state
+//! dirs, discovery off) driven by the real `mgrctl` binary, with real module
+//! processes exchanging real UDP datagrams.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_mgrctl")).with_file_name(name);
+    assert!(path.exists(), "{} is not built: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A port range of its own for each daemon, below the kernel's ephemeral
+/// range, so parallel tests never compete for ports.
+fn port_range(size: u16) -> String {
+    static NEXT: AtomicU16 = AtomicU16::new(25000);
+    let lo = NEXT.fetch_add(size, Ordering::SeqCst);
+    format!("{lo}-{}", lo + size - 1)
+}
+
+/// A running `mgr start`, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+    socket: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    fn start(extra: &[&str]) -> Result<Daemon> {
+        Self::start_with(extra, &port_range(40))
+    }
+
+    fn start_with(extra: &[&str], ports: &str) -> Result<Daemon> {
+        let owned = tempfile::tempdir()?;
+        let mut daemon = Self::start_at(owned.path(), extra, ports)?;
+        daemon._owned = Some(owned);
+        Ok(daemon)
+    }
+
+    /// Starts a daemon on a state dir the caller keeps.
+    fn start_at(dir: &Path, extra: &[&str], ports: &str) -> Result<Daemon> {
+        let socket = dir.join("mgr.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(bin("mgr"))
+            .args(["start", "--name", "test", "--listen", "127.0.0.1:0", "--no-mdns", "--grace", "1", "--ports", ports])
+            .arg("--state-dir")
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let daemon = Daemon { child: Some(child), dir: dir.to_owned(), socket, _owned: None };
+        let deadline = Instant::now() + TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("mgr did not open its socket in time");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin("mgrctl"));
+        command.arg("--socket").arg(&self.socket).args(args).env("NO_COLOR", "1");
+        command
+    }
+
+    /// Runs mgrctl to completion (killed after the timeout).
+    fn ctl(&self, args: &[&str]) -> Result<Output> {
+        run_with_timeout(self.command(args))
+    }
+
+    /// Runs mgrctl, insisting on success; returns stdout.
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        if !out.status.success() {
+            bail!("mgrctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Runs mgrctl, insisting on failure; returns its one-line error.
+    fn err(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        if out.status.success() {
+            bail!("mgrctl {args:?} succeeded but should have failed");
+        }
+        Ok(String::from_utf8(out.stderr)?.trim().to_owned())
+    }
+
+    /// Starts mgrctl in the background with piped stdin and line-read stdout.
+    fn spawn(&self, args: &[&str]) -> Result<Session> {
+        Session::spawn(self.command(args))
+    }
+
+    /// `ps --json` of one run, as (instance name → object).
+    fn ps(&self, run: &str) -> Result<Vec<Value>> {
+        self.ok(&["ps", run, "--json"])?.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    fn instance(&self, run: &str, name: &str) -> Result<Value> {
+        self.ps(run)?.into_iter().find(|i| i["instance"] == name).context("instance not in ps")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_with_timeout(mut command: Command) -> Result<Output> {
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id() as i32;
+    let watchdog = thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+                return;
+            }
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    });
+    let output = child.wait_with_output()?;
+    drop(watchdog);
+    Ok(output)
+}
+
+/// A background mgrctl whose stdout lines arrive on a channel.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Session {
+    fn spawn(mut command: Command) -> Result<Session> {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(Session { child, stdin, lines, seen: Vec::new() })
+    }
+
+    fn type_line(&mut self, line: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Waits for a stdout line that satisfies `want`.
+    fn expect(&mut self, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => bail!("no line {what} within {TIMEOUT:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// Waits for the process to end; returns its exit code and the rest of
+    /// its stdout.
+    fn finish(mut self) -> Result<(i32, Vec<String>)> {
+        self.stdin.take();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let mut rest = std::mem::take(&mut self.seen);
+                rest.extend(self.lines.try_iter());
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    rest.push(line);
+                }
+                return Ok((status.code().unwrap_or(-1), rest));
+            }
+            if Instant::now() > deadline {
+                bail!("mgrctl did not end; saw:\n{}", self.seen.join("\n"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alive(pid: i64) -> bool {
+    // A zombie is not alive: read the state from /proc.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+#[test]
+fn launch_streams_a_delivery_routes_typed_lines_and_keeps_it_in_logs() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let mut session = daemon.spawn(&["launch", "FairLossPointToPointLink", "3", "--name", "chat"])?;
+    session.expect("p3 started", |l| l.starts_with("p3 # started"))?;
+    session.type_line("@p1 send p2 hello")?;
+    session.expect("p2's delivery", |l| l == "p2 | deliver p1 hello")?;
+    // @all reaches every instance: each sends to p3.
+    session.type_line("@all send p3 hi")?;
+    let mut senders = std::collections::BTreeSet::new();
+    while senders.len() < 3 {
+        let line = session.expect("p3's deliveries", |l| l.starts_with("p3 | deliver ") && l.ends_with(" hi"))?;
+        senders.insert(line.split_whitespace().nth(3).unwrap_or_default().to_owned());
+    }
+    assert_eq!(senders.into_iter().collect::<Vec<_>>(), ["p1", "p2", "p3"]);
+    // A line for an unknown instance is refused, and the session goes on.
+    session.type_line("@p9 send p1 lost")?;
+    session.type_line("@p2 send p1 still here")?;
+    session.expect("p1's delivery", |l| l == "p1 | deliver p2 still here")?;
+
+    let logs = daemon.ok(&["logs", "chat/p2"])?;
+    assert!(logs.lines().any(|l| l == "p2 | deliver p1 hello"), "logs:\n{logs}");
+    let ps = daemon.ps("chat")?;
+    assert_eq!(ps.len(), 3);
+    let addresses: Vec<&str> = ps.iter().map(|i| i["address"].as_str().unwrap()).collect();
+    assert!(ps.iter().all(|i| i["state"] == "running" && i["member"] == "test"), "{ps:?}");
+    assert!(addresses.iter().all(|a| a.starts_with("127.0.0.1:")));
+
+    // Ctrl-C stops the run, as docker compose up does.
+    session.signal(nix::sys::signal::Signal::SIGINT);
+    let (code, rest) = session.finish()?;
+    assert_eq!(code, 130);
+    assert!(rest.iter().any(|l| l.starts_with("p1 # killed by SIGTERM (stopped)")), "{rest:?}");
+    assert!(daemon.ps("chat")?.iter().all(|i| i["state"] == "stopped"));
+    Ok(())
+}
+
+#[test]
+fn json_output_has_every_field_and_a_failed_instance_fails_the_launch() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    let out =
+        daemon.ctl(&["exec", "2", "--json", "--", "sh", "-c", "echo out; echo err >&2; [ \"$MGR_SELF\" = p1 ]"])?;
+    assert_eq!(out.status.code(), Some(1), "p2 exits 1, so the launch fails");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let out_line = lines.iter().find(|l| l["instance"] == "p2" && l["stream"] == "stdout").context("p2 stdout")?;
+    for field in ["run", "instance", "member", "stream", "seq", "time", "text"] {
+        assert!(!out_line[field].is_null(), "missing {field} in {out_line}");
+    }
+    assert_eq!(out_line["text"], "out");
+    assert!(lines.iter().any(|l| l["instance"] == "p1" && l["stream"] == "stderr" && l["text"] == "err"));
+    assert!(String::from_utf8(out.stderr)?.contains("p2 failed (1)"));
+    Ok(())
+}
+
+#[test]
+fn instances_get_their_addresses_and_the_whole_peer_table() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    let out = daemon.ok(&[
+        "exec",
+        "3",
+        "--name",
+        "env",
+        "--",
+        "sh",
+        "-c",
+        "echo $MGR_RUN $MGR_SELF $MGR_ADDR $MGR_PEERS $MGR_MEMBER",
+    ])?;
+    let ps = daemon.ps("env")?;
+    let peers: Vec<String> =
+        ps.iter().map(|i| format!("{}={}", i["instance"].as_str().unwrap(), i["address"].as_str().unwrap())).collect();
+    let peers = peers.join(",");
+    for i in &ps {
+        let (name, address) = (i["instance"].as_str().unwrap(), i["address"].as_str().unwrap());
+        let want = format!("{name} | env {name} {address} {peers} test");
+        assert!(out.lines().any(|l| l == want), "want {want} in\n{out}");
+    }
+    Ok(())
+}
+
+#[test]
+fn logs_follow_resumes_after_a_disconnect_without_gap_or_repeat() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    let script = "i=1; while [ $i -le 400 ]; do echo line $i; i=$((i+1)); sleep 0.005; done";
+    let run = daemon.ok(&["exec", "1", "--detach", "--name", "count", "--", "sh", "-c", script])?;
+    assert_eq!(run.trim(), "count");
+    let mut first = daemon.spawn(&["logs", "count/p1", "-f", "--json"])?;
+    let mut got: Vec<(u64, String)> = Vec::new();
+    while got.len() < 50 {
+        let line = first.expect("a json line", |_| true)?;
+        let v: Value = serde_json::from_str(&line)?;
+        got.push((v["seq"].as_u64().unwrap(), v["text"].as_str().unwrap().to_owned()));
+    }
+    drop(first); // the disconnect: the viewer is killed mid-stream
+    let since = (got.last().unwrap().0 + 1).to_string();
+    let out = daemon.ok(&["logs", "count/p1", "-f", "--json", "--since", &since])?;
+    for line in out.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        got.push((v["seq"].as_u64().unwrap(), v["text"].as_str().unwrap().to_owned()));
+    }
+    // seq 1 is the manager's "started" note; lines follow, then "exited".
+    for (i, (seq, _)) in got.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "a gap or a repeat at {i}");
+    }
+    let lines: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).filter(|t| t.starts_with("line ")).collect();
+    assert_eq!(lines.len(), 400);
+    for (i, text) in lines.iter().enumerate() {
+        assert_eq!(*text, format!("line {}", i + 1));
+    }
+    assert_eq!(got.last().unwrap().1, "exited with code 0");
+    // The tail shows the last lines only.
+    let tail = daemon.ok(&["logs", "count/p1", "--tail", "2"])?;
+    assert_eq!(tail, "p1 | line 400\np1 # exited with code 0\n");
+    Ok(())
+}
+
+#[test]
+fn stop_kill_pause_resume_and_restart() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "PerfectPointToPointLink", "2", "--name", "life", "--detach"])?;
+    let p1 = daemon.instance("life", "p1")?;
+    let (pid, address) = (p1["pid"].as_i64().unwrap(), p1["address"].clone());
+
+    assert_eq!(daemon.ok(&["pause", "life/p1"])?.trim(), "life/p1: paused");
+    let state = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    wait_until("p1 to be stopped by SIGSTOP", || {
+        state().rsplit(')').next().unwrap_or("").trim_start().starts_with('T')
+    })?;
+    assert!(daemon.err(&["resume", "life/p2"])?.contains("life/p2 is not paused"));
+    assert_eq!(daemon.ok(&["resume", "life/p1"])?.trim(), "life/p1: running");
+
+    assert_eq!(daemon.ok(&["kill", "life/p1"])?.trim(), "life/p1: killed");
+    assert!(!alive(pid));
+    let killed = daemon.instance("life", "p1")?;
+    assert_eq!(killed["signal"], 9);
+    assert!(daemon.err(&["send", "life/p1", "send", "p2", "x"])?.contains("life/p1 is not running"));
+
+    assert_eq!(daemon.ok(&["restart", "life/p1"])?.trim(), "life/p1: running");
+    let again = daemon.instance("life", "p1")?;
+    assert_eq!(again["address"], address, "a restart keeps the address");
+    assert_ne!(again["pid"].as_i64().unwrap(), pid);
+    assert_eq!(again["starts"], 2);
+    // The restarted p1 works: p2 hears from it.
+    daemon.ok(&["send", "life/p1", "send", "p2", "back again"])?;
+    wait_until("p2 to deliver from the restarted p1", || {
+        daemon.ok(&["logs", "life/p2"]).is_ok_and(|l| l.contains("p2 | deliver p1 back again"))
+    })?;
+    // Restart of a running instance: a new process on the same address.
+    let before = daemon.instance("life", "p2")?["pid"].as_i64().unwrap();
+    daemon.ok(&["restart", "life/p2"])?;
+    let p2 = daemon.instance("life", "p2")?;
+    assert_ne!(p2["pid"].as_i64().unwrap(), before);
+    assert!(!alive(before));
+
+    let stopped = daemon.ok(&["stop", "life"])?;
+    assert_eq!(stopped.lines().count(), 2, "{stopped}");
+    assert!(daemon.ps("life")?.iter().all(|i| i["state"] == "stopped"));
+    let logs = daemon.ok(&["logs", "life/p1"])?;
+    for note in ["p1 # started", "p1 # paused", "p1 # resumed", "p1 # killed by SIGKILL (killed)", "p1 # restarted"] {
+        assert!(logs.contains(note), "{note} missing in\n{logs}");
+    }
+    Ok(())
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_the_grace_period() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    daemon.ok(&[
+        "exec",
+        "1",
+        "--name",
+        "stubborn",
+        "--detach",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    ])?;
+    wait_until("the trap to be set", || daemon.ok(&["logs", "stubborn/p1"]).is_ok_and(|l| l.contains("ready")))?;
+    let started = Instant::now();
+    daemon.ok(&["stop", "stubborn"])?;
+    assert!(started.elapsed() >= Duration::from_millis(900), "stop must wait for the grace period");
+    assert_eq!(daemon.instance("stubborn", "p1")?["signal"], 9);
+    Ok(())
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_the_daemon_stays_up() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    assert_eq!(
+        daemon.err(&["launch", "NoSuchLink", "2"])?,
+        "mgrctl: unknown module 'NoSuchLink' (see: mgrctl modules)"
+    );
+    assert!(daemon.err(&["launch", "FairLossPointToPointLink", "0"])?.contains("between 1 and 256, not 0"));
+    assert!(daemon.err(&["launch", "FairLossPointToPointLink", "257"])?.contains("between 1 and 256, not 257"));
+    assert!(daemon.err(&["exec", "2", "--", "true"])?.contains("exec is not allowed on this manager"));
+    assert!(daemon.err(&["ps", "nope"])?.contains("unknown run 'nope'"));
+    assert!(daemon.err(&["logs", "nope/p1"])?.contains("unknown run 'nope'"));
+    daemon.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "ok", "--detach"])?;
+    assert!(daemon.err(&["send", "ok/p7", "hello"])?.contains("run 'ok' has no instance 'p7'"));
+    assert!(
+        daemon
+            .err(&["launch", "FairLossPointToPointLink", "1", "--name", "ok"])?
+            .contains("a run named 'ok' exists already")
+    );
+    assert!(daemon.err(&["launch", "FairLossPointToPointLink", "1", "--name", "../x"])?.contains("is not valid"));
+    assert!(daemon.err(&["modules", "Nope"])?.contains("unknown module 'Nope'"));
+    // Every error above was one line.
+    assert_eq!(daemon.err(&["kill", "ok/p9"])?.lines().count(), 1);
+    assert_eq!(daemon.ps("ok")?.len(), 2, "the daemon is still up and its run untouched");
+
+    // A port range too small for the launch: refused whole, nothing started.
+    let small = Daemon::start_with(&[], &port_range(2))?;
+    small.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "one", "--detach"])?;
+    let err = small.err(&["launch", "FairLossPointToPointLink", "2", "--name", "two"])?;
+    assert!(err.contains("no free port left in the range"), "{err}");
+    assert!(small.err(&["ps", "two"])?.contains("unknown run"));
+
+    // A second daemon on the same state dir.
+    let out =
+        Command::new(bin("mgr")).args(["start", "--listen", "127.0.0.1:0", "--state-dir"]).arg(&daemon.dir).output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another mgr is already running on state dir"));
+    assert_eq!(daemon.ps("ok")?.len(), 2);
+
+    // No daemon at all.
+    let nowhere = daemon.dir.join("nowhere.sock");
+    let out = run_with_timeout({
+        let mut c = Command::new(bin("mgrctl"));
+        c.arg("--socket").arg(&nowhere).arg("ps");
+        c
+    })?;
+    let err = String::from_utf8(out.stderr)?;
+    assert!(!out.status.success());
+    assert!(err.contains("no mgr daemon at") && err.contains("mgr start") && err.contains("--local"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn local_runs_an_embedded_manager_for_one_command() -> Result<()> {
+    // The README's main job: no daemon, one command.
+    let dir = tempfile::tempdir()?;
+    let mut command = Command::new(bin("mgrctl"));
+    command
+        .arg("--socket")
+        .arg(dir.path().join("absent.sock"))
+        .args(["--local", "launch", "FairLossPointToPointLink", "2", "--timeout", "3s"])
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(command)?;
+    session.expect("p2 started", |l| l.starts_with("p2 # started"))?;
+    session.type_line("@p1 send p2 hello")?;
+    session.expect("the delivery", |l| l == "p2 | deliver p1 hello")?;
+    let (code, _) = session.finish()?;
+    assert_eq!(code, 0);
+    Ok(())
+}
+
+#[test]
+fn modules_are_listed_and_described() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let list = daemon.ok(&["modules"])?;
+    for name in ["FairLossPointToPointLink", "StubbornPointToPointLink", "PerfectPointToPointLink"] {
+        assert!(list.lines().any(|l| l.starts_with(name)), "{name} missing in\n{list}");
+    }
+    let perfect = daemon.ok(&["modules", "PerfectPointToPointLink"])?;
+    for text in ["Module 2.3", "Eliminate Duplicates", "PL1", "PL2", "PL3", "Deliver"] {
+        assert!(perfect.contains(text), "{text} missing in\n{perfect}");
+    }
+    let members = daemon.ok(&["members", "--json"])?;
+    let me: Value = serde_json::from_str(members.trim())?;
+    assert_eq!(me["name"], "test");
+    assert_eq!(me["state"], "alive");
+    Ok(())
+}

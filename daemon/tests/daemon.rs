@@ -1,0 +1,146 @@
+//! Integration tests of the `mgr` process itself: its life cycle, its
+//! signals and what it leaves behind. They drive a real daemon over its real
+//! control socket with the same gRPC client mgrctl uses.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use mgr_proto::{LaunchRequest, PsRequest};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Kills the daemon (SIGKILL) if a test ends early.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, ports: &str) -> Result<Guard> {
+    let child = Command::new(env!("CARGO_BIN_EXE_mgr"))
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--allow-exec",
+            "--grace",
+            "1",
+            "--ports",
+            ports,
+            "--state-dir",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let guard = Guard(child);
+    wait_until("the control socket", || std::os::unix::net::UnixStream::connect(dir.join("mgr.sock")).is_ok())?;
+    Ok(guard)
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Pids of every process whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            if let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+async fn launch(dir: &Path, request: LaunchRequest) -> Result<Vec<i32>> {
+    let (mut client, _) = mgr_cli::client::connect(&dir.join("mgr.sock"), false).await?;
+    let run = client.launch(request).await?.into_inner().run.unwrap_or_default();
+    let ps = client.ps(PsRequest { run: run.name }).await?.into_inner();
+    Ok(ps.runs.iter().flat_map(|r| &r.instances).map(|i| i.pid as i32).collect())
+}
+
+fn module(name: &str, count: u32) -> LaunchRequest {
+    LaunchRequest { module: name.into(), count, ..Default::default() }
+}
+
+fn exec(count: u32, command: &[&str]) -> LaunchRequest {
+    LaunchRequest { count, command: command.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn kill_9_of_the_daemon_leaves_no_module_process() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut daemon = start(dir.path(), "26000-26039")?;
+    let mut pids = launch(dir.path(), module("StubbornPointToPointLink", 2)).await?;
+    // An instance with a child of its own, which the parent-death signal
+    // does not reach.
+    let nest = launch(dir.path(), exec(1, &["sh", "-c", "sleep 600 & wait"])).await?;
+    wait_until("the grandchild", || !children_of(nest[0] as u32).is_empty())?;
+    let grandchild = children_of(nest[0] as u32)[0];
+    pids.extend(nest);
+    assert!(pids.iter().chain([&grandchild]).all(|p| alive(*p)));
+
+    kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGKILL)?;
+    daemon.0.wait()?;
+    wait_until("every instance to die with the daemon", || pids.iter().all(|p| !alive(*p)))?;
+    // The next start on the same state dir sweeps what is left.
+    let _again = start(dir.path(), "26000-26039")?;
+    wait_until("the grandchild to be swept at the next start", || !alive(grandchild))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_stops_every_instance_then_the_daemon_exits() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut daemon = start(dir.path(), "26040-26079")?;
+    let mut pids = launch(dir.path(), module("PerfectPointToPointLink", 3)).await?;
+    // One that ignores SIGTERM must still go, after the grace period.
+    pids.extend(launch(dir.path(), exec(1, &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])).await?);
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGTERM)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            bail!("mgr did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(pids.iter().all(|p| !alive(*p)), "an instance outlived its daemon");
+    assert!(!dir.path().join("mgr.sock").exists(), "the socket is removed on exit");
+    // Its output is still there.
+    let log = std::fs::read_to_string(dir.path().join("runs/r2/p1.log"))?;
+    assert!(log.contains("m killed by SIGKILL (stopped)"), "{log}");
+    Ok(())
+}
