@@ -235,7 +235,7 @@ impl Writer {
             let now = now_ms();
             if now != self.last_time_ms {
                 self.last_time_ms = now;
-                let _ = write!(self.buf, "t {now}\n");
+                let _ = writeln!(self.buf, "t {now}");
             }
         }
         self.buf.reserve(text.len() + 3 + SPLIT_MARKER.len());

@@ -71,10 +71,10 @@ fn children_of(parent: u32) -> Vec<i32> {
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
         let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
-            if let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) {
-                found.push(pid);
-            }
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
+            && let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok())
+        {
+            found.push(pid);
         }
     }
     found

@@ -8,6 +8,6 @@ use crate::supervisor::Target;
 
 pub(super) async fn send(control: &Control, req: SendRequest) -> Result<SendReply, Status> {
     let target = Target::parse(&req.target);
-    let delivered = control.supervisor.send(target, req.line.into()).await?;
+    let delivered = control.supervisor.send(target, req.line).await?;
     Ok(SendReply { delivered })
 }

@@ -385,10 +385,10 @@ impl Task {
                 Msg::Escalate { run, instance, start } => self.escalate(&run, &instance, start),
                 Msg::Shutdown(reply) => self.shutdown(reply),
             }
-            if self.shutting_down.is_some() && !self.any_live() {
-                if let Some(reply) = self.shutting_down.take() {
-                    let _ = reply.send(());
-                }
+            if !self.any_live()
+                && let Some(reply) = self.shutting_down.take()
+            {
+                let _ = reply.send(());
             }
         }
     }
@@ -820,11 +820,12 @@ impl Task {
         let Some(inst) = self.runs.get(run).and_then(|r| r.instances.iter().find(|i| i.name == instance)) else {
             return;
         };
-        if inst.starts == start && inst.state.is_live() {
-            if let Some(pid) = inst.pid {
-                tracing::warn!(run, instance, "did not stop within the grace period: sending SIGKILL");
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
+        if inst.starts == start
+            && inst.state.is_live()
+            && let Some(pid) = inst.pid
+        {
+            tracing::warn!(run, instance, "did not stop within the grace period: sending SIGKILL");
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
 
@@ -895,10 +896,10 @@ impl Task {
         }
         let run = self.runs.get_mut(run_name).expect("known");
         let inst = &mut run.instances[i];
-        if !inst.state.is_live() {
-            if let Some(writer) = inst.writer.as_mut() {
-                writer.close();
-            }
+        if !inst.state.is_live()
+            && let Some(writer) = inst.writer.as_mut()
+        {
+            writer.close();
         }
         let waiters = std::mem::take(&mut inst.waiters);
         let info = self.info(&self.runs[run_name], i);
