@@ -9,7 +9,6 @@ pub mod commands;
 pub mod render;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -36,8 +35,9 @@ pub struct Cli {
     pub command: commands::Command,
 }
 
-/// Runs one mgrctl command; the returned code is the process's exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one mgrctl command; returns the process's exit code (0 success,
+/// 1 failure, 130 interrupted).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let socket = cli.socket.clone().unwrap_or_else(client::default_socket);
     let (client, embedded) = client::connect(&socket, cli.local).await?;
     let result = commands::run(cli.command, client, embedded.is_some()).await;

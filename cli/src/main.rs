@@ -20,19 +20,14 @@ fn main() {
         }
     };
     let code = match runtime.block_on(mgr_cli::run(cli)) {
-        Ok(code) => code,
+        Ok(code) => i32::from(code),
         Err(err) => {
             eprintln!("mgrctl: {err:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
     };
     // A read of stdin may still be blocked in a runtime thread: do not wait
     // for it.
     runtime.shutdown_background();
-    std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { exit_number(code) });
-}
-
-/// `ExitCode` hides its number; the codes mgrctl uses are 0, 1 and 130.
-fn exit_number(code: std::process::ExitCode) -> i32 {
-    if code == std::process::ExitCode::from(130) { 130 } else { 1 }
+    std::process::exit(code);
 }

@@ -90,10 +90,6 @@ pub fn host_name() -> String {
 /// Runs a manager until `shutdown` completes, then stops every instance
 /// (SIGTERM, SIGKILL after the grace period) and returns.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let swept = supervisor::sweep(config.state.member_id());
-    if swept > 0 {
-        tracing::warn!(swept, "killed processes left behind by an earlier run of this manager");
-    }
     let tcp_addr = listeners.tcp.local_addr()?;
     let supervisor = Supervisor::start(SupervisorConfig {
         member_name: config.name.clone(),

@@ -13,11 +13,20 @@ use nix::unistd::Pid;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Kills the daemon (SIGKILL) if a test ends early.
+/// Stops the daemon at the end of a test, even a failed one: SIGTERM (so it
+/// removes what it made), SIGKILL if it does not exit in time.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -142,5 +151,40 @@ async fn sigterm_stops_every_instance_then_the_daemon_exits() -> Result<()> {
     // Its output is still there.
     let log = std::fs::read_to_string(dir.path().join("runs/r2/p1.log"))?;
     assert!(log.contains("m killed by SIGKILL (stopped)"), "{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_escaped_grandchild_is_caught_by_the_cgroup() -> Result<()> {
+    let cgroup2 = std::fs::read_to_string("/proc/self/mountinfo")?.lines().any(|l| l.contains(" - cgroup2 "));
+    if !cgroup2 {
+        eprintln!("skipped: no cgroup v2 on this machine");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let mut daemon = start(dir.path(), "26080-26119")?;
+    // A grandchild that leaves the process group and drops the environment:
+    // only the cgroup still knows it belongs to the instance.
+    let nest = launch(dir.path(), exec(1, &["sh", "-c", "setsid env -i sleep 600 & wait"])).await?;
+    wait_until("the escaped grandchild", || !children_of(nest[0] as u32).is_empty())?;
+    let escaped = children_of(nest[0] as u32)[0];
+    kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGKILL)?;
+    daemon.0.wait()?;
+    wait_until("the instance to die with the daemon", || !alive(nest[0]))?;
+    assert!(alive(escaped), "nothing but the cgroup could have ended it yet");
+    let mut again = start(dir.path(), "26080-26119")?;
+    wait_until("the escaped grandchild to be killed at the next start", || !alive(escaped))?;
+    // A clean shutdown removes the cgroup.
+    kill(Pid::from_raw(again.0.id() as i32), Signal::SIGTERM)?;
+    again.0.wait()?;
+    let id = std::fs::read_to_string(dir.path().join("member-id"))?;
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .find_map(|l| l.contains(" - cgroup2 ").then(|| l.split_whitespace().nth(4).unwrap_or_default().to_owned()))
+        .unwrap_or_default();
+    let own = std::fs::read_to_string("/proc/self/cgroup")?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").trim_start_matches('/').to_owned();
+    let cgroup = Path::new(&mount).join(own).join(format!("mgr-{}", id.trim()));
+    assert!(!cgroup.exists(), "{} is left after a clean shutdown", cgroup.display());
     Ok(())
 }

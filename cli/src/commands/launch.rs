@@ -3,7 +3,6 @@
 //! lines typed on stdin to instances (the `Send` RPC) and turn Ctrl-C into
 //! a stop of the run (the `Signal` RPC), as `docker compose up` does.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use mgr_proto::{LaunchRequest, SignalKind};
@@ -58,7 +57,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<ExitCode> {
+pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<u8> {
     let request = LaunchRequest {
         module: args.module,
         count: args.count,
@@ -69,7 +68,7 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
     start(client, request, args.options, local).await
 }
 
-pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<ExitCode> {
+pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<u8> {
     let request = LaunchRequest {
         module: String::new(),
         count: args.count,
@@ -80,19 +79,14 @@ pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result
     start(client, request, args.options, local).await
 }
 
-async fn start(
-    mut client: Client,
-    request: LaunchRequest,
-    options: RunOptions,
-    local: bool,
-) -> anyhow::Result<ExitCode> {
+async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, local: bool) -> anyhow::Result<u8> {
     if options.detach && local {
         anyhow::bail!("--detach cannot be used with --local: the embedded manager ends with this command");
     }
     let run = client.launch(request).await.map_err(super::status)?.into_inner().run.unwrap_or_default();
     if options.detach {
         println!("{}", run.name);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     // Stdout carries only instance output, so it can go to a file as is.
     eprintln!("run {}: {} × {}", run.name, run.instances.len(), run.module);
@@ -127,13 +121,13 @@ async fn start(
         .map(|i| format!("{} {} ({})", i.name, i.state, super::ps::exit_text(i)))
         .collect();
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(ExitCode::from(130));
+        return Ok(130);
     }
     if !failed.is_empty() {
         eprintln!("run {}: {}", run.name, failed.join(", "));
-        return Ok(ExitCode::FAILURE);
+        return Ok(1);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Where a typed line goes: `@p2 text` to p2, `@all text` to every instance.

@@ -2,7 +2,6 @@
 //! `launch`, `exec` and `attach` share.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use crate::client::Client;
 use crate::render::{Renderer, Style};
@@ -26,7 +25,7 @@ pub struct LogsArgs {
     pub json: bool,
 }
 
-pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
+pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<u8> {
     let run = args.target.split('/').next().unwrap_or_default().to_owned();
     let reply = client.ps(mgr_proto::PsRequest { run }).await.map_err(super::status)?.into_inner();
     let (width, members) =
@@ -38,7 +37,7 @@ pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<ExitCode
         tail: args.tail.unwrap_or(0),
     };
     stream(&mut client, request, Style::detect(args.json, members), width).await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Prefix width for these instance names, and whether to show members

@@ -1,6 +1,5 @@
 //! `mgrctl members`: mirrors the `Members` RPC.
 
-use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::client::Client;
@@ -12,7 +11,7 @@ pub struct MembersArgs {
     pub json: bool,
 }
 
-pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<ExitCode> {
+pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<u8> {
     let reply = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner();
     if !args.json {
         println!("{:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES");
@@ -29,5 +28,5 @@ pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<Ex
             println!("{:<18} {:<16} {:<22} {:<8} {:>9}  {seen}", m.id, m.name, m.address, m.state, m.instances);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

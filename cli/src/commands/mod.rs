@@ -9,8 +9,6 @@ mod ps;
 mod send;
 mod signal;
 
-use std::process::ExitCode;
-
 use clap::Subcommand;
 use tonic::Status;
 
@@ -47,7 +45,7 @@ pub enum Command {
     Members(members::MembersArgs),
 }
 
-pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<u8> {
     use mgr_proto::SignalKind;
     match command {
         Command::Launch(args) => launch::launch(client, args, local).await,

@@ -1,7 +1,5 @@
 //! `mgrctl modules [NAME]`: mirrors the `Modules` RPC.
 
-use std::process::ExitCode;
-
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
@@ -13,7 +11,7 @@ pub struct ModulesArgs {
     pub json: bool,
 }
 
-pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<ExitCode> {
+pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8> {
     let described = args.name.is_some();
     let reply = client
         .modules(mgr_proto::ModulesRequest { name: args.name.unwrap_or_default() })
@@ -37,5 +35,5 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<Ex
             println!("{:<34} {:<11} {}", m.name, m.reference, m.summary);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -1,7 +1,5 @@
 //! `mgrctl ps [RUN]`: mirrors the `Ps` RPC.
 
-use std::process::ExitCode;
-
 use mgr_proto::Instance;
 
 use crate::client::Client;
@@ -26,7 +24,7 @@ pub fn exit_text(i: &Instance) -> String {
     }
 }
 
-pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<ExitCode> {
+pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
     let reply = client
         .ps(mgr_proto::PsRequest { run: args.run.unwrap_or_default() })
         .await
@@ -62,5 +60,5 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

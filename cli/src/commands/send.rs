@@ -1,7 +1,5 @@
 //! `mgrctl send RUN[/pN] TEXT…`: mirrors the `Send` RPC.
 
-use std::process::ExitCode;
-
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
@@ -13,11 +11,11 @@ pub struct SendArgs {
     pub text: Vec<String>,
 }
 
-pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<ExitCode> {
+pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<u8> {
     let line = args.text.join(" ");
     client
         .send(mgr_proto::SendRequest { target: args.target, line: line.into_bytes().into() })
         .await
         .map_err(super::status)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

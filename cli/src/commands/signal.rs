@@ -1,7 +1,5 @@
 //! `mgrctl stop|kill|pause|resume|restart RUN[/pN]`: mirror the `Signal` RPC.
 
-use std::process::ExitCode;
-
 use mgr_proto::SignalKind;
 
 use crate::client::Client;
@@ -12,7 +10,7 @@ pub struct SignalArgs {
     pub target: String,
 }
 
-pub async fn signal(mut client: Client, args: SignalArgs, kind: SignalKind) -> anyhow::Result<ExitCode> {
+pub async fn signal(mut client: Client, args: SignalArgs, kind: SignalKind) -> anyhow::Result<u8> {
     let reply = client
         .signal(mgr_proto::SignalRequest { target: args.target.clone(), kind: kind.into() })
         .await
@@ -24,5 +22,5 @@ pub async fn signal(mut client: Client, args: SignalArgs, kind: SignalKind) -> a
     for i in reply.instances {
         println!("{}/{}: {}", i.run, i.name, i.state);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -17,8 +17,10 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
     // A few chunks in flight per instance: readers wait (in the file, not in
     // memory) when the client is slow.
     let (tx, rx) = mpsc::channel::<Chunk>(4 * handles.len().max(1));
+    // A log that cannot be read ends the stream with an error, never silently.
+    let (fail, failures) = mpsc::channel::<Status>(1);
     for handle in handles {
-        let tx = tx.clone();
+        let (tx, fail) = (tx.clone(), fail.clone());
         let since = match req.tail {
             0 => req.since,
             tail => handle.progress().seq.saturating_sub(tail) + 1,
@@ -27,9 +29,12 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         tokio::spawn(async move {
             if let Err(err) = handle.copy_to(since, follow, &tx).await {
                 tracing::error!(run = %handle.run, instance = %handle.instance, %err, "cannot read the instance log");
+                let what = format!("cannot read the log of {}/{}: {err}", handle.run, handle.instance);
+                let _ = fail.try_send(Status::internal(what));
             }
         });
     }
+    drop((tx, fail));
     let stream = ReceiverStream::new(rx).map(|c| {
         Ok(OutputChunk {
             run: c.run.to_string(),
@@ -40,5 +45,5 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
             records: c.records,
         })
     });
-    Ok(Box::pin(stream))
+    Ok(Box::pin(stream.merge(ReceiverStream::new(failures).map(Err))))
 }

@@ -9,6 +9,7 @@
 //! Each instance is a process group of its own, so signals reach everything
 //! it started. It knows nothing of gRPC: control converts at its edge.
 
+mod cgroup;
 mod ports;
 mod pump;
 mod spawner;
@@ -30,9 +31,10 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::output::{LogHandle, Writer};
+use cgroup::Cgroup;
 use ports::Ports;
 use spawner::Spawner;
-pub use sweep::sweep;
+use sweep::sweep;
 
 /// Most instances one launch may ask for.
 pub const MAX_INSTANCES: u32 = 256;
@@ -231,7 +233,18 @@ impl Supervisor {
     pub fn start(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         let (tx, rx) = mpsc::channel(256);
         let spawner = Spawner::start(tokio::runtime::Handle::current())?;
+        // What a killed earlier run of this manager left goes first.
+        let cgroup = Cgroup::open(&config.member_id);
+        let mut swept = sweep(&config.member_id);
+        if let Some(cgroup) = &cgroup {
+            swept += cgroup.kill_all();
+            tracing::debug!(cgroup = %cgroup.path().display(), "instances go in a cgroup of their own");
+        }
+        if swept > 0 {
+            tracing::warn!(swept, "killed processes left behind by an earlier run of this manager");
+        }
         let task = Task {
+            cgroup,
             ports: Ports::new(config.ports.clone()),
             config: Arc::new(config),
             runs: BTreeMap::new(),
@@ -335,6 +348,7 @@ struct Run {
 
 struct Task {
     config: Arc<SupervisorConfig>,
+    cgroup: Option<Cgroup>,
     runs: BTreeMap<String, Run>,
     ports: Ports,
     spawner: Spawner,
@@ -388,6 +402,11 @@ impl Task {
             if !self.any_live()
                 && let Some(reply) = self.shutting_down.take()
             {
+                // Whatever instances left behind (even outside their process
+                // groups) goes with them.
+                if let Some(cgroup) = self.cgroup.take() {
+                    cgroup.remove();
+                }
                 let _ = reply.send(());
             }
         }
@@ -597,16 +616,22 @@ impl Task {
             .process_group(0)
             .kill_on_drop(false);
         let udp_fd = socket.as_raw_fd();
+        let cgroup_fd = self.cgroup.as_ref().map_or(-1, Cgroup::procs_fd);
         let parent = std::process::id() as i32;
         // SAFETY: the closure runs in the child between fork and exec and
-        // makes only async-signal-safe system calls (prctl, getppid, fcntl,
-        // _exit); it allocates nothing and takes no lock.
+        // makes only async-signal-safe system calls (prctl, getppid, write,
+        // fcntl, _exit); it allocates nothing and takes no lock.
         unsafe {
             command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // The manager may have died before prctl took effect.
                 if nix::unistd::getppid().as_raw() != parent {
                     nix::libc::_exit(1);
+                }
+                // Joining the cgroup is best effort: without it the instance
+                // still has its process group and the environment marker.
+                if cgroup_fd >= 0 {
+                    let _ = nix::libc::write(cgroup_fd, b"0".as_ptr().cast(), 1);
                 }
                 // The socket is close-on-exec in the manager; the instance
                 // inherits it.
