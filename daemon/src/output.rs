@@ -260,7 +260,16 @@ impl Writer {
         if self.tail.len() > 2 * TAIL_BYTES {
             let cut = self.tail.len() - TAIL_BYTES;
             let boundary = memchr(b'\n', &self.tail[cut..]).map_or(self.tail.len(), |i| cut + i + 1);
+            // The kept tail starts with the time in force at its start, so
+            // that lines served from it carry their time.
+            let time = time_before(&self.tail, boundary);
             self.tail.drain(..boundary);
+            if let Some(time) = time.filter(|_| self.tail.first() != Some(&record::TIME)) {
+                let mut head = Vec::with_capacity(24 + self.tail.len());
+                let _ = writeln!(head, "t {time}");
+                head.extend_from_slice(&self.tail);
+                self.tail = head;
+            }
         }
         self.buf.clear();
         let (offset, seq) = (self.offset, self.seq);
@@ -300,9 +309,9 @@ impl LogHandle {
         let snapshot = progress.borrow_and_update().clone();
         // The recent tail in memory serves a request for the last few lines
         // without reading the file.
-        if let Some(records) = tail_from(&snapshot, since) {
+        if let Some((records, time_ms)) = tail_from(&snapshot, since) {
             let mut position = Position { offset: snapshot.offset, seq: snapshot.seq + 1, time_ms: 0 };
-            if !records.is_empty() && !self.send(tx, since, 0, Bytes::from(records)).await {
+            if !records.is_empty() && !self.send(tx, since, time_ms, Bytes::from(records)).await {
                 return Ok(());
             }
             if !follow {
@@ -446,11 +455,27 @@ impl Position {
     }
 }
 
-/// The records numbered `since` and later, if the in-memory tail holds all of
-/// them. A `since` past the end gives an empty tail (nothing to replay).
-fn tail_from(progress: &Progress, since: u64) -> Option<Vec<u8>> {
+/// The time set by the last `t` record among the whole records of
+/// `records[..end]`.
+fn time_before(records: &[u8], end: usize) -> Option<u64> {
+    let mut time = None;
+    let mut start = 0;
+    for stop in memchr_iter(b'\n', &records[..end]) {
+        let rec = &records[start..stop];
+        if !numbered(rec) {
+            time = time_of(rec).or(time);
+        }
+        start = stop + 1;
+    }
+    time
+}
+
+/// The records numbered `since` and later with the time in force before
+/// them, if the in-memory tail holds all of them. A `since` past the end
+/// gives no records (nothing to replay).
+fn tail_from(progress: &Progress, since: u64) -> Option<(Vec<u8>, u64)> {
     if since > progress.seq {
-        return Some(Vec::new());
+        return Some((Vec::new(), 0));
     }
     let tail = &progress.tail;
     let numbered_in_tail = {
@@ -473,7 +498,7 @@ fn tail_from(progress: &Progress, since: u64) -> Option<Vec<u8>> {
     for end in memchr_iter(b'\n', tail) {
         if numbered(&tail[start..end]) {
             if seq == since {
-                return Some(tail[start..].to_vec());
+                return Some((tail[start..].to_vec(), time_before(tail, start).unwrap_or(0)));
             }
             seq += 1;
         }
@@ -606,6 +631,10 @@ mod tests {
         let recent = read_all(&h, 4990).await;
         assert_eq!(recent.first().unwrap(), &(4990, "o line 4990".to_string()));
         assert_eq!(recent.len(), 11);
+        // Lines served from memory still carry their time.
+        let (tx, mut rx) = mpsc::channel(8);
+        h.copy_to(4990, false, &tx).await.unwrap();
+        assert!(rx.recv().await.unwrap().time_ms > 0);
         let old = read_all(&h, 10).await;
         assert_eq!(old.len(), 4991);
         assert_eq!(old[0], (10, "o line 10".to_string()));
