@@ -456,6 +456,11 @@ fn bad_input_gets_a_clear_error_and_the_daemon_stays_up() -> Result<()> {
     assert!(daemon.err(&["launch", "FairLossPointToPointLink", "0"])?.contains("between 1 and 256, not 0"));
     assert!(daemon.err(&["launch", "FairLossPointToPointLink", "257"])?.contains("between 1 and 256, not 257"));
     assert!(daemon.err(&["exec", "2", "--", "true"])?.contains("exec is not allowed on this manager"));
+    let exec = Daemon::start(&["--allow-exec"])?;
+    let err = exec.err(&["exec", "2", "--name", "missing", "--", "/no/such/program"])?;
+    assert!(err.contains("cannot start '/no/such/program' for missing/p1"), "{err}");
+    assert!(exec.err(&["ps", "missing"])?.contains("unknown run"), "a failed launch leaves no run");
+    exec.ok(&["exec", "1", "--name", "missing", "--", "true"])?;
     assert!(daemon.err(&["ps", "nope"])?.contains("unknown run 'nope'"));
     assert!(daemon.err(&["logs", "nope/p1"])?.contains("unknown run 'nope'"));
     daemon.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "ok", "--detach"])?;

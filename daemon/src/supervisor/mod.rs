@@ -580,6 +580,8 @@ impl Task {
                     }
                     self.ports.release(inst.address.port());
                 }
+                // The name is free again; what little the run wrote goes.
+                let _ = std::fs::remove_dir_all(&run.dir);
                 return Err(err);
             }
         }
@@ -597,7 +599,8 @@ impl Task {
         let instance_dir = run.dir.join(format!("{}.d", inst.name));
         std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State { run: run_name.to_owned(), source })?;
 
-        let mut command = Command::new(&run.program[0]);
+        let program = run.program[0].clone();
+        let mut command = Command::new(&program);
         command
             .args(&run.program[1..])
             .env("MGR_RUN", run_name)
@@ -641,8 +644,11 @@ impl Task {
                 Ok(())
             });
         }
-        let mut child =
-            self.spawner.spawn(command).await.map_err(|source| Error::Spawn { what: what.clone(), source })?;
+        let mut child = self
+            .spawner
+            .spawn(command)
+            .await
+            .map_err(|source| Error::Spawn { what: format!("'{program}' for {what}"), source })?;
         // The child has its own copy of the socket now.
         drop(socket);
 
