@@ -139,8 +139,11 @@ impl Writer {
             seq: 0,
             last_time_ms: 0,
             partial: [Vec::new(), Vec::new()],
-            buf: Vec::with_capacity(CHUNK_BYTES),
-            tail: Vec::with_capacity(2 * TAIL_BYTES),
+            // Buffers grow with the instance's output rate: a quiet instance
+            // costs next to nothing, which keeps the manager small (and so
+            // its forks cheap).
+            buf: Vec::new(),
+            tail: Vec::new(),
             progress,
         };
         let handle = LogHandle {
@@ -212,6 +215,8 @@ impl Writer {
     /// Marks the log finished: followers end once they have read it all.
     pub fn close(&mut self) {
         self.progress.send_modify(|p| p.closed = true);
+        self.buf = Vec::new();
+        self.partial = [Vec::new(), Vec::new()];
     }
 
     /// Reopens a closed log when its instance is started again.
@@ -361,9 +366,9 @@ impl LogHandle {
             return Ok(true);
         }
         let file = File::open(&self.path)?;
-        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut buf = vec![0u8; ((end - position.offset) as usize).min(CHUNK_BYTES)];
         while position.offset < end {
-            let want = ((end - position.offset) as usize).min(CHUNK_BYTES);
+            let want = ((end - position.offset) as usize).min(buf.len());
             let got = file.read_at(&mut buf[..want], position.offset)?;
             if got == 0 {
                 return Err(io::Error::new(

@@ -20,14 +20,12 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::output::{LogHandle, Writer};
@@ -203,7 +201,7 @@ enum Msg {
         run: String,
         instance: String,
         start: u32,
-        status: std::io::Result<ExitStatus>,
+        status: std::io::Result<pump::Exit>,
         writer: Writer,
     },
     /// From a stop timer: the grace period of `start` is over.
@@ -232,7 +230,7 @@ impl Supervisor {
     /// Starts the supervisor task (and its spawner thread).
     pub fn start(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         let (tx, rx) = mpsc::channel(256);
-        let spawner = Spawner::start(tokio::runtime::Handle::current())?;
+        let spawner = Spawner::start()?;
         // What a killed earlier run of this manager left goes first.
         let cgroup = Cgroup::open(&config.member_id);
         let mut swept = sweep(&config.member_id);
@@ -360,6 +358,16 @@ struct Task {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Gives freed memory back to the system once a run has ended: a smaller
+/// manager forks its next instances faster and idles small.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 fn valid_run_name(name: &str) -> bool {
@@ -600,53 +608,26 @@ impl Task {
         std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State { run: run_name.to_owned(), source })?;
 
         let program = run.program[0].clone();
-        let mut command = Command::new(&program);
-        command
-            .args(&run.program[1..])
-            .env("MGR_RUN", run_name)
-            .env("MGR_SELF", &inst.name)
-            .env("MGR_ADDR", inst.address.to_string())
-            .env("MGR_PEERS", &run.peers)
-            .env("MGR_MEMBER", &config.member_name)
-            .env("MGR_MEMBER_ID", &config.member_id)
-            .env("MGR_EVENTS", run.dir.join(format!("{}.events.jsonl", inst.name)))
-            .env("MGR_DIR", &instance_dir)
-            .env("MGR_UDP_FD", socket.as_raw_fd().to_string())
-            .current_dir(&instance_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false);
-        let udp_fd = socket.as_raw_fd();
-        let cgroup_fd = self.cgroup.as_ref().map_or(-1, Cgroup::procs_fd);
-        let parent = std::process::id() as i32;
-        // SAFETY: the closure runs in the child between fork and exec and
-        // makes only async-signal-safe system calls (prctl, getppid, write,
-        // fcntl, _exit); it allocates nothing and takes no lock.
-        unsafe {
-            command.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // The manager may have died before prctl took effect.
-                if nix::unistd::getppid().as_raw() != parent {
-                    nix::libc::_exit(1);
-                }
-                // Joining the cgroup is best effort: without it the instance
-                // still has its process group and the environment marker.
-                if cgroup_fd >= 0 {
-                    let _ = nix::libc::write(cgroup_fd, b"0".as_ptr().cast(), 1);
-                }
-                // The socket is close-on-exec in the manager; the instance
-                // inherits it.
-                if nix::libc::fcntl(udp_fd, nix::libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = self
+        let spec = spawner::SpawnSpec {
+            argv: run.program.clone(),
+            env: vec![
+                ("MGR_RUN".into(), run_name.into()),
+                ("MGR_SELF".into(), inst.name.clone().into()),
+                ("MGR_ADDR".into(), inst.address.to_string().into()),
+                ("MGR_PEERS".into(), run.peers.clone().into()),
+                ("MGR_MEMBER".into(), config.member_name.clone().into()),
+                ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
+                ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
+                ("MGR_DIR".into(), instance_dir.clone().into()),
+                ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
+            ],
+            cwd: instance_dir,
+            inherit: Some(socket.as_raw_fd()),
+            cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
+        };
+        let child = self
             .spawner
-            .spawn(command)
+            .spawn(spec)
             .await
             .map_err(|source| Error::Spawn { what: format!("'{program}' for {what}"), source })?;
         // The child has its own copy of the socket now.
@@ -654,7 +635,7 @@ impl Task {
 
         let run = self.runs.get_mut(run_name).expect("a known run");
         let inst = &mut run.instances[i];
-        let pid = child.id().unwrap_or(0);
+        let pid = child.pid;
         inst.pid = Some(pid);
         inst.state = State::Running;
         inst.exit_code = None;
@@ -672,15 +653,10 @@ impl Task {
         inst.stdin = Some(stdin_tx);
         let (notes_tx, notes) = mpsc::unbounded_channel();
         inst.notes = Some(notes_tx);
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(pump::feed_stdin(stdin, stdin_rx));
-        }
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
         let report = self.tx.clone();
         let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
         tokio::spawn(async move {
-            let (status, writer) = pump::pump(child, stdout, stderr, writer, notes, &what).await;
+            let (status, writer) = pump::pump(child, stdin_rx, writer, notes, &what).await;
             if let Some(tx) = report.upgrade() {
                 let _ = tx.send(Msg::Exited { run: run_name, instance: inst_name, start, status, writer }).await;
             }
@@ -865,7 +841,7 @@ impl Task {
         run_name: &str,
         instance: &str,
         start: u32,
-        status: std::io::Result<ExitStatus>,
+        status: std::io::Result<pump::Exit>,
         mut writer: Writer,
     ) {
         let Some(run) = self.runs.get_mut(run_name) else {
@@ -878,9 +854,8 @@ impl Task {
         if inst.starts != start {
             return;
         }
-        use std::os::unix::process::ExitStatusExt;
         let (code, signal) = match &status {
-            Ok(status) => (status.code(), status.signal()),
+            Ok(exit) => (exit.code, exit.signal),
             Err(_) => (None, None),
         };
         let intent = inst.intent.take();
@@ -933,6 +908,9 @@ impl Task {
             writer.close();
         }
         let waiters = std::mem::take(&mut inst.waiters);
+        if !run.instances.iter().any(|i| i.state.is_live()) {
+            release_memory();
+        }
         let info = self.info(&self.runs[run_name], i);
         for waiter in waiters {
             let _ = waiter.send(match &result {
