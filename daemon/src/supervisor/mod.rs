@@ -577,91 +577,102 @@ impl Task {
         };
         self.runs.insert(name.clone(), run);
 
-        for (i, (_, socket)) in sockets.into_iter().enumerate() {
-            if let Err(err) = self.start_instance(&name, i, socket).await {
-                // All or nothing: a launch that cannot start every instance
-                // leaves none running.
-                let run = self.runs.remove(&name).expect("the run just inserted");
-                for inst in &run.instances {
-                    if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
-                        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                    }
-                    self.ports.release(inst.address.port());
+        let starts = sockets.into_iter().enumerate().map(|(i, (_, socket))| (i, socket)).collect();
+        if let Err(err) = self.start_instances(&name, starts).await {
+            // All or nothing: a launch that cannot start every instance
+            // leaves none running.
+            let run = self.runs.remove(&name).expect("the run just inserted");
+            for inst in &run.instances {
+                if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
+                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 }
-                // The name is free again; what little the run wrote goes.
-                let _ = std::fs::remove_dir_all(&run.dir);
-                return Err(err);
+                self.ports.release(inst.address.port());
             }
+            // The name is free again; what little the run wrote goes.
+            let _ = std::fs::remove_dir_all(&run.dir);
+            return Err(err);
         }
         tracing::info!(run = %name, count = spec.count, "launched");
         Ok(self.run_info(&self.runs[&name]))
     }
 
-    /// Starts (or starts again) instance `i` of `run` on its address, with
-    /// `socket` already bound there.
-    async fn start_instance(&mut self, run_name: &str, i: usize, socket: UdpSocket) -> Result<(), Error> {
+    /// Starts (or starts again) instances of `run`, each on its address with
+    /// its socket already bound there. All are started even when some fail
+    /// (so that a failed launch can end those that did start); the first
+    /// failure is returned.
+    async fn start_instances(&mut self, run_name: &str, starts: Vec<(usize, UdpSocket)>) -> Result<(), Error> {
         let config = self.config.clone();
-        let run = self.runs.get_mut(run_name).expect("a known run");
-        let inst = &mut run.instances[i];
-        let what = format!("{run_name}/{}", inst.name);
-        let instance_dir = run.dir.join(format!("{}.d", inst.name));
-        std::fs::create_dir_all(&instance_dir).map_err(|source| Error::State { run: run_name.to_owned(), source })?;
-
+        let run = self.runs.get(run_name).expect("a known run");
+        // MGR_DIR is the run's folder, shared by its instances (which name
+        // their files after MGR_SELF): one directory fewer per instance is a
+        // measurable part of a large launch (inode allocation dominated it).
+        let specs = starts
+            .iter()
+            .map(|(i, socket)| {
+                let inst = &run.instances[*i];
+                spawner::SpawnSpec {
+                    argv: run.program.clone(),
+                    env: vec![
+                        ("MGR_RUN".into(), run_name.into()),
+                        ("MGR_SELF".into(), inst.name.clone().into()),
+                        ("MGR_ADDR".into(), inst.address.to_string().into()),
+                        ("MGR_PEERS".into(), run.peers.clone().into()),
+                        ("MGR_MEMBER".into(), config.member_name.clone().into()),
+                        ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
+                        ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
+                        ("MGR_DIR".into(), run.dir.clone().into()),
+                        ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
+                    ],
+                    cwd: run.dir.clone(),
+                    inherit: Some(socket.as_raw_fd()),
+                    cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
+                }
+            })
+            .collect();
         let program = run.program[0].clone();
-        let spec = spawner::SpawnSpec {
-            argv: run.program.clone(),
-            env: vec![
-                ("MGR_RUN".into(), run_name.into()),
-                ("MGR_SELF".into(), inst.name.clone().into()),
-                ("MGR_ADDR".into(), inst.address.to_string().into()),
-                ("MGR_PEERS".into(), run.peers.clone().into()),
-                ("MGR_MEMBER".into(), config.member_name.clone().into()),
-                ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
-                ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
-                ("MGR_DIR".into(), instance_dir.clone().into()),
-                ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
-            ],
-            cwd: instance_dir,
-            inherit: Some(socket.as_raw_fd()),
-            cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
-        };
-        let child = self
-            .spawner
-            .spawn(spec)
-            .await
-            .map_err(|source| Error::Spawn { what: format!("'{program}' for {what}"), source })?;
-        // The child has its own copy of the socket now.
-        drop(socket);
+        let spawned = self.spawner.spawn_all(specs).await;
+        // The children have their own copies of the sockets now.
+        let indices: Vec<usize> = starts.into_iter().map(|(i, _socket)| i).collect();
 
-        let run = self.runs.get_mut(run_name).expect("a known run");
-        let inst = &mut run.instances[i];
-        let pid = child.pid;
-        inst.pid = Some(pid);
-        inst.state = State::Running;
-        inst.exit_code = None;
-        inst.signal = None;
-        inst.intent = None;
-        inst.starts += 1;
-        let mut writer = inst.writer.take().expect("a writer while not running");
-        writer.reopen();
-        let note = if inst.starts == 1 { "started" } else { "restarted" };
-        if let Err(err) = writer.note(&format!("{note}: pid {pid}, address {}", inst.address)) {
-            tracing::error!(instance = %what, %err, "cannot write to the instance log");
-        }
-
-        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-        inst.stdin = Some(stdin_tx);
-        let (notes_tx, notes) = mpsc::unbounded_channel();
-        inst.notes = Some(notes_tx);
-        let report = self.tx.clone();
-        let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
-        tokio::spawn(async move {
-            let (status, writer) = pump::pump(child, stdin_rx, writer, notes, &what).await;
-            if let Some(tx) = report.upgrade() {
-                let _ = tx.send(Msg::Exited { run: run_name, instance: inst_name, start, status, writer }).await;
+        let mut first_error = None;
+        for (i, result) in indices.into_iter().zip(spawned) {
+            let run = self.runs.get_mut(run_name).expect("a known run");
+            let inst = &mut run.instances[i];
+            let what = format!("{run_name}/{}", inst.name);
+            let child = match result {
+                Ok(child) => child,
+                Err(source) => {
+                    first_error.get_or_insert(Error::Spawn { what: format!("'{program}' for {what}"), source });
+                    continue;
+                }
+            };
+            let pid = child.pid;
+            inst.pid = Some(pid);
+            inst.state = State::Running;
+            inst.exit_code = None;
+            inst.signal = None;
+            inst.intent = None;
+            inst.starts += 1;
+            let mut writer = inst.writer.take().expect("a writer while not running");
+            writer.reopen();
+            let note = if inst.starts == 1 { "started" } else { "restarted" };
+            if let Err(err) = writer.note(&format!("{note}: pid {pid}, address {}", inst.address)) {
+                tracing::error!(instance = %what, %err, "cannot write to the instance log");
             }
-        });
-        Ok(())
+            let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+            inst.stdin = Some(stdin_tx);
+            let (notes_tx, notes) = mpsc::unbounded_channel();
+            inst.notes = Some(notes_tx);
+            let report = self.tx.clone();
+            let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
+            tokio::spawn(async move {
+                let (status, writer) = pump::pump(child, stdin_rx, writer, notes, &what).await;
+                if let Some(tx) = report.upgrade() {
+                    let _ = tx.send(Msg::Exited { run: run_name, instance: inst_name, start, status, writer }).await;
+                }
+            });
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn send(&mut self, target: &Target, line: Bytes) -> Result<Vec<String>, Error> {
@@ -789,7 +800,7 @@ impl Task {
             } else if action == Action::Restart {
                 let port = self.runs[&run].instances[i].address.port();
                 let result = match self.ports.take_port(self.config.advertise, port) {
-                    Ok(socket) => self.start_instance(&run, i, socket).await,
+                    Ok(socket) => self.start_instances(&run, vec![(i, socket)]).await,
                     Err(source) => Err(Error::Spawn { what: format!("{run}/p{} on port {port}", i + 1), source }),
                 };
                 if let Err(err) = result {
@@ -896,7 +907,7 @@ impl Task {
         let mut result = Ok(());
         if intent == Some(Intent::Restart) && self.shutting_down.is_none() {
             result = match self.ports.take_port(self.config.advertise, port) {
-                Ok(socket) => self.start_instance(run_name, i, socket).await,
+                Ok(socket) => self.start_instances(run_name, vec![(i, socket)]).await,
                 Err(source) => Err(Error::Spawn { what: format!("{run_name}/{instance} on port {port}"), source }),
             };
         }

@@ -1,9 +1,11 @@
 //! The spawner thread: the one thread that starts every instance process.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits,
-//! not when the process does. Children are therefore created from this single
-//! thread, which lives as long as the supervisor, and never from a tokio
-//! worker or blocking-pool thread that may be retired at any moment.
+//! not when the process does. Children are therefore created only from a
+//! few spawner threads (one per core, at most four) that live as long as the
+//! supervisor, and never from a tokio worker or blocking-pool thread that
+//! may be retired at any moment. A launch hands its instances to all of them
+//! at once, so a large launch uses every core.
 //!
 //! Children are created with `clone(CLONE_VM | CLONE_VFORK)`, as
 //! `posix_spawn` does, rather than `fork`: the child borrows the manager's
@@ -51,30 +53,58 @@ pub struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Job = (SpawnSpec, oneshot::Sender<io::Result<Spawned>>);
+/// Some of a launch's instances, numbered, and where to send the results.
+type Job = (Vec<(usize, SpawnSpec)>, oneshot::Sender<Vec<(usize, io::Result<Spawned>)>>);
 
-/// Sends spawn requests to the spawner thread. The thread ends when the last
-/// `Spawner` is dropped.
+/// Sends spawn requests to the spawner threads. The threads end when the
+/// last `Spawner` is dropped.
 #[derive(Debug, Clone)]
 pub struct Spawner {
-    tx: std_mpsc::Sender<Job>,
+    threads: Vec<std_mpsc::Sender<Job>>,
 }
 
 impl Spawner {
     pub fn start() -> io::Result<Self> {
-        let (tx, rx) = std_mpsc::channel::<Job>();
-        thread::Builder::new().name("mgr-spawner".into()).spawn(move || {
-            while let Ok((spec, reply)) = rx.recv() {
-                let _ = reply.send(spawn(spec));
-            }
-        })?;
-        Ok(Spawner { tx })
+        let count = thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let mut threads = Vec::with_capacity(count);
+        for n in 0..count {
+            let (tx, rx) = std_mpsc::channel::<Job>();
+            thread::Builder::new().name(format!("mgr-spawner-{n}")).spawn(move || {
+                while let Ok((specs, reply)) = rx.recv() {
+                    let reset = signals_to_reset();
+                    let _ = reply.send(specs.into_iter().map(|(i, spec)| (i, spawn(spec, &reset))).collect());
+                }
+            })?;
+            threads.push(tx);
+        }
+        Ok(Spawner { threads })
     }
 
-    pub async fn spawn(&self, spec: SpawnSpec) -> io::Result<Spawned> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((spec, reply)).map_err(|_| io::Error::other("the spawner thread has stopped"))?;
-        rx.await.map_err(|_| io::Error::other("the spawner thread has stopped"))?
+    /// Starts every spec, spread over the spawner threads; the results are in
+    /// the order of `specs`.
+    pub async fn spawn_all(&self, specs: Vec<SpawnSpec>) -> Vec<io::Result<Spawned>> {
+        let count = specs.len();
+        let mut shares: Vec<Vec<(usize, SpawnSpec)>> = (0..self.threads.len()).map(|_| Vec::new()).collect();
+        for (i, spec) in specs.into_iter().enumerate() {
+            shares[i % self.threads.len()].push((i, spec));
+        }
+        let mut waiting = Vec::new();
+        for (thread, share) in self.threads.iter().zip(shares).filter(|(_, share)| !share.is_empty()) {
+            let (reply, rx) = oneshot::channel();
+            if thread.send((share, reply)).is_ok() {
+                waiting.push(rx);
+            }
+        }
+        let mut results: Vec<Option<io::Result<Spawned>>> = (0..count).map(|_| None).collect();
+        for rx in waiting {
+            for (i, result) in rx.await.unwrap_or_default() {
+                results[i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("the spawner thread has stopped"))))
+            .collect()
     }
 }
 
@@ -103,8 +133,44 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
+/// Most signals whose disposition a child may have to reset.
+const MAX_RESET: usize = 64;
+
+/// The signals that are caught or ignored in the manager: a child must put
+/// them back to their default before it unblocks signals and execs. Asked
+/// once per batch of spawns rather than in every child, where each of the
+/// ~64 queries is a system call inside the window the parent waits for.
+#[derive(Debug, Clone, Copy)]
+struct Reset {
+    signals: [libc::c_int; MAX_RESET],
+    count: usize,
+}
+
+fn signals_to_reset() -> Reset {
+    let mut reset = Reset { signals: [0; MAX_RESET], count: 0 };
+    for signal in 1..libc::SIGRTMAX() {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP || reset.count == MAX_RESET {
+            continue;
+        }
+        // SAFETY: a query only (no new action), into a zeroed sigaction.
+        let handler = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
+                continue;
+            }
+            current.sa_sigaction
+        };
+        if handler != libc::SIG_DFL {
+            reset.signals[reset.count] = signal;
+            reset.count += 1;
+        }
+    }
+    reset
+}
+
 /// Everything the child reads, prepared before `clone`.
 struct ChildArgs {
+    reset: Reset,
     program: CString,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
@@ -122,7 +188,7 @@ struct ChildArgs {
 /// Size of the stack the child runs on until `execve`.
 const CHILD_STACK: usize = 64 * 1024;
 
-fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
+fn spawn(spec: SpawnSpec, reset: &Reset) -> io::Result<Spawned> {
     let (program, args) = spec.argv.split_first().ok_or_else(|| io::Error::other("no program"))?;
     let path = resolve(program)?;
     let program_c = cstring(path.as_os_str().as_bytes())?;
@@ -143,11 +209,13 @@ fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
     let (stdout_r, stdout_w) = pipe()?;
     let (stderr_r, stderr_w) = pipe()?;
 
-    let mut argv: Vec<*const libc::c_char> = std::iter::once(argv0.as_ptr()).chain(args_c.iter().map(|a| a.as_ptr())).collect();
+    let mut argv: Vec<*const libc::c_char> =
+        std::iter::once(argv0.as_ptr()).chain(args_c.iter().map(|a| a.as_ptr())).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     let args = ChildArgs {
+        reset: *reset,
         program: program_c,
         argv,
         envp,
@@ -219,10 +287,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         };
         // Handlers are the manager's; the program gets default dispositions
         // (std ignores SIGPIPE, which would otherwise be inherited).
-        for signal in 1..libc::SIGRTMAX() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
-            }
+        for &signal in &a.reset.signals[..a.reset.count] {
+            libc::signal(signal, libc::SIG_DFL);
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
