@@ -112,6 +112,34 @@ pub struct Writer {
     progress: watch::Sender<Progress>,
 }
 
+/// A writer whose file is still to be opened; see [`Writer::prepare`].
+#[derive(Debug)]
+pub struct Unopened {
+    path: PathBuf,
+    progress: watch::Sender<Progress>,
+}
+
+impl Unopened {
+    /// Opens (creating it if needed) the log file for appending.
+    pub fn open(self) -> io::Result<Writer> {
+        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let offset = file.metadata()?.len();
+        self.progress.send_modify(|p| p.offset = offset);
+        Ok(Writer {
+            file,
+            offset,
+            seq: 0,
+            last_time_ms: 0,
+            partial: [Vec::new(), Vec::new()],
+            // Buffers grow with the instance's output rate: a quiet instance
+            // costs next to nothing, which keeps the manager small.
+            buf: Vec::new(),
+            tail: Vec::new(),
+            progress: self.progress,
+        })
+    }
+}
+
 /// Where subscribers find one instance's log. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LogHandle {
@@ -130,22 +158,16 @@ impl Writer {
     /// Creates (or appends to) the log at `path` and returns its writer and
     /// the handle subscribers use.
     pub fn create(path: &Path, run: &str, instance: &str, member: &str) -> io::Result<(Self, LogHandle)> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let offset = file.metadata()?.len();
-        let (progress, rx) = watch::channel(Progress { offset, ..Progress::default() });
-        let writer = Writer {
-            file,
-            offset,
-            seq: 0,
-            last_time_ms: 0,
-            partial: [Vec::new(), Vec::new()],
-            // Buffers grow with the instance's output rate: a quiet instance
-            // costs next to nothing, which keeps the manager small (and so
-            // its forks cheap).
-            buf: Vec::new(),
-            tail: Vec::new(),
-            progress,
-        };
+        let (unopened, handle) = Writer::prepare(path, run, instance, member);
+        Ok((unopened.open()?, handle))
+    }
+
+    /// The handle of a log whose file is not opened yet: opening it (which
+    /// allocates an inode, slow on a busy ext4) can then run elsewhere, in
+    /// parallel with starting the processes. Subscribers see an empty log
+    /// until the writer writes.
+    pub fn prepare(path: &Path, run: &str, instance: &str, member: &str) -> (Unopened, LogHandle) {
+        let (progress, rx) = watch::channel(Progress::default());
         let handle = LogHandle {
             run: run.into(),
             instance: instance.into(),
@@ -153,7 +175,7 @@ impl Writer {
             path: path.to_owned(),
             progress: rx,
         };
-        Ok((writer, handle))
+        (Unopened { path: path.to_owned(), progress }, handle)
     }
 
     /// Takes bytes read from one of the instance's pipes: every complete

@@ -29,8 +29,7 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         tokio::spawn(async move {
             if let Err(err) = handle.copy_to(since, follow, &tx).await {
                 tracing::error!(run = %handle.run, instance = %handle.instance, %err, "cannot read the instance log");
-                let what = format!("cannot read the log of {}/{}: {err}", handle.run, handle.instance);
-                let _ = fail.try_send(Status::internal(what));
+                let _ = fail.try_send(super::status::log_unreadable(&handle.run, &handle.instance, &err));
             }
         });
     }

@@ -5,13 +5,13 @@ use mgr_proto::{Module, ModulesReply, ModulesRequest};
 use tonic::Status;
 
 use super::Control;
+use crate::supervisor::Error;
 
 pub(super) async fn modules(_control: &Control, req: ModulesRequest) -> Result<ModulesReply, Status> {
     let modules = if req.name.is_empty() {
         catalog::ALL.iter().map(to_proto).collect()
     } else {
-        let module = catalog::find(&req.name)
-            .ok_or_else(|| Status::not_found(format!("unknown module '{}' (see: mgrctl modules)", req.name)))?;
+        let module = catalog::find(&req.name).ok_or(Error::UnknownModule(req.name))?;
         vec![to_proto(module)]
     };
     Ok(ModulesReply { modules })

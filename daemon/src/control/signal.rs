@@ -4,7 +4,7 @@ use mgr_proto::{SignalKind, SignalReply, SignalRequest};
 use tonic::Status;
 
 use super::{Control, ps::instance_to_proto};
-use crate::supervisor::{Action, Target};
+use crate::supervisor::{Action, Error, Target};
 
 pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<SignalReply, Status> {
     let action = match SignalKind::try_from(req.kind) {
@@ -14,7 +14,7 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
         Ok(SignalKind::Resume) => Action::Resume,
         Ok(SignalKind::Restart) => Action::Restart,
         Ok(SignalKind::Unspecified) | Err(_) => {
-            return Err(Status::invalid_argument(format!("unknown signal kind {}", req.kind)));
+            return Err(Error::BadRequest(format!("unknown signal kind {}", req.kind)).into());
         }
     };
     let instances = control.supervisor.act(Target::parse(&req.target), action).await?;

@@ -8,7 +8,9 @@ impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let code = match &err {
             Error::UnknownModule(_) | Error::UnknownRun(_) | Error::UnknownInstance { .. } => Code::NotFound,
-            Error::BadCount(_) | Error::BadRunName(_) | Error::NoCommand => Code::InvalidArgument,
+            Error::BadCount(_) | Error::BadRunName(_) | Error::NoCommand | Error::BadRequest(_) => {
+                Code::InvalidArgument
+            }
             Error::RunExists(_) => Code::AlreadyExists,
             Error::PortsExhausted { .. } | Error::StdinFull(_) => Code::ResourceExhausted,
             Error::NotRunning(_) | Error::NotPaused(_) => Code::FailedPrecondition,
@@ -18,4 +20,9 @@ impl From<Error> for Status {
         };
         Status::new(code, err.to_string())
     }
+}
+
+/// A log that cannot be read while streaming it.
+pub(super) fn log_unreadable(run: &str, instance: &str, err: &std::io::Error) -> Status {
+    Status::internal(format!("cannot read the log of {run}/{instance}: {err}"))
 }
