@@ -91,9 +91,17 @@ RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$DPID/status")
 hf_median() { "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.6f" % x["median"] for x in r))' "$1"; }
 for N in 2 64; do
     log "launch N=$N (hyperfine)"
+    # The floor: N processes of `true` started in parallel by the smallest
+    # launcher at hand (xargs), with nothing else: what any launcher pays.
+    seq 1 "$N" >"$W/n$N"
+    FLOOR="xargs -P $N -n 1 -a $W/n$N true"
     hyperfine -N --warmup 3 --runs 30 --export-json "$W/launch$N.json" \
-        "$CTL exec $N -- true" "$MPIEXEC -n $N true" >&2
-    read -r M B < <(hf_median "$W/launch$N.json")
+        "$CTL exec $N -- true" "$MPIEXEC -n $N true" "$FLOOR" >&2
+    read -r M B F < <(hf_median "$W/launch$N.json")
+    row "launch floor, N=$N (median of 30): $N x true in parallel, no launcher" "" "xargs -P $N" \
+        "$(awk -v f="$F" 'BEGIN { printf "%.1f ms", f * 1000 }')" \
+        "$(awk -v m="$M" -v f="$F" 'BEGIN { printf "mgr %.2fx", m / f }')" "" "" "" \
+        "$(echo "$FLOOR" | sed "s#$W#\$W#")"
     if [ "$N" = 2 ]; then T=1.0; else T=0.5; fi
     "$PY" - "$M" "$B" "$T" "$N" "$CTL exec $N -- true" "$MPIEXEC -n $N true" >>"$RES" <<'EOF'
 import sys

@@ -539,3 +539,30 @@ fn modules_are_listed_and_described() -> Result<()> {
     assert_eq!(me["state"], "alive");
     Ok(())
 }
+
+#[test]
+fn a_viewer_that_does_not_read_never_blocks_an_instance_nor_loses_a_line() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    // A viewer whose stdout nobody reads: its pipe fills within the first
+    // few thousand lines and it stops reading from the daemon.
+    let mut stuck = daemon.command(&["exec", "1", "--name", "flood", "--", "seq", "1", "500000"]);
+    let stuck = stuck.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stuck = Reap(stuck);
+    wait_until("the instance to finish although its viewer is stuck", || {
+        daemon.instance("flood", "p1").is_ok_and(|p1| p1["state"] == "exited")
+    })?;
+    // Every line is in the log, in order.
+    let logs = daemon.ok(&["logs", "flood/p1"])?;
+    let lines: Vec<&str> = logs.lines().filter_map(|l| l.strip_prefix("p1 | ")).collect();
+    assert_eq!(lines.len(), 500_000);
+    assert!(lines.iter().enumerate().all(|(i, l)| *l == (i + 1).to_string()));
+    drop(stuck);
+    Ok(())
+}
