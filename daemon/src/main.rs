@@ -82,13 +82,38 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(start(cli)));
+    // One line, even where RUST_BACKTRACE is set: these are user errors.
+    if let Err(err) = result {
+        eprintln!("mgr: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn start(cli: Cli) -> anyhow::Result<()> {
     let Command::Start(args) = cli.command;
     init_tracing(args.verbose);
     if !args.grace.is_finite() || args.grace < 0.0 {
         bail!("--grace must be a number of seconds, not {}", args.grace);
+    }
+    // The TCP port is not authenticated yet (the group key comes with the
+    // group): off loopback it would let anyone who reaches it start
+    // programs here.
+    if !args.listen.ip().is_loopback() {
+        if args.allow_exec {
+            bail!(
+                "--allow-exec with --listen {} would let anyone who reaches that port run any command here; \
+                 listen on loopback (127.0.0.1) to use exec",
+                args.listen
+            );
+        }
+        tracing::warn!(listen = %args.listen, "the TCP control port is not authenticated: anyone who reaches it can launch modules here");
     }
     let state_dir = args.state_dir.unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
     let state = StateDir::open(&state_dir)?;

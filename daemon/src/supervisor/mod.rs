@@ -285,8 +285,7 @@ impl Supervisor {
 
     /// Stops, kills, pauses, resumes or restarts; returns when done.
     pub async fn act(&self, target: Target, action: Action) -> Result<Vec<InstanceInfo>, Error> {
-        let waiting = self.call(|r| Msg::Act(target, action, r)).await?;
-        Ok(waiting)
+        self.call(|r| Msg::Act(target, action, r)).await
     }
 
     /// How many instances are live.
@@ -826,15 +825,7 @@ impl Task {
                             // A stopped process cannot act on SIGTERM.
                             let _ = killpg(group, Signal::SIGCONT);
                         }
-                        let tx = self.tx.clone();
-                        let grace = self.config.grace;
-                        let (r, n) = (run.clone(), inst.name.clone());
-                        tokio::spawn(async move {
-                            tokio::time::sleep(grace).await;
-                            if let Some(tx) = tx.upgrade() {
-                                let _ = tx.send(Msg::Escalate { run: r, instance: n, start }).await;
-                            }
-                        });
+                        self.escalate_after_grace(run.clone(), inst.name.clone(), start);
                     }
                     let inst = &mut self.runs.get_mut(&run).expect("known").instances[i];
                     inst.intent = Some(intent);
@@ -885,6 +876,19 @@ impl Task {
                 }
             }
             let _ = reply.send(Ok(infos));
+        });
+    }
+
+    /// Sends SIGKILL to the instance after the grace period if the same
+    /// process (`start`) is still alive then.
+    fn escalate_after_grace(&self, run: String, instance: String, start: u32) {
+        let tx = self.tx.clone();
+        let grace = self.config.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Msg::Escalate { run, instance, start }).await;
+            }
         });
     }
 
@@ -1007,14 +1011,7 @@ impl Task {
                     let _ = killpg(group, Signal::SIGCONT);
                 }
             }
-            let tx = self.tx.clone();
-            let grace = self.config.grace;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                if let Some(tx) = tx.upgrade() {
-                    let _ = tx.send(Msg::Escalate { run, instance, start }).await;
-                }
-            });
+            self.escalate_after_grace(run, instance, start);
         }
     }
 }
