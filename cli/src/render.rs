@@ -47,7 +47,7 @@ struct Prefixes {
 }
 
 impl<W: Write> Renderer<W> {
-    /// `names` are the instance labels expected, to align prefixes.
+    /// `width` is the widest instance label expected, to align prefixes.
     pub fn new(out: W, style: Style, width: usize) -> Self {
         Renderer { out, style, prefixes: HashMap::new(), width }
     }
@@ -164,6 +164,21 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "p1@lab-01 | hello\np1@lab-01 | oops\np1@lab-01 # exited with code 0\n"
         );
+    }
+
+    #[test]
+    fn each_instance_gets_its_own_colour_and_aligned_prefix() {
+        let mut out = Vec::new();
+        let style = Style { json: false, colour: true, members: false };
+        let mut r = Renderer::new(&mut out, style, 3);
+        let mut other = chunk(b"o b\n");
+        other.instance = "p10".into();
+        r.chunk(&chunk(b"o a\n")).unwrap();
+        r.chunk(&other).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("{}p1  |{RESET} a", COLOURS[0]));
+        assert_eq!(lines[1], format!("{}p10 |{RESET} b", COLOURS[1]));
     }
 
     #[test]
