@@ -575,3 +575,89 @@ fn a_viewer_that_does_not_read_never_blocks_an_instance_nor_loses_a_line() -> Re
     drop(stuck);
     Ok(())
 }
+
+/// The lines `deliver <from> <text>` that an instance printed so far.
+fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>> {
+    let logs = daemon.ok(&["logs", instance])?;
+    let prefix = format!("{} | deliver ", instance.rsplit('/').next().unwrap_or_default());
+    Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
+}
+
+#[test]
+fn the_perfect_link_delivers_everything_once_through_loss_duplication_and_delay() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let launch = ["launch", "PerfectPointToPointLink", "2", "--name", "lossy", "--detach"];
+    daemon
+        .ok(&[&launch[..], &["--loss", "0.3", "--dup", "0.3", "--delay", "0-20", "--", "--period-ms", "50"]].concat())?;
+    for i in 1..=20 {
+        daemon.ok(&["send", "lossy/p1", "send", "p2", &format!("m{i}")])?;
+    }
+    wait_until("p2 to deliver all 20", || deliveries(&daemon, "lossy/p2").is_ok_and(|d| d.len() >= 20))?;
+    // Retransmissions go on; none may be delivered again.
+    thread::sleep(Duration::from_millis(500));
+    let mut got = deliveries(&daemon, "lossy/p2")?;
+    got.sort();
+    let mut want: Vec<String> = (1..=20).map(|i| format!("p1 m{i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+    Ok(())
+}
+
+#[test]
+fn faults_change_while_a_run_is_live_and_a_partition_heals() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "3", "--name", "split", "--detach"])?;
+    let told = daemon.ok(&["fault", "split", "--partition", "p1,p2/p3"])?;
+    assert_eq!(told.trim(), "split: faults partition=p1,p2/p3 (told 3 instances)");
+    daemon.ok(&["send", "split/p1", "send", "p3", "across"])?;
+    daemon.ok(&["send", "split/p3", "send", "p1", "back"])?;
+    daemon.ok(&["send", "split/p1", "send", "p2", "inside"])?;
+    wait_until("the delivery inside the block", || deliveries(&daemon, "split/p2").is_ok_and(|d| d.len() == 1))?;
+    thread::sleep(Duration::from_millis(300));
+    assert!(deliveries(&daemon, "split/p3")?.is_empty(), "nothing crosses the partition");
+    assert!(deliveries(&daemon, "split/p1")?.is_empty(), "in either direction");
+
+    daemon.ok(&["fault", "split", "--heal", "--loss", "1"])?;
+    daemon.ok(&["send", "split/p1", "send", "p3", "lost"])?;
+    thread::sleep(Duration::from_millis(300));
+    assert!(deliveries(&daemon, "split/p3")?.is_empty(), "loss 1 drops everything");
+
+    assert_eq!(daemon.ok(&["fault", "split", "--loss", "0"])?.trim(), "split: faults none (told 3 instances)");
+    daemon.ok(&["send", "split/p1", "send", "p3", "healed"])?;
+    wait_until("the delivery after the heal", || deliveries(&daemon, "split/p3").is_ok_and(|d| d == ["p1 healed"]))?;
+    // The log says when the faults changed.
+    assert!(daemon.ok(&["logs", "split/p3"])?.contains("p3 # faults: partition=p1,p2/p3"));
+
+    // Bad fault requests are refused and change nothing.
+    assert!(daemon.err(&["fault", "split", "--loss", "2"])?.contains("loss must be a probability between 0 and 1"));
+    assert!(daemon.err(&["fault", "split", "--partition", "p1/p9"])?.contains("'p9', which is not an instance"));
+    assert!(daemon.err(&["fault", "split", "--delay", "9-1"])?.contains("delay must be MIN-MAX"));
+    assert!(daemon.err(&["fault", "nope", "--loss", "0.1"])?.contains("unknown run 'nope'"));
+    assert!(
+        daemon.err(&["launch", "FairLossPointToPointLink", "2", "--dup", "1.5"])?.contains("dup must be a probability")
+    );
+    Ok(())
+}
+
+#[test]
+fn faults_need_the_module_runtime() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    daemon.ok(&["exec", "1", "--name", "plain", "--detach", "--", "sleep", "30"])?;
+    let err = daemon.err(&["fault", "plain", "--loss", "0.5"])?;
+    assert!(err.contains("faults are applied by the module runtime, and run 'plain' is an exec"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_stubborn_link_gets_through_once_the_partition_heals() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "StubbornPointToPointLink", "2", "--name", "wait", "--detach", "--", "--period-ms", "50"])?;
+    daemon.ok(&["fault", "wait", "--partition", "p1/p2"])?;
+    daemon.ok(&["send", "wait/p1", "send", "p2", "patience"])?;
+    thread::sleep(Duration::from_millis(400));
+    assert!(deliveries(&daemon, "wait/p2")?.is_empty());
+    daemon.ok(&["fault", "wait", "--heal"])?;
+    wait_until("the retransmission after the heal", || deliveries(&daemon, "wait/p2").is_ok_and(|d| !d.is_empty()))?;
+    assert!(deliveries(&daemon, "wait/p2")?.iter().all(|d| d == "p1 patience"));
+    Ok(())
+}

@@ -40,6 +40,8 @@ pub struct LaunchArgs {
     pub count: u32,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub faults: super::fault::LinkFaults,
     /// Arguments given to every instance, after `--`.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -64,6 +66,7 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
         name: args.options.name.clone().unwrap_or_default(),
         args: args.args,
         command: Vec::new(),
+        faults: args.faults.spec(),
     };
     start(client, request, args.options, local).await
 }
@@ -75,6 +78,7 @@ pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result
         name: args.options.name.clone().unwrap_or_default(),
         args: Vec::new(),
         command: args.command,
+        faults: String::new(),
     };
     start(client, request, args.options, local).await
 }

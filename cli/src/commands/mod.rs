@@ -1,6 +1,7 @@
 //! One file per verb, each mirroring an RPC of the daemon.
 
 mod attach;
+mod fault;
 mod launch;
 mod logs;
 mod members;
@@ -39,6 +40,8 @@ pub enum Command {
     Resume(signal::SignalArgs),
     /// Restart a run or an instance with the same name and address.
     Restart(signal::SignalArgs),
+    /// Change the network faults of a live run: loss, duplication, delay, partition.
+    Fault(fault::FaultArgs),
     /// List the modules that can be launched, or describe one.
     Modules(modules::ModulesArgs),
     /// List the members of the group.
@@ -59,6 +62,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Pause(args) => signal::signal(client, args, SignalKind::Pause).await,
         Command::Resume(args) => signal::signal(client, args, SignalKind::Resume).await,
         Command::Restart(args) => signal::signal(client, args, SignalKind::Restart).await,
+        Command::Fault(args) => fault::fault(client, args).await,
         Command::Modules(args) => modules::modules(client, args).await,
         Command::Members(args) => members::members(client, args).await,
     }

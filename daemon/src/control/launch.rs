@@ -13,6 +13,7 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
         count: req.count,
         name: Some(req.name).filter(|n| !n.is_empty()),
         args: req.args,
+        faults: req.faults,
     };
     let run = control.supervisor.launch(spec).await?;
     Ok(LaunchReply { run: Some(run_to_proto(run)) })

@@ -4,6 +4,7 @@
 //! membership) and converts the answer back. Errors become `tonic::Status`
 //! in one place, `status.rs`.
 
+mod fault;
 mod launch;
 mod logs;
 mod members;
@@ -65,6 +66,10 @@ impl Manager for Control {
 
     async fn signal(&self, req: Request<SignalRequest>) -> Result<Response<SignalReply>, Status> {
         signal::signal(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn fault(&self, req: Request<FaultRequest>) -> Result<Response<FaultReply>, Status> {
+        fault::fault(self, req.into_inner()).await.map(Response::new)
     }
 
     async fn modules(&self, req: Request<ModulesRequest>) -> Result<Response<ModulesReply>, Status> {

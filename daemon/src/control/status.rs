@@ -8,12 +8,14 @@ impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let code = match &err {
             Error::UnknownModule(_) | Error::UnknownRun(_) | Error::UnknownInstance { .. } => Code::NotFound,
-            Error::BadCount(_) | Error::BadRunName(_) | Error::NoCommand | Error::BadRequest(_) => {
-                Code::InvalidArgument
-            }
+            Error::BadCount(_)
+            | Error::BadRunName(_)
+            | Error::NoCommand
+            | Error::BadRequest(_)
+            | Error::BadFaults(_) => Code::InvalidArgument,
             Error::RunExists(_) => Code::AlreadyExists,
             Error::PortsExhausted { .. } | Error::StdinFull(_) => Code::ResourceExhausted,
-            Error::NotRunning(_) | Error::NotPaused(_) => Code::FailedPrecondition,
+            Error::NotRunning(_) | Error::NotPaused(_) | Error::FaultsNeedModule(_) => Code::FailedPrecondition,
             Error::ExecNotAllowed => Code::PermissionDenied,
             Error::Spawn { .. } | Error::State { .. } => Code::Internal,
             Error::Stopped => Code::Unavailable,

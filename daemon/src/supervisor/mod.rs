@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::output::{LogHandle, Unopened, Writer};
 use cgroup::Cgroup;
+use mgr_modules::runtime::faults::{self, Faults};
 use ports::Ports;
 use spawner::Spawner;
 use sweep::sweep;
@@ -77,6 +78,10 @@ pub enum Error {
     Stopped,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("bad faults: {0}")]
+    BadFaults(String),
+    #[error("faults are applied by the module runtime, and run '{0}' is an exec of a command")]
+    FaultsNeedModule(String),
 }
 
 /// Settings the supervisor needs from the daemon's configuration.
@@ -105,6 +110,18 @@ pub struct LaunchSpec {
     pub count: u32,
     pub name: Option<String>,
     pub args: Vec<String>,
+    /// Network faults from the start (see [`Faults`]); empty for none.
+    pub faults: String,
+}
+
+/// A change of a run's faults: each field set replaces that fault.
+#[derive(Debug, Clone, Default)]
+pub struct FaultChange {
+    pub loss: Option<f64>,
+    pub dup: Option<f64>,
+    pub delay: Option<String>,
+    pub partition: Option<String>,
+    pub heal: bool,
 }
 
 /// Which instances a call is about: `RUN` or `RUN/p1`.
@@ -198,6 +215,7 @@ enum Msg {
     Logs(Target, Reply<Vec<LogHandle>>),
     Send(Target, Bytes, Reply<Vec<String>>),
     Act(Target, Action, Reply<Vec<InstanceInfo>>),
+    Fault(String, FaultChange, Reply<(String, Vec<String>)>),
     Count(oneshot::Sender<usize>),
     /// From a pump: the process of `start` ended.
     Exited {
@@ -288,6 +306,12 @@ impl Supervisor {
         self.call(|r| Msg::Act(target, action, r)).await
     }
 
+    /// Changes the faults of a live run; returns the faults now in force and
+    /// the instances told.
+    pub async fn fault(&self, run: String, change: FaultChange) -> Result<(String, Vec<String>), Error> {
+        self.call(|r| Msg::Fault(run, change, r)).await
+    }
+
     /// How many instances are live.
     pub async fn live_instances(&self) -> usize {
         let (reply, rx) = oneshot::channel();
@@ -341,6 +365,8 @@ struct Run {
     program: Vec<String>,
     args: Vec<String>,
     peers: String,
+    /// Network faults in force, given to every (re)started instance.
+    faults: Faults,
     dir: PathBuf,
     created_ms: u64,
     instances: Vec<Instance>,
@@ -360,6 +386,20 @@ struct Task {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Checks that a partition names only instances of the run (`p1`…`pN`).
+fn check_partition(faults: &Faults, count: u32) -> Result<(), Error> {
+    for name in faults.partition.iter().flatten() {
+        let known =
+            name.strip_prefix('p').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (1..=count).contains(&n));
+        if !known {
+            return Err(Error::BadFaults(format!(
+                "the partition names '{name}', which is not an instance of the run (p1 to p{count})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Ends processes that started but cannot be supervised (their logs could
@@ -410,6 +450,9 @@ impl Task {
                     let _ = reply.send(self.send(&target, line));
                 }
                 Msg::Act(target, action, reply) => self.act(&target, action, reply).await,
+                Msg::Fault(run, change, reply) => {
+                    let _ = reply.send(self.fault(&run, change));
+                }
                 Msg::Count(reply) => {
                     let live = self.runs.values().flat_map(|r| &r.instances).filter(|i| i.state.is_live()).count();
                     let _ = reply.send(live);
@@ -529,6 +572,11 @@ impl Task {
             return Err(Error::BadCount(spec.count));
         }
         let name = self.pick_run_name(spec.name.clone())?;
+        let faults = Faults::parse(&spec.faults).map_err(|e| Error::BadFaults(e.to_string()))?;
+        if !faults.is_none() && spec.module.is_none() {
+            return Err(Error::FaultsNeedModule(name));
+        }
+        check_partition(&faults, spec.count)?;
 
         // Every address is bound before any process starts, so the peer
         // table is complete and no early datagram is refused.
@@ -591,6 +639,7 @@ impl Task {
             program,
             args: spec.args.clone(),
             peers,
+            faults,
             dir,
             created_ms: now_ms(),
             instances,
@@ -655,6 +704,7 @@ impl Task {
                         ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
                         ("MGR_DIR".into(), run.dir.clone().into()),
                         ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
+                        ("MGR_FAULTS".into(), run.faults.to_string().into()),
                     ],
                     cwd: run.dir.clone(),
                     inherit: Some(socket.as_raw_fd()),
@@ -726,6 +776,49 @@ impl Task {
             });
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    fn fault(&mut self, run_name: &str, change: FaultChange) -> Result<(String, Vec<String>), Error> {
+        let run = self.runs.get_mut(run_name).ok_or_else(|| Error::UnknownRun(run_name.to_owned()))?;
+        if run.module == "exec" {
+            return Err(Error::FaultsNeedModule(run_name.to_owned()));
+        }
+        let bad = |e: faults::FaultsError| Error::BadFaults(e.to_string());
+        let mut next = run.faults.clone();
+        if let Some(loss) = change.loss {
+            next.loss = Faults::parse(&format!("loss={loss}")).map_err(bad)?.loss;
+        }
+        if let Some(dup) = change.dup {
+            next.dup = Faults::parse(&format!("dup={dup}")).map_err(bad)?.dup;
+        }
+        if let Some(delay) = &change.delay {
+            next.delay_ms = faults::parse_delay(delay).map_err(bad)?;
+        }
+        if let Some(partition) = &change.partition {
+            next.partition = faults::parse_partition(partition).map_err(bad)?;
+        }
+        if change.heal {
+            next.partition.clear();
+        }
+        check_partition(&next, run.instances.len() as u32)?;
+        run.faults = next;
+        // The runtime of each live instance takes the whole new state from a
+        // control line on its stdin; restarted instances get it in MGR_FAULTS.
+        let spec = run.faults.to_string();
+        let line = Bytes::from(format!("{} {spec}\n", faults::CONTROL_PREFIX));
+        let shown = if spec.is_empty() { "none".to_owned() } else { spec.clone() };
+        let mut told = Vec::new();
+        for inst in run.instances.iter().filter(|i| i.state.is_live()) {
+            if let Some(stdin) = &inst.stdin
+                && stdin.try_send(line.clone()).is_ok()
+            {
+                told.push(inst.name.clone());
+            }
+            if let Some(notes) = &inst.notes {
+                let _ = notes.send(format!("faults: {shown}"));
+            }
+        }
+        Ok((spec, told))
     }
 
     fn send(&mut self, target: &Target, line: Bytes) -> Result<Vec<String>, Error> {

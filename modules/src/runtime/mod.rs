@@ -17,6 +17,7 @@
 
 pub mod contract;
 pub mod events;
+pub mod faults;
 pub mod stdin;
 
 use std::fmt::Display;
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 
 pub use contract::{Contract, ContractError};
 pub use events::EventLog;
+pub use faults::Faults;
 pub use stdin::Command;
 
 /// How a module ends (it never ends on its own: it runs until killed).
@@ -66,21 +68,58 @@ pub struct Context {
     pub contract: Contract,
     /// The `MGR_EVENTS` log and the Lamport clock.
     pub events: EventLog,
-    socket: tokio::net::UdpSocket,
+    /// Shared with the tasks that send delayed datagrams.
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
+    /// The network faults in force (`MGR_FAULTS`, then `#mgr faults` lines).
+    faults: Faults,
     timer: Option<Instant>,
     /// The id of the next message this process sends; see [`Context::new_message_id`].
     next_id: u64,
 }
 
 impl Context {
-    /// Sends one datagram, best effort. A datagram the kernel cannot take
-    /// right now is dropped: a fair-loss link is allowed to lose messages,
-    /// and the layers above it are built to cope.
+    /// Sends one datagram, best effort, through the faults in force: it may
+    /// be dropped (loss, or a partition between this process and `to`), sent
+    /// twice (dup) or late (delay). A datagram the kernel cannot take right
+    /// now is dropped too: a fair-loss link is allowed to lose messages, and
+    /// the layers above it are built to cope.
     pub fn send_datagram(&self, to: SocketAddr, payload: &[u8]) {
-        match self.socket.try_send_to(payload, to) {
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => eprintln!("udp: send to {to}: {err}"),
+        let faults = &self.faults;
+        if !faults.is_none() {
+            let me = &self.contract.self_name;
+            if let Some(q) = self.contract.peer_name(to)
+                && !faults.connected(me, q)
+            {
+                return;
+            }
+            if faults.loss > 0.0 && rand::random::<f64>() < faults.loss {
+                return;
+            }
+            let copies = if faults.dup > 0.0 && rand::random::<f64>() < faults.dup { 2 } else { 1 };
+            let (lo, hi) = faults.delay_ms;
+            if hi > 0 {
+                for _ in 0..copies {
+                    let delay = Duration::from_millis(rand::random_range(lo..=hi));
+                    let (socket, payload) = (self.socket.clone(), payload.to_vec());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        send_now(&socket, to, &payload);
+                    });
+                }
+                return;
+            }
+            if copies == 2 {
+                send_now(&self.socket, to, payload);
+            }
+        }
+        send_now(&self.socket, to, payload);
+    }
+
+    /// Whether a datagram from `from` gets through the partition in force.
+    fn admits(&self, from: SocketAddr) -> bool {
+        match self.contract.peer_name(from) {
+            Some(p) => self.faults.connected(p, &self.contract.self_name),
+            None => true,
         }
     }
 
@@ -125,6 +164,14 @@ impl Context {
     }
 }
 
+fn send_now(socket: &tokio::net::UdpSocket, to: SocketAddr, payload: &[u8]) {
+    match socket.try_send_to(payload, to) {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(err) => eprintln!("udp: send to {to}: {err}"),
+    }
+}
+
 /// Prints one line on stdout and flushes it at once: stdout is a pipe to the
 /// daemon, and a line left in a buffer is a line the user never sees.
 pub fn say(line: impl Display) {
@@ -162,7 +209,12 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
             let path = contract.events_path.as_deref().unwrap_or("".as_ref());
             format!("MGR_EVENTS: cannot open {}", path.display())
         })?;
-    let mut ctx = Context { contract, events, socket, timer: None, next_id: 1 };
+    let faults = match std::env::var("MGR_FAULTS") {
+        Ok(spec) => Faults::parse(&spec).map_err(|err| RunError::Usage(format!("MGR_FAULTS: {err}")))?,
+        Err(_) => Faults::default(),
+    };
+    let socket = std::sync::Arc::new(socket);
+    let mut ctx = Context { contract, events, socket, faults, timer: None, next_id: 1 };
     let mut commands = stdin::spawn_reader();
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
@@ -172,14 +224,19 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     loop {
         let timer = ctx.timer;
         tokio::select! {
-            command = commands.recv(), if stdin_open => match command {
-                Some(command) => module.upon_command(&mut ctx, command),
+            input = commands.recv(), if stdin_open => match input {
+                Some(stdin::Input::Command(command)) => module.upon_command(&mut ctx, command),
+                Some(stdin::Input::Faults(faults)) => ctx.faults = faults,
                 // End of stdin only means no more commands: the module keeps
                 // serving its peers until it is killed.
                 None => stdin_open = false,
             },
             received = ctx.socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => module.upon_datagram(&mut ctx, from, &buf[..len]),
+                Ok((len, from)) => {
+                    if ctx.admits(from) {
+                        module.upon_datagram(&mut ctx, from, &buf[..len]);
+                    }
+                }
                 Err(err) => {
                     eprintln!("udp: receive: {err}");
                     // Pausing keeps a persistent socket error from turning

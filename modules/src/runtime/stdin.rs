@@ -4,6 +4,7 @@ use std::io::{BufRead, ErrorKind};
 
 use tokio::sync::mpsc;
 
+use super::faults::{CONTROL_PREFIX, Faults, FaultsError};
 use super::say;
 
 /// A request typed by the user, handed to the module's `upon_command`.
@@ -14,18 +15,31 @@ pub enum Command {
 }
 
 /// What one stdin line means.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     /// A blank line, ignored.
     Empty,
     /// `help`: print [`HELP`].
     Help,
     Command(Command),
+    /// `#mgr faults SPEC`, written by the manager: the faults now in force.
+    Faults(Faults),
+}
+
+/// What the stdin reader hands to the event loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A command for the module.
+    Command(Command),
+    /// New faults, for the runtime itself.
+    Faults(Faults),
 }
 
 /// Why a line is not a command; printed as `error: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    #[error("bad faults from the manager: {0}")]
+    Faults(#[from] FaultsError),
     #[error("unknown command '{0}' (try: send q text)")]
     Unknown(String),
     #[error("usage: send q text")]
@@ -40,6 +54,9 @@ pub const HELP: &str = "commands:
 /// Parses one line (without its line ending, or with it: it is trimmed).
 pub fn parse_line(line: &str) -> Result<Line, ParseError> {
     let line = line.trim();
+    if let Some(spec) = line.strip_prefix(CONTROL_PREFIX) {
+        return Ok(Line::Faults(Faults::parse(spec)?));
+    }
     let (word, rest) = split_word(line);
     match word {
         "" => Ok(Line::Empty),
@@ -74,7 +91,7 @@ fn split_word(text: &str) -> (&str, &str) {
 ///
 /// At end of input the thread ends and the channel closes; the module itself
 /// keeps running, because the daemon may close stdin of a live instance.
-pub fn spawn_reader() -> mpsc::Receiver<Command> {
+pub fn spawn_reader() -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(64);
     let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
         let mut input = std::io::stdin().lock();
@@ -96,7 +113,12 @@ pub fn spawn_reader() -> mpsc::Receiver<Command> {
                 Ok(Line::Empty) => {}
                 Ok(Line::Help) => say(HELP),
                 Ok(Line::Command(command)) => {
-                    if tx.blocking_send(command).is_err() {
+                    if tx.blocking_send(Input::Command(command)).is_err() {
+                        return;
+                    }
+                }
+                Ok(Line::Faults(faults)) => {
+                    if tx.blocking_send(Input::Faults(faults)).is_err() {
                         return;
                     }
                 }
@@ -116,6 +138,14 @@ mod tests {
 
     fn send(to: &str, text: &str) -> Result<Line, ParseError> {
         Ok(Line::Command(Command::Send { to: to.into(), text: text.into() }))
+    }
+
+    #[test]
+    fn control_lines_set_the_faults() {
+        let line = parse_line("#mgr faults loss=0.5 partition=p1/p2\n").unwrap();
+        assert_eq!(line, Line::Faults(Faults::parse("loss=0.5 partition=p1/p2").unwrap()));
+        assert_eq!(parse_line("#mgr faults").unwrap(), Line::Faults(Faults::default()));
+        assert!(matches!(parse_line("#mgr faults loss=2"), Err(ParseError::Faults(_))));
     }
 
     #[test]
