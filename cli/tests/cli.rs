@@ -421,6 +421,22 @@ fn stop_kill_pause_resume_and_restart() -> Result<()> {
     for note in ["p1 # started", "p1 # paused", "p1 # resumed", "p1 # killed by SIGKILL (killed)", "p1 # restarted"] {
         assert!(logs.contains(note), "{note} missing in\n{logs}");
     }
+    // The run's event log records the crashes (the kill, the restart), not
+    // the requested stop at the end.
+    let crashes = |p: &str| -> Result<Vec<String>> {
+        let events = std::fs::read_to_string(daemon.dir.join(format!("runs/life/{p}.events.jsonl")))?;
+        let mut found = Vec::new();
+        for line in events.lines() {
+            let v: Value = serde_json::from_str(line)?;
+            if v["event"] == "crash" {
+                assert_eq!(v["process"], p);
+                found.push(v["text"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        Ok(found)
+    };
+    assert_eq!(crashes("p1")?, ["killed by SIGKILL (killed)"]);
+    assert_eq!(crashes("p2")?, ["killed by SIGTERM (restarting)"]);
     Ok(())
 }
 

@@ -388,6 +388,23 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Appends a `crash` event, in the format of the module runtime's events
+/// (one JSON object per line, one `write` so lines never interleave).
+fn record_crash(path: &std::path::Path, run: &str, process: &str, cause: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let record = serde_json::json!({
+        "time_ms": now_ms(),
+        "run": run,
+        "process": process,
+        "event": "crash",
+        "by": "mgr",
+        "text": cause,
+    });
+    let mut line = record.to_string().into_bytes();
+    line.push(b'\n');
+    std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(&line)
+}
+
 /// Checks that a partition names only instances of the run (`p1`…`pN`).
 fn check_partition(faults: &Faults, count: u32) -> Result<(), Error> {
     for name in faults.partition.iter().flatten() {
@@ -1051,6 +1068,14 @@ impl Task {
             tracing::error!(run = run_name, instance, %err, "cannot write to the instance log");
         }
         inst.writer = Some(writer);
+        // Crash-stop: every end but a requested stop is a crash, and the
+        // run's event log must say so for a checker to know who is correct.
+        if intent != Some(Intent::Stop) {
+            let events = run.dir.join(format!("{instance}.events.jsonl"));
+            if let Err(err) = record_crash(&events, run_name, instance, &format!("{how}{why}")) {
+                tracing::error!(run = run_name, instance, %err, "cannot record the crash in the events file");
+            }
+        }
         let port = inst.address.port();
         self.ports.release(port);
         tracing::info!(run = run_name, instance, "{how}{why}");
