@@ -88,6 +88,7 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         allow_exec: true,
         grace: mgr_daemon::DEFAULT_GRACE,
         modules_bin: mgr_daemon::default_modules_bin(),
+        modules_dirs: Vec::new(),
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -677,3 +677,34 @@ fn a_stubborn_link_gets_through_once_the_partition_heals() -> Result<()> {
     assert!(deliveries(&daemon, "wait/p2")?.iter().all(|d| d == "p1 patience"));
     Ok(())
 }
+
+#[test]
+fn a_python_module_from_a_manifest_talks_with_the_rust_fair_loss_link() -> Result<()> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/examples/python");
+    let examples = examples.to_str().context("path")?;
+    let daemon = Daemon::start(&["--modules-dir", examples])?;
+    let list = daemon.ok(&["modules"])?;
+    assert!(list.lines().any(|l| l.starts_with("PyFairLossPointToPointLink") && l.ends_with("[manifest]")), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("FairLossPointToPointLink")));
+    let described = daemon.ok(&["modules", "PyFairLossPointToPointLink"])?;
+    assert!(described.contains("FLL3 No creation") && described.contains("fair_loss.toml"), "{described}");
+
+    daemon.ok(&["launch", "PyFairLossPointToPointLink", "2", "--name", "py", "--detach"])?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "rs", "--detach"])?;
+    let py1 = daemon.instance("py", "p1")?["address"].as_str().context("address")?.to_owned();
+    let rs1 = daemon.instance("rs", "p1")?["address"].as_str().context("address")?.to_owned();
+    // Within the Python run, by name; then across languages, by address. The
+    // first datagrams may reach an interpreter still starting: its socket was
+    // bound by mgr beforehand, so they wait for it.
+    daemon.ok(&["send", "py/p1", "send", "p2", "hello from p1"])?;
+    wait_until("the Python delivery", || deliveries(&daemon, "py/p2").is_ok_and(|d| d == ["p1 hello from p1"]))?;
+    daemon.ok(&["send", "py/p1", "send", &rs1, "hello Rust"])?;
+    wait_until("Rust to hear Python", || {
+        deliveries(&daemon, "rs/p1").is_ok_and(|d| d == [format!("{py1} hello Rust")])
+    })?;
+    daemon.ok(&["send", "rs/p1", "send", &py1, "hello Python"])?;
+    wait_until("Python to hear Rust", || {
+        deliveries(&daemon, "py/p1").is_ok_and(|d| d == [format!("{rs1} hello Python")])
+    })?;
+    Ok(())
+}

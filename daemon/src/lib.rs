@@ -11,6 +11,7 @@
 pub mod control;
 pub mod membership;
 pub mod output;
+pub mod registry;
 pub mod state_dir;
 pub mod supervisor;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub grace: Duration,
     /// The binary that runs built-in modules.
     pub modules_bin: PathBuf,
+    /// Folders of module manifests (`*.toml`), besides `STATE/modules`.
+    pub modules_dirs: Vec<PathBuf>,
 }
 
 /// The sockets a manager serves: the local Unix socket, and TCP for peers
@@ -91,18 +94,21 @@ pub fn host_name() -> String {
 /// (SIGTERM, SIGKILL after the grace period) and returns.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let tcp_addr = listeners.tcp.local_addr()?;
+    let mut dirs = vec![config.state.root().join("modules")];
+    dirs.extend(config.modules_dirs.iter().cloned());
+    let registry = registry::Registry::new(config.modules_bin.clone(), dirs);
     let supervisor = Supervisor::start(SupervisorConfig {
         member_name: config.name.clone(),
         member_id: config.state.member_id().to_owned(),
         advertise: config.advertise,
         ports: config.ports.clone(),
         allow_exec: config.allow_exec,
-        modules_bin: config.modules_bin.clone(),
+        registry: registry.clone(),
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
     })?;
     let membership = membership::Membership::new(config.state.member_id(), &config.name, &tcp_addr.to_string());
-    let control = control::Control::new(supervisor.clone(), membership);
+    let control = control::Control::new(supervisor.clone(), membership, registry);
     tracing::info!(
         name = %config.name,
         id = config.state.member_id(),

@@ -50,6 +50,10 @@ struct StartArgs {
     /// only mode today).
     #[arg(long)]
     no_mdns: bool,
+    /// A folder of module manifests (*.toml) to offer besides the built-in
+    /// modules and STATE_DIR/modules (repeatable; see modules/README.md).
+    #[arg(long, value_name = "DIR")]
+    modules_dir: Vec<PathBuf>,
     /// Allow `mgrctl exec`, which runs any command as this user.
     #[arg(long)]
     allow_exec: bool,
@@ -130,6 +134,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         allow_exec: args.allow_exec,
         grace: std::time::Duration::from_secs_f64(args.grace),
         modules_bin: mgr_daemon::default_modules_bin(),
+        modules_dirs: args.modules_dir,
     };
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;

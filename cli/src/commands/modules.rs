@@ -23,16 +23,22 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8
             let value = serde_json::json!({
                 "name": m.name, "summary": m.summary, "reference": m.reference,
                 "description": m.description, "algorithms": m.algorithms,
+                "manifest": (!m.manifest.is_empty()).then_some(&m.manifest),
             });
             println!("{value}");
         } else if described {
-            println!("{} ({}): {}", m.name, m.reference, m.summary);
+            let reference = if m.reference.is_empty() { String::new() } else { format!(" ({})", m.reference) };
+            println!("{}{reference}: {}", m.name, m.summary);
             if !m.algorithms.is_empty() {
                 println!("Algorithms: {}", m.algorithms.join(", "));
             }
+            if !m.manifest.is_empty() {
+                println!("From: {}", m.manifest);
+            }
             println!("\n{}", m.description.trim_end());
         } else {
-            println!("{:<34} {:<11} {}", m.name, m.reference, m.summary);
+            let origin = if m.manifest.is_empty() { "" } else { "  [manifest]" };
+            println!("{:<34} {:<11} {}{origin}", m.name, m.reference, m.summary);
         }
     }
     Ok(0)

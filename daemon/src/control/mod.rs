@@ -22,6 +22,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::membership::Membership;
+use crate::registry::Registry;
 use crate::supervisor::Supervisor;
 
 /// What every RPC handler can reach.
@@ -29,11 +30,12 @@ use crate::supervisor::Supervisor;
 pub struct Control {
     supervisor: Supervisor,
     membership: Membership,
+    registry: Registry,
 }
 
 impl Control {
-    pub fn new(supervisor: Supervisor, membership: Membership) -> Self {
-        Control { supervisor, membership }
+    pub fn new(supervisor: Supervisor, membership: Membership, registry: Registry) -> Self {
+        Control { supervisor, membership, registry }
     }
 
     /// The tonic service for this control.

@@ -1,28 +1,29 @@
-//! `Modules`: the modules this manager can launch.
+//! `Modules`: the modules this manager can launch, built-in or from manifests.
 
-use mgr_modules::catalog::{self, ModuleInfo};
 use mgr_proto::{Module, ModulesReply, ModulesRequest};
 use tonic::Status;
 
 use super::Control;
+use crate::registry::Entry;
 use crate::supervisor::Error;
 
-pub(super) async fn modules(_control: &Control, req: ModulesRequest) -> Result<ModulesReply, Status> {
+pub(super) async fn modules(control: &Control, req: ModulesRequest) -> Result<ModulesReply, Status> {
     let modules = if req.name.is_empty() {
-        catalog::ALL.iter().map(to_proto).collect()
+        control.registry.list().into_iter().map(to_proto).collect()
     } else {
-        let module = catalog::find(&req.name).ok_or(Error::UnknownModule(req.name))?;
+        let module = control.registry.find(&req.name).ok_or(Error::UnknownModule(req.name))?;
         vec![to_proto(module)]
     };
     Ok(ModulesReply { modules })
 }
 
-fn to_proto(m: &ModuleInfo) -> Module {
+fn to_proto(m: Entry) -> Module {
     Module {
-        name: m.name.to_owned(),
-        summary: m.summary.to_owned(),
-        reference: m.reference.to_owned(),
-        description: m.description.to_owned(),
-        algorithms: m.algorithms.iter().map(|a| (*a).to_owned()).collect(),
+        name: m.name,
+        summary: m.summary,
+        reference: m.reference,
+        description: m.description,
+        algorithms: m.algorithms,
+        manifest: m.manifest.map(|p| p.display().to_string()).unwrap_or_default(),
     }
 }

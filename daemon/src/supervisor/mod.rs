@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::output::{LogHandle, Unopened, Writer};
+use crate::registry::Registry;
 use cgroup::Cgroup;
 use mgr_modules::runtime::faults::{self, Faults};
 use ports::Ports;
@@ -92,8 +93,8 @@ pub struct SupervisorConfig {
     pub advertise: IpAddr,
     pub ports: RangeInclusive<u16>,
     pub allow_exec: bool,
-    /// The `mgr-modules` binary that runs built-in modules.
-    pub modules_bin: PathBuf,
+    /// Which modules can be launched, and how.
+    pub registry: Registry,
     /// Where run folders go.
     pub runs_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping.
@@ -568,10 +569,8 @@ impl Task {
     async fn launch(&mut self, spec: LaunchSpec) -> Result<RunInfo, Error> {
         let (module, program) = match &spec.module {
             Some(module) => {
-                if mgr_modules::catalog::find(module).is_none() {
-                    return Err(Error::UnknownModule(module.clone()));
-                }
-                let mut program = vec![self.config.modules_bin.display().to_string(), module.clone()];
+                let entry = self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
+                let mut program = entry.argv;
                 program.extend(spec.args.iter().cloned());
                 (module.clone(), program)
             }

@@ -49,7 +49,12 @@ impl Module for FairLossPointToPointLink {
     fn upon_command(&mut self, ctx: &mut Context, command: Command) {
         match command {
             Command::Send { to, text } => {
-                if ctx.check_peer(&to) {
+                // An address outside the run is allowed too, so that a user
+                // can talk to a module of another run or language, or to nc.
+                if let (None, Ok(addr)) = (ctx.contract.peer_addr(&to), to.parse::<SocketAddr>()) {
+                    ctx.events.send(&to, None, &text);
+                    ctx.send_datagram(addr, text.as_bytes());
+                } else if ctx.check_peer(&to) {
                     // A fair-loss payload is bare text, so there is no message id.
                     ctx.events.send(&to, None, &text);
                     self.upon_send(ctx, &to, &text);
