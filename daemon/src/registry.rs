@@ -68,8 +68,7 @@ impl Registry {
 
     /// Every module: the built-ins first, then the manifests by name.
     pub fn list(&self) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = mgr_modules::catalog::ALL
-            .iter()
+        let mut entries: Vec<Entry> = mgr_modules::catalog::all()
             .map(|m| Entry {
                 name: m.name.to_owned(),
                 summary: m.summary.to_owned(),

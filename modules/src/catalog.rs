@@ -4,7 +4,12 @@
 //! The book text of each module lives in one file next to its code
 //! (`links/*.md`); the catalog and the module's rustdoc both include it.
 
-/// What the daemon knows of one built-in module.
+use crate::runtime::{Contract, RunError};
+
+/// How a built-in module is started: the contract and the arguments after its name.
+pub type EntryPoint = fn(Contract, &[String]) -> Result<(), RunError>;
+
+/// What the daemon knows of one built-in module, and how to run it.
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleInfo {
     /// The name that starts it: `mgr-modules <name>`, e.g. "FairLossPointToPointLink".
@@ -19,34 +24,22 @@ pub struct ModuleInfo {
     /// The book's names of the algorithms implemented, e.g. "Retransmit Forever";
     /// empty when the abstraction is provided directly (UDP is fair-loss).
     pub algorithms: &'static [&'static str],
+    /// Runs the module in this process.
+    pub run: EntryPoint,
 }
 
-/// Every built-in module, in the book's order.
-pub const ALL: &[ModuleInfo] = &[
-    ModuleInfo {
-        name: "FairLossPointToPointLink",
-        summary: "fair-loss point-to-point link over UDP",
-        reference: "Module 2.1",
-        description: include_str!("links/fair_loss.md"),
-        algorithms: &[],
-    },
-    ModuleInfo {
-        name: "StubbornPointToPointLink",
-        summary: "stubborn point-to-point link: retransmits every message forever",
-        reference: "Module 2.2",
-        description: include_str!("links/stubborn.md"),
-        algorithms: &["Retransmit Forever"],
-    },
-    ModuleInfo {
-        name: "PerfectPointToPointLink",
-        summary: "perfect point-to-point link: reliable delivery, no duplicates",
-        reference: "Module 2.3",
-        description: include_str!("links/perfect.md"),
-        algorithms: &["Eliminate Duplicates"],
-    },
-];
+/// Every built-in module, in the book's order: each chapter's folder lists
+/// its own modules in its `MODULES`.
+pub fn all() -> impl Iterator<Item = &'static ModuleInfo> {
+    crate::links::MODULES
+        .iter()
+        .chain(crate::detectors::MODULES)
+        .chain(crate::broadcast::MODULES)
+        .chain(crate::registers::MODULES)
+        .chain(crate::consensus::MODULES)
+}
 
 /// The module called `name`, if it is built in.
 pub fn find(name: &str) -> Option<&'static ModuleInfo> {
-    ALL.iter().find(|m| m.name == name)
+    all().find(|m| m.name == name)
 }

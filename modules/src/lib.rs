@@ -12,24 +12,19 @@
 //! the launch contract described in `modules/README.md`, which modules written
 //! in other languages implement just the same.
 
+pub mod broadcast;
 pub mod catalog;
+pub mod consensus;
+pub mod detectors;
 pub mod links;
+pub mod registers;
 pub mod runtime;
 
-use runtime::{Contract, RunError};
-
-/// How a built-in module is started: the contract and the arguments after its name.
-pub type EntryPoint = fn(Contract, &[String]) -> Result<(), RunError>;
+pub use catalog::EntryPoint;
 
 /// The entry point of the built-in module called `name` (a [`catalog`] name).
 pub fn entry_point(name: &str) -> Option<EntryPoint> {
-    let entry: EntryPoint = match name {
-        "FairLossPointToPointLink" => links::fair_loss::run,
-        "StubbornPointToPointLink" => links::stubborn::run,
-        "PerfectPointToPointLink" => links::perfect::run,
-        _ => return None,
-    };
-    Some(entry)
+    catalog::find(name).map(|m| m.run)
 }
 
 #[cfg(test)]
@@ -37,10 +32,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_catalog_entry_can_be_started() {
-        for info in catalog::ALL {
+    fn every_catalog_entry_can_be_started_and_names_are_unique() {
+        let mut names = std::collections::HashSet::new();
+        for info in catalog::all() {
+            assert!(names.insert(info.name), "{} is listed twice", info.name);
             assert!(entry_point(info.name).is_some(), "{}", info.name);
-            assert!(catalog::find(info.name).is_some());
             assert!(info.description.contains(info.reference), "{}", info.name);
         }
         assert!(entry_point("NoSuchModule").is_none());

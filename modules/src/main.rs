@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     };
     match name.as_str() {
         "--list" => {
-            for info in catalog::ALL {
+            for info in catalog::all() {
                 println!("{}", info.name);
             }
             return ExitCode::SUCCESS;
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         _ => {}
     }
     let Some(entry) = mgr_modules::entry_point(name) else {
-        let known: Vec<&str> = catalog::ALL.iter().map(|info| info.name).collect();
+        let known: Vec<&str> = catalog::all().map(|info| info.name).collect();
         eprintln!("error: unknown module '{name}' (known: {})", known.join(", "));
         return ExitCode::from(2);
     };

@@ -133,7 +133,7 @@ fn read_events(path: &Path) -> Vec<serde_json::Value> {
 fn fair_loss_link_delivers() {
     let (mut p1, p2) = pair("FairLossPointToPointLink", &[], [None, None]);
     p1.type_line("bogus");
-    p1.wait_for("error: unknown command 'bogus' (try: send q text)", Duration::from_secs(5))
+    p1.wait_for("error: unknown command 'bogus' (try: send, help)", Duration::from_secs(5))
         .expect("p1 reports the unknown command");
     // A fair-loss link may lose a datagram (e.g. if p2 has not bound its port
     // yet), so the test sends until delivery, as FLL1 promises it will come.

@@ -15,6 +15,10 @@ use std::net::SocketAddr;
 
 use crate::runtime::{self, Command, Context, Contract, Module, RunError};
 
+/// The stdin commands of the fair-loss link.
+pub const HELP: &str =
+    "  send q text   send text to process q (p2) or to any ip:port, e.g. send p2 hello\n  help          this list";
+
 /// Implements: FairLossPointToPointLinks, instance fll.
 #[derive(Debug, Default)]
 pub struct FairLossPointToPointLink {}
@@ -46,9 +50,14 @@ impl FairLossPointToPointLink {
 
 /// The fair-loss link as a module of its own, with the user as the layer above.
 impl Module for FairLossPointToPointLink {
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
     fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command {
-            Command::Send { to, text } => {
+        match (command.verb.as_str(), command.target_and_text()) {
+            ("send", Some((to, text))) => {
+                let (to, text) = (to.to_owned(), text.to_owned());
                 // An address outside the run is allowed too, so that a user
                 // can talk to a module of another run or language, or to nc.
                 if let (None, Ok(addr)) = (ctx.contract.peer_addr(&to), to.parse::<SocketAddr>()) {
@@ -60,6 +69,7 @@ impl Module for FairLossPointToPointLink {
                     self.upon_send(ctx, &to, &text);
                 }
             }
+            _ => ctx.refuse(&command, HELP),
         }
     }
 

@@ -11,3 +11,33 @@
 pub mod fair_loss;
 pub mod perfect;
 pub mod stubborn;
+
+use crate::catalog::ModuleInfo;
+
+/// The links of chapter 2.
+pub const MODULES: &[ModuleInfo] = &[
+    ModuleInfo {
+        name: "FairLossPointToPointLink",
+        summary: "fair-loss point-to-point link over UDP",
+        reference: "Module 2.1",
+        description: include_str!("fair_loss.md"),
+        algorithms: &[],
+        run: fair_loss::run,
+    },
+    ModuleInfo {
+        name: "StubbornPointToPointLink",
+        summary: "stubborn point-to-point link: retransmits every message forever",
+        reference: "Module 2.2",
+        description: include_str!("stubborn.md"),
+        algorithms: &["Retransmit Forever"],
+        run: stubborn::run,
+    },
+    ModuleInfo {
+        name: "PerfectPointToPointLink",
+        summary: "perfect point-to-point link: reliable delivery, no duplicates",
+        reference: "Module 2.3",
+        description: include_str!("perfect.md"),
+        algorithms: &["Eliminate Duplicates"],
+        run: perfect::run,
+    },
+];

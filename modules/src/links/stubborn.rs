@@ -20,33 +20,53 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::fair_loss::FairLossPointToPointLink;
-use crate::runtime::{self, Command, Context, Contract, Module, RunError};
+use crate::runtime::{self, Command, Context, Contract, Module, RunError, Stamp, Timer};
 
 /// The default retransmission period Δ.
 pub const DEFAULT_PERIOD: Duration = Duration::from_millis(500);
 
-/// A message of the stubborn and perfect links: the user's text plus what
-/// makes it unique (`id`) and orders it (`lamport`).
+/// The timer of the stubborn link's retransmissions.
+pub const RETRANSMIT: Timer = "sl.retransmit";
+
+/// The stdin commands of the links built on fair-loss links.
+pub const HELP: &str = "  send q text   send text to process q, e.g. send p2 hello\n  help          this list";
+
+/// A message of the stubborn and perfect links: the text plus what makes it
+/// unique (`id`, per sender) and the sender's clocks at the send (`stamp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: u64,
-    pub lamport: u64,
+    pub stamp: Stamp,
     pub text: String,
 }
 
-impl Message {
-    /// The fair-loss payload: `<id> <lamport> <text>`.
+/// What travels in one fair-loss datagram of these links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// `<id> <stamp> <text>`: a message.
+    Data(Message),
+    /// `ack <id>`: the receiver has the message `id` (acknowledged mode only).
+    Ack(u64),
+}
+
+impl Frame {
     pub fn encode(&self) -> String {
-        format!("{} {} {}", self.id, self.lamport, self.text)
+        match self {
+            Frame::Data(m) => format!("{} {} {}", m.id, m.stamp.encode(), m.text),
+            Frame::Ack(id) => format!("ack {id}"),
+        }
     }
 
-    /// Reads a frame made by [`Message::encode`].
-    pub fn decode(frame: &str) -> Option<Message> {
+    pub fn decode(frame: &str) -> Option<Frame> {
         let mut parts = frame.splitn(3, ' ');
-        let id = parts.next()?.parse().ok()?;
-        let lamport = parts.next()?.parse().ok()?;
+        let first = parts.next()?;
+        if first == "ack" {
+            return Some(Frame::Ack(parts.next()?.parse().ok()?));
+        }
+        let id = first.parse().ok()?;
+        let stamp = Stamp::decode(parts.next()?)?;
         let text = parts.next().unwrap_or("").to_owned();
-        Some(Message { id, lamport, text })
+        Some(Frame::Data(Message { id, stamp, text }))
     }
 }
 
@@ -55,89 +75,114 @@ impl Message {
 #[derive(Debug)]
 pub struct StubbornPointToPointLink {
     fll: FairLossPointToPointLink,
-    /// The book's `sent`: every (q, m) ever sent, retransmitted forever.
+    /// The book's `sent`: every (q, m) sent and still retransmitted.
     sent: Vec<(String, Message)>,
     /// Δ.
     period: Duration,
+    /// Retransmit until acknowledged instead of forever (see the file doc).
+    acked: bool,
 }
 
 impl StubbornPointToPointLink {
     /// The book's `upon event ⟨ sl, Init ⟩` sets `sent := ∅`; the timer is
-    /// started in [`Module::upon_init`], when the runtime is there to run it.
-    pub fn new(period: Duration) -> StubbornPointToPointLink {
-        StubbornPointToPointLink { fll: FairLossPointToPointLink::default(), sent: Vec::new(), period }
+    /// started in `upon_init`, when the runtime is there to run it. With
+    /// `acked`, a message is retransmitted until its receiver acknowledges
+    /// it rather than forever: the properties of the links built on it are
+    /// the same, and the cost of a long run stays bounded.
+    pub fn new(period: Duration, acked: bool) -> StubbornPointToPointLink {
+        StubbornPointToPointLink { fll: FairLossPointToPointLink::default(), sent: Vec::new(), period, acked }
     }
 
     /// `upon event ⟨ sl, Init ⟩`: `starttimer(Δ)`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
-        ctx.start_timer(self.period);
+        ctx.start_timer(RETRANSMIT, self.period);
     }
 
-    /// `upon event ⟨ Timeout ⟩`: send every message again, then restart the timer.
-    pub fn upon_timeout(&mut self, ctx: &mut Context) {
-        for (q, m) in &self.sent {
-            self.fll.upon_send(ctx, q, &m.encode());
+    /// `upon event ⟨ Timeout ⟩`: send every message again, then restart the
+    /// timer. Returns false for a timer that is not the link's.
+    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) -> bool {
+        if timer != RETRANSMIT {
+            return false;
         }
-        ctx.start_timer(self.period);
+        for (q, m) in &self.sent {
+            self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode());
+        }
+        ctx.start_timer(RETRANSMIT, self.period);
+        true
     }
 
     /// `upon event ⟨ sl, Send | q, m ⟩`.
     pub fn upon_send(&mut self, ctx: &mut Context, q: &str, m: Message) {
-        self.fll.upon_send(ctx, q, &m.encode());
+        self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode());
         self.sent.push((q.to_owned(), m));
     }
 
     /// `upon event ⟨ fll, Deliver | p, m ⟩`: returns `⟨ sl, Deliver | p, m ⟩`.
-    pub fn upon_fll_deliver(&mut self, p: String, frame: &str) -> Option<(String, Message)> {
-        match Message::decode(frame) {
-            Some(m) => Some((p, m)),
+    pub fn upon_fll_deliver(&mut self, ctx: &mut Context, p: String, frame: &str) -> Option<(String, Message)> {
+        match Frame::decode(frame) {
+            Some(Frame::Data(m)) => {
+                if self.acked {
+                    self.fll.upon_send(ctx, &p, &Frame::Ack(m.id).encode());
+                }
+                Some((p, m))
+            }
+            Some(Frame::Ack(id)) => {
+                self.sent.retain(|(q, m)| !(*q == p && m.id == id));
+                None
+            }
             None => {
-                eprintln!("sl: dropped a datagram from {p} that is not '<id> <lamport> <text>': {frame:?}");
+                eprintln!("sl: dropped a datagram from {p} that is not '<id> <stamp> <text>': {frame:?}");
                 None
             }
         }
     }
 
     /// A datagram arrived: passes it up through fll, returning `⟨ sl, Deliver | p, m ⟩` if any.
-    pub fn receive(&mut self, ctx: &Context, from: SocketAddr, payload: &[u8]) -> Option<(String, Message)> {
+    pub fn receive(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<(String, Message)> {
         let (p, frame) = self.fll.receive(ctx, from, payload);
-        self.upon_fll_deliver(p, &frame)
+        self.upon_fll_deliver(ctx, p, &frame)
     }
 }
 
-/// Turns the user's `send q text` into a new message: a fresh id, and a
-/// Lamport timestamp taken when the send is logged.
-pub(crate) fn new_message(ctx: &mut Context, to: &str, text: String) -> Message {
+/// Turns a text for `to` into a new message: a fresh id, and the clocks
+/// taken when the send is logged.
+pub fn new_message(ctx: &mut Context, to: &str, text: String) -> Message {
     let id = ctx.new_message_id();
-    let lamport = ctx.events.send(to, Some(id), &text);
-    Message { id, lamport, text }
+    let stamp = ctx.events.send(to, Some(id), &text);
+    Message { id, stamp, text }
 }
 
-/// The stubborn link as a module of its own, with the user as the layer above.
+/// The stubborn link as a module of its own, with the user as the layer
+/// above: the book's Retransmit Forever.
 impl Module for StubbornPointToPointLink {
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
     fn upon_init(&mut self, ctx: &mut Context) {
         StubbornPointToPointLink::upon_init(self, ctx);
     }
 
     fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command {
-            Command::Send { to, text } => {
-                if ctx.check_peer(&to) {
-                    let m = new_message(ctx, &to, text);
-                    self.upon_send(ctx, &to, m);
+        match (command.verb.as_str(), command.target_and_text()) {
+            ("send", Some((to, text))) => {
+                if ctx.check_peer(to) {
+                    let m = new_message(ctx, to, text.to_owned());
+                    self.upon_send(ctx, to, m);
                 }
             }
+            _ => ctx.refuse(&command, HELP),
         }
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
         if let Some((p, m)) = self.receive(ctx, from, payload) {
-            ctx.deliver(&p, Some(m.id), Some(m.lamport), &m.text);
+            ctx.deliver(&p, Some(m.id), Some(&m.stamp), &m.text);
         }
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context) {
-        StubbornPointToPointLink::upon_timeout(self, ctx);
+    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) {
+        StubbornPointToPointLink::upon_timeout(self, ctx, timer);
     }
 }
 
@@ -167,7 +212,7 @@ pub(crate) fn parse_period(args: &[String]) -> Result<Duration, RunError> {
 /// Runs the module: `mgr-modules StubbornPointToPointLink [--period-ms N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let period = parse_period(args)?;
-    runtime::run(contract, StubbornPointToPointLink::new(period))
+    runtime::run(contract, StubbornPointToPointLink::new(period, false))
 }
 
 #[cfg(test)]
@@ -180,12 +225,15 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let m = Message { id: 3, lamport: 7, text: "hello  world".into() };
-        assert_eq!(m.encode(), "3 7 hello  world");
-        assert_eq!(Message::decode(&m.encode()), Some(m));
-        assert_eq!(Message::decode("1 2").map(|m| m.text), Some(String::new()));
-        assert_eq!(Message::decode("hello"), None);
-        assert_eq!(Message::decode("1 x hello"), None);
+        let m = Message { id: 3, stamp: Stamp { lamport: 7, vc: vec![2, 5] }, text: "hello  world".into() };
+        let data = Frame::Data(m.clone());
+        assert_eq!(data.encode(), "3 7/2.5 hello  world");
+        assert_eq!(Frame::decode(&data.encode()), Some(data));
+        assert_eq!(Frame::decode("ack 12"), Some(Frame::Ack(12)));
+        assert!(matches!(Frame::decode("1 2/0"), Some(Frame::Data(m)) if m.text.is_empty()));
+        assert_eq!(Frame::decode("hello"), None);
+        assert_eq!(Frame::decode("1 x hello"), None);
+        assert_eq!(Frame::decode("ack x"), None);
     }
 
     #[test]

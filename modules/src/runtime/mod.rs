@@ -4,14 +4,17 @@
 //! (`upon_send`, `upon_deliver`, `upon_timeout`, …). The runtime turns the
 //! outside world into calls of those methods:
 //!
-//! | outside world                   | call                        |
-//! |---------------------------------|-----------------------------|
-//! | a command line on stdin         | [`Module::upon_command`]    |
-//! | a UDP datagram                  | [`Module::upon_datagram`]   |
-//! | the timer set by `start_timer`  | [`Module::upon_timeout`]    |
+//! | outside world                      | call                        |
+//! |------------------------------------|-----------------------------|
+//! | a command line on stdin            | [`Module::upon_command`]    |
+//! | a UDP datagram                     | [`Module::upon_datagram`]   |
+//! | a timer set by `start_timer(name)` | [`Module::upon_timeout`]    |
 //!
 //! and gives the handlers a [`Context`] to act on it: send a datagram, start
-//! the timer, print a delivery, log an event. Handlers are plain (not async)
+//! named timers, print an indication, log an event. A module built on other
+//! abstractions owns their instances (a broadcast owns its perfect link) and
+//! hands them the events that are theirs, as the book's `Uses:` clause says.
+//! Handlers are plain (not async)
 //! functions and run one at a time, so a module's state needs no locking,
 //! just as the book assumes that a process handles one event at a time.
 
@@ -20,6 +23,7 @@ pub mod events;
 pub mod faults;
 pub mod stdin;
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -30,7 +34,7 @@ use anyhow::Context as _;
 use tokio::time::Instant;
 
 pub use contract::{Contract, ContractError};
-pub use events::EventLog;
+pub use events::{EventLog, Stamp};
 pub use faults::Faults;
 pub use stdin::Command;
 
@@ -45,20 +49,28 @@ pub enum RunError {
     Failed(#[from] anyhow::Error),
 }
 
+/// The name of a timer. Each layer names its own (`"sl.retransmit"`,
+/// `"pfd.heartbeat"`…), so layers sharing a process never take each other's.
+pub type Timer = &'static str;
+
 /// The events a module reacts to. Each built-in module implements this once,
 /// to connect the runtime to its book-named handlers.
 pub trait Module {
+    /// The stdin commands, one per line, for `help` and for errors.
+    fn help(&self) -> &'static str;
+
     /// Called once before any other event: the book's `<Init>`.
     fn upon_init(&mut self, _ctx: &mut Context) {}
 
-    /// The user typed a command.
+    /// The user typed a command. An unknown or malformed one is answered
+    /// with [`Context::refuse`].
     fn upon_command(&mut self, ctx: &mut Context, command: Command);
 
     /// A UDP datagram arrived from `from`.
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]);
 
-    /// The timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
-    fn upon_timeout(&mut self, _ctx: &mut Context) {}
+    /// A timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
+    fn upon_timeout(&mut self, _ctx: &mut Context, _timer: Timer) {}
 }
 
 /// What a handler can do to the world.
@@ -72,7 +84,7 @@ pub struct Context {
     socket: std::sync::Arc<tokio::net::UdpSocket>,
     /// The network faults in force (`MGR_FAULTS`, then `#mgr faults` lines).
     faults: Faults,
-    timer: Option<Instant>,
+    timers: BTreeMap<Timer, Instant>,
     /// The id of the next message this process sends; see [`Context::new_message_id`].
     next_id: u64,
 }
@@ -123,10 +135,32 @@ impl Context {
         }
     }
 
-    /// The book's `starttimer(Δ)`: `upon_timeout` is called once, `delay`
-    /// from now. Starting the timer again replaces the previous deadline.
-    pub fn start_timer(&mut self, delay: Duration) {
-        self.timer = Some(Instant::now() + delay);
+    /// The book's `starttimer(Δ)`: `upon_timeout(timer)` is called once,
+    /// `delay` from now. Starting a timer again replaces its deadline.
+    pub fn start_timer(&mut self, timer: Timer, delay: Duration) {
+        self.timers.insert(timer, Instant::now() + delay);
+    }
+
+    /// Stops a timer before it expires.
+    pub fn cancel_timer(&mut self, timer: Timer) {
+        self.timers.remove(timer);
+    }
+
+    /// This process's name, `MGR_SELF`.
+    pub fn self_name(&self) -> &str {
+        &self.contract.self_name
+    }
+
+    /// Every process of the run, in `MGR_PEERS` order, this one included:
+    /// the book's Π.
+    pub fn processes(&self) -> Vec<String> {
+        self.contract.peers.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// A process's rank: its position in Π (p1 is 0). The book's monarchical
+    /// and hierarchical algorithms order processes by rank.
+    pub fn rank(&self, process: &str) -> Option<usize> {
+        self.contract.peers.iter().position(|(name, _)| name == process)
     }
 
     /// A fresh message id: 1, 2, … in the order of sends. Together with the
@@ -158,9 +192,37 @@ impl Context {
 
     /// Hands a message to the user: logs a `deliver` event and prints
     /// `deliver <from> <text>`.
-    pub fn deliver(&mut self, from: &str, id: Option<u64>, stamp: Option<u64>, text: &str) {
+    pub fn deliver(&mut self, from: &str, id: Option<u64>, stamp: Option<&Stamp>, text: &str) {
         self.events.deliver(from, id, stamp, text);
         say(format_args!("deliver {from} {}", one_line(text)));
+    }
+
+    /// Tells the user of an indication other than a delivery: logs `event`
+    /// and prints `<event> [<peer>] <text>`, e.g. `suspect p2`,
+    /// `decide 42`, `readreturn 7`.
+    pub fn indicate(&mut self, event: &str, peer: Option<&str>, text: &str) {
+        self.events.record(event, peer, None, (!text.is_empty()).then_some(text));
+        let line = match (peer, text.is_empty()) {
+            (Some(p), true) => format!("{event} {p}"),
+            (Some(p), false) => format!("{event} {p} {}", one_line(text)),
+            (None, true) => event.to_owned(),
+            (None, false) => format!("{event} {}", one_line(text)),
+        };
+        say(line);
+    }
+
+    /// Answers, on one line, a command the module cannot take: an unknown
+    /// verb, or a known one with missing arguments (shown with its usage
+    /// line from `help`).
+    pub fn refuse(&self, command: &Command, help: &str) {
+        let usage = help.lines().map(str::trim).find(|line| line.split_whitespace().next() == Some(&command.verb));
+        match usage {
+            Some(usage) => say(format_args!("error: usage: {usage}")),
+            None => {
+                let verbs: Vec<&str> = help.lines().filter_map(|l| l.split_whitespace().next()).collect();
+                say(format_args!("error: unknown command '{}' (try: {})", command.verb, verbs.join(", ")));
+            }
+        }
     }
 }
 
@@ -204,8 +266,10 @@ pub fn run(contract: Contract, module: impl Module) -> Result<(), RunError> {
 
 async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), RunError> {
     let socket = open_socket(&contract)?;
+    let me = contract.peers.iter().position(|(name, _)| *name == contract.self_name).unwrap_or(0);
     let events =
-        EventLog::open(contract.events_path.as_deref(), &contract.run, &contract.self_name).with_context(|| {
+        EventLog::open(contract.events_path.as_deref(), &contract.run, &contract.self_name, me, contract.peers.len())
+            .with_context(|| {
             let path = contract.events_path.as_deref().unwrap_or("".as_ref());
             format!("MGR_EVENTS: cannot open {}", path.display())
         })?;
@@ -214,7 +278,7 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
         Err(_) => Faults::default(),
     };
     let socket = std::sync::Arc::new(socket);
-    let mut ctx = Context { contract, events, socket, faults, timer: None, next_id: 1 };
+    let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id: 1 };
     let mut commands = stdin::spawn_reader();
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
@@ -222,10 +286,11 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
 
     module.upon_init(&mut ctx);
     loop {
-        let timer = ctx.timer;
+        let next = ctx.timers.iter().min_by_key(|(_, at)| **at).map(|(timer, at)| (*timer, *at));
         tokio::select! {
             input = commands.recv(), if stdin_open => match input {
                 Some(stdin::Input::Command(command)) => module.upon_command(&mut ctx, command),
+                Some(stdin::Input::Help) => say(module.help()),
                 Some(stdin::Input::Faults(faults)) => ctx.faults = faults,
                 // End of stdin only means no more commands: the module keeps
                 // serving its peers until it is killed.
@@ -244,9 +309,11 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            () = wait_for(timer) => {
-                ctx.timer = None;
-                module.upon_timeout(&mut ctx);
+            () = wait_for(next.map(|(_, at)| at)) => {
+                if let Some((timer, _)) = next {
+                    ctx.timers.remove(timer);
+                    module.upon_timeout(&mut ctx, timer);
+                }
             }
         }
     }

@@ -1,4 +1,7 @@
-//! The user's commands: lines typed on stdin, parsed into [`Command`]s.
+//! The user's commands: lines typed on stdin, split into a verb and its
+//! arguments. Each module knows its own verbs (`send`, `broadcast`, `write`,
+//! `propose`…); this reader only splits lines, answers `help`, and takes the
+//! manager's control lines (`#mgr faults …`) for the runtime.
 
 use std::io::{BufRead, ErrorKind};
 
@@ -7,19 +10,29 @@ use tokio::sync::mpsc;
 use super::faults::{CONTROL_PREFIX, Faults, FaultsError};
 use super::say;
 
-/// A request typed by the user, handed to the module's `upon_command`.
+/// A line typed by the user: its first word and the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// `send q text`: send `text` to process `q`.
-    Send { to: String, text: String },
+pub struct Command {
+    pub verb: String,
+    /// Everything after the verb, trimmed.
+    pub args: String,
 }
 
-/// What one stdin line means.
+impl Command {
+    /// The first word of the arguments and the rest, e.g. `("p2", "hello")`
+    /// for `send p2 hello`; `None` when either part is missing.
+    pub fn target_and_text(&self) -> Option<(&str, &str)> {
+        let (target, text) = split_word(&self.args);
+        (!target.is_empty() && !text.is_empty()).then_some((target, text))
+    }
+}
+
+/// What one line of stdin is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     /// A blank line, ignored.
     Empty,
-    /// `help`: print [`HELP`].
+    /// `help`: the module's commands.
     Help,
     Command(Command),
     /// `#mgr faults SPEC`, written by the manager: the faults now in force.
@@ -31,63 +44,39 @@ pub enum Line {
 pub enum Input {
     /// A command for the module.
     Command(Command),
+    /// `help`, answered with the module's commands.
+    Help,
     /// New faults, for the runtime itself.
     Faults(Faults),
 }
 
-/// Why a line is not a command; printed as `error: <message>`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("bad faults from the manager: {0}")]
-    Faults(#[from] FaultsError),
-    #[error("unknown command '{0}' (try: send q text)")]
-    Unknown(String),
-    #[error("usage: send q text")]
-    SendUsage,
-}
-
-/// The text printed by `help`.
-pub const HELP: &str = "commands:
-  send q text   send text to process q, e.g. send p2 hello
-  help          show this list";
-
-/// Parses one line (without its line ending, or with it: it is trimmed).
-pub fn parse_line(line: &str) -> Result<Line, ParseError> {
+/// Splits one line of stdin.
+pub fn parse_line(line: &str) -> Result<Line, FaultsError> {
     let line = line.trim();
     if let Some(spec) = line.strip_prefix(CONTROL_PREFIX) {
         return Ok(Line::Faults(Faults::parse(spec)?));
     }
-    let (word, rest) = split_word(line);
-    match word {
-        "" => Ok(Line::Empty),
-        "help" => Ok(Line::Help),
-        "send" => {
-            let (to, text) = split_word(rest);
-            if to.is_empty() || text.is_empty() {
-                return Err(ParseError::SendUsage);
-            }
-            Ok(Line::Command(Command::Send { to: to.to_owned(), text: text.to_owned() }))
-        }
-        other => Err(ParseError::Unknown(other.to_owned())),
-    }
+    let (verb, args) = split_word(line);
+    Ok(match verb {
+        "" => Line::Empty,
+        "help" => Line::Help,
+        _ => Line::Command(Command { verb: verb.to_owned(), args: args.to_owned() }),
+    })
 }
 
-/// Splits off the first word; the rest keeps its inner spaces, so that
-/// `send p2 two  spaces` sends exactly "two  spaces".
 fn split_word(text: &str) -> (&str, &str) {
-    let text = text.trim_start();
+    let text = text.trim();
     match text.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (text, ""),
     }
 }
 
-/// Starts reading stdin and returns the stream of commands.
+/// Starts a thread that reads stdin line by line and sends what it reads.
 ///
 /// The reader is a plain thread rather than a tokio task because a blocking
 /// read cannot be cancelled: a thread stuck in `read` never holds up the
-/// runtime, and the process exits regardless of it. Help and errors are
-/// answered here directly, so the module only ever sees valid commands.
+/// runtime, and the process exits regardless of it.
 ///
 /// At end of input the thread ends and the channel closes; the module itself
 /// keeps running, because the daemon may close stdin of a live instance.
@@ -109,20 +98,18 @@ pub fn spawn_reader() -> mpsc::Receiver<Input> {
             }
             // Lossy decoding: a stray non-UTF-8 byte should not cost the
             // user the whole line.
-            match parse_line(&String::from_utf8_lossy(&buf)) {
-                Ok(Line::Empty) => {}
-                Ok(Line::Help) => say(HELP),
-                Ok(Line::Command(command)) => {
-                    if tx.blocking_send(Input::Command(command)).is_err() {
-                        return;
-                    }
+            let input = match parse_line(&String::from_utf8_lossy(&buf)) {
+                Ok(Line::Empty) => continue,
+                Ok(Line::Help) => Input::Help,
+                Ok(Line::Command(command)) => Input::Command(command),
+                Ok(Line::Faults(faults)) => Input::Faults(faults),
+                Err(err) => {
+                    say(format_args!("error: bad faults from the manager: {err}"));
+                    continue;
                 }
-                Ok(Line::Faults(faults)) => {
-                    if tx.blocking_send(Input::Faults(faults)).is_err() {
-                        return;
-                    }
-                }
-                Err(err) => say(format_args!("error: {err}")),
+            };
+            if tx.blocking_send(input).is_err() {
+                return;
             }
         }
     });
@@ -136,8 +123,8 @@ pub fn spawn_reader() -> mpsc::Receiver<Input> {
 mod tests {
     use super::*;
 
-    fn send(to: &str, text: &str) -> Result<Line, ParseError> {
-        Ok(Line::Command(Command::Send { to: to.into(), text: text.into() }))
+    fn command(verb: &str, args: &str) -> Result<Line, FaultsError> {
+        Ok(Line::Command(Command { verb: verb.into(), args: args.into() }))
     }
 
     #[test]
@@ -145,29 +132,24 @@ mod tests {
         let line = parse_line("#mgr faults loss=0.5 partition=p1/p2\n").unwrap();
         assert_eq!(line, Line::Faults(Faults::parse("loss=0.5 partition=p1/p2").unwrap()));
         assert_eq!(parse_line("#mgr faults").unwrap(), Line::Faults(Faults::default()));
-        assert!(matches!(parse_line("#mgr faults loss=2"), Err(ParseError::Faults(_))));
+        assert!(parse_line("#mgr faults loss=2").is_err());
     }
 
     #[test]
-    fn parses_send() {
-        assert_eq!(parse_line("send p2 hello\n"), send("p2", "hello"));
-        assert_eq!(parse_line("  send\tp2   hello world \r\n"), send("p2", "hello world"));
-        assert_eq!(parse_line("send p2 two  spaces"), send("p2", "two  spaces"));
-    }
-
-    #[test]
-    fn send_needs_a_destination_and_a_text() {
-        assert_eq!(parse_line("send"), Err(ParseError::SendUsage));
-        assert_eq!(parse_line("send p2"), Err(ParseError::SendUsage));
-        assert_eq!(parse_line("send p2   "), Err(ParseError::SendUsage));
-    }
-
-    #[test]
-    fn blank_lines_help_and_unknown_commands() {
+    fn a_line_is_a_verb_and_its_arguments() {
+        assert_eq!(parse_line("send p2 hello\n"), command("send", "p2 hello"));
+        assert_eq!(parse_line("  send\tp2   hello world \r\n"), command("send", "p2   hello world"));
+        assert_eq!(parse_line("read"), command("read", ""));
         assert_eq!(parse_line(""), Ok(Line::Empty));
         assert_eq!(parse_line("   \n"), Ok(Line::Empty));
         assert_eq!(parse_line("help"), Ok(Line::Help));
-        let err = parse_line("sned p2 x").unwrap_err();
-        assert_eq!(err.to_string(), "unknown command 'sned' (try: send q text)");
+    }
+
+    #[test]
+    fn send_arguments_are_a_target_and_a_text() {
+        let c = Command { verb: "send".into(), args: "p2   two  spaces".into() };
+        assert_eq!(c.target_and_text(), Some(("p2", "two  spaces")));
+        assert_eq!(Command { verb: "send".into(), args: "p2".into() }.target_and_text(), None);
+        assert_eq!(Command { verb: "send".into(), args: "".into() }.target_and_text(), None);
     }
 }

@@ -1,0 +1,1 @@
+//! The broadcasts (chapter 3), launched as real instances.

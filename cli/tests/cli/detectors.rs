@@ -1,0 +1,1 @@
+//! The failure detectors and leader election (chapter 2), launched as real instances.

@@ -1,0 +1,268 @@
+//! The test harness: real `mgr` daemons (loopback only, temporary state
+//! dirs, discovery off, removed at the end even when a test fails), driven
+//! by the real `mgrctl` binary.
+
+use std::io::{BufRead, BufReader, Write};
+pub(crate) use std::path::{Path, PathBuf};
+pub(crate) use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+pub(crate) use std::thread;
+pub(crate) use std::time::{Duration, Instant};
+
+pub(crate) use anyhow::{Context, Result, bail};
+pub(crate) use serde_json::Value;
+
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(crate) fn bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_mgrctl")).with_file_name(name);
+    assert!(path.exists(), "{} is not built: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A port range of its own for each daemon, below the kernel's ephemeral
+/// range, so parallel tests never compete for ports.
+pub(crate) fn port_range(size: u16) -> String {
+    static NEXT: AtomicU16 = AtomicU16::new(25000);
+    let lo = NEXT.fetch_add(size, Ordering::SeqCst);
+    format!("{lo}-{}", lo + size - 1)
+}
+
+/// A running `mgr start`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Daemon {
+    child: Option<Child>,
+    pub(crate) dir: PathBuf,
+    socket: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    pub(crate) fn start(extra: &[&str]) -> Result<Daemon> {
+        Self::start_with(extra, &port_range(40))
+    }
+
+    pub(crate) fn start_with(extra: &[&str], ports: &str) -> Result<Daemon> {
+        let owned = tempfile::tempdir()?;
+        let mut daemon = Self::start_at(owned.path(), extra, ports)?;
+        daemon._owned = Some(owned);
+        Ok(daemon)
+    }
+
+    /// Starts a daemon on a state dir the caller keeps.
+    pub(crate) fn start_at(dir: &Path, extra: &[&str], ports: &str) -> Result<Daemon> {
+        let socket = dir.join("mgr.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(bin("mgr"))
+            .args(["start", "--name", "test", "--listen", "127.0.0.1:0", "--no-mdns", "--grace", "1", "--ports", ports])
+            .arg("--state-dir")
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let daemon = Daemon { child: Some(child), dir: dir.to_owned(), socket, _owned: None };
+        let deadline = Instant::now() + TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("mgr did not open its socket in time");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin("mgrctl"));
+        command.arg("--socket").arg(&self.socket).args(args).env("NO_COLOR", "1");
+        command
+    }
+
+    /// Runs mgrctl to completion (killed after the timeout).
+    pub(crate) fn ctl(&self, args: &[&str]) -> Result<Output> {
+        run_with_timeout(self.command(args))
+    }
+
+    /// Runs mgrctl, insisting on success; returns stdout.
+    pub(crate) fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        if !out.status.success() {
+            bail!("mgrctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Runs mgrctl, insisting on failure; returns its one-line error.
+    pub(crate) fn err(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl(args)?;
+        if out.status.success() {
+            bail!("mgrctl {args:?} succeeded but should have failed");
+        }
+        Ok(String::from_utf8(out.stderr)?.trim().to_owned())
+    }
+
+    /// Starts mgrctl in the background with piped stdin and line-read stdout.
+    pub(crate) fn spawn(&self, args: &[&str]) -> Result<Session> {
+        Session::spawn(self.command(args))
+    }
+
+    /// `ps --json` of one run, as (instance name → object).
+    pub(crate) fn ps(&self, run: &str) -> Result<Vec<Value>> {
+        self.ok(&["ps", run, "--json"])?.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    pub(crate) fn instance(&self, run: &str, name: &str) -> Result<Value> {
+        self.ps(run)?.into_iter().find(|i| i["instance"] == name).context("instance not in ps")
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn run_with_timeout(mut command: Command) -> Result<Output> {
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id() as i32;
+    let watchdog = thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+                return;
+            }
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    });
+    let output = child.wait_with_output()?;
+    drop(watchdog);
+    Ok(output)
+}
+
+/// A background mgrctl whose stdout lines arrive on a channel.
+pub(crate) struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Session {
+    pub(crate) fn spawn(mut command: Command) -> Result<Session> {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(Session { child, stdin, lines, seen: Vec::new() })
+    }
+
+    pub(crate) fn type_line(&mut self, line: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Waits for a stdout line that satisfies `want`.
+    pub(crate) fn expect(&mut self, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => bail!("no line {what} within {TIMEOUT:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// Waits for the process to end; returns its exit code and the rest of
+    /// its stdout.
+    pub(crate) fn finish(mut self) -> Result<(i32, Vec<String>)> {
+        self.stdin.take();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let mut rest = std::mem::take(&mut self.seen);
+                rest.extend(self.lines.try_iter());
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    rest.push(line);
+                }
+                return Ok((status.code().unwrap_or(-1), rest));
+            }
+            if Instant::now() > deadline {
+                bail!("mgrctl did not end; saw:\n{}", self.seen.join("\n"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn alive(pid: i64) -> bool {
+    // A zombie is not alive: read the state from /proc.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// The lines `deliver <from> <text>` that an instance printed so far.
+pub(crate) fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>> {
+    let logs = daemon.ok(&["logs", instance])?;
+    let prefix = format!("{} | deliver ", instance.rsplit('/').next().unwrap_or_default());
+    Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
+}

@@ -1,0 +1,1 @@
+//! The registers (chapter 4), launched as real instances.

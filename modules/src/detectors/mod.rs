@@ -1,0 +1,10 @@
+//! Chapter 2 failure detectors and leader election: PerfectFailureDetector, LeaderElection,
+//! EventuallyPerfectFailureDetector, EventualLeaderDetector.
+//!
+//! One file per abstraction, its interface and properties in the doc
+//! comment; each is listed in [`MODULES`].
+
+use crate::catalog::ModuleInfo;
+
+/// The modules of this chapter, in the book's order.
+pub const MODULES: &[ModuleInfo] = &[];
