@@ -4,7 +4,27 @@
 //! One file per abstraction, its interface and properties in the doc
 //! comment; each is listed in [`MODULES`].
 
+pub mod best_effort;
+pub mod reliable;
+
 use crate::catalog::ModuleInfo;
 
 /// The modules of this chapter, in the book's order.
-pub const MODULES: &[ModuleInfo] = &[];
+pub const MODULES: &[ModuleInfo] = &[
+    ModuleInfo {
+        name: "BestEffortBroadcast",
+        summary: "best-effort broadcast: every correct process delivers what a correct process broadcasts",
+        reference: "Module 3.1",
+        description: include_str!("best_effort.md"),
+        algorithms: &["Basic Broadcast"],
+        run: best_effort::run,
+    },
+    ModuleInfo {
+        name: "ReliableBroadcast",
+        summary: "reliable broadcast: correct processes deliver the same messages, even if the sender crashes",
+        reference: "Module 3.2",
+        description: include_str!("reliable.md"),
+        algorithms: &["Eager Reliable Broadcast"],
+        run: reliable::run,
+    },
+];

@@ -4,7 +4,16 @@
 //! One file per abstraction, its interface and properties in the doc
 //! comment; each is listed in [`MODULES`].
 
+pub mod perfect;
+
 use crate::catalog::ModuleInfo;
 
 /// The modules of this chapter, in the book's order.
-pub const MODULES: &[ModuleInfo] = &[];
+pub const MODULES: &[ModuleInfo] = &[ModuleInfo {
+    name: "PerfectFailureDetector",
+    summary: "perfect failure detector: detects exactly the crashed processes",
+    reference: "Module 2.6",
+    description: include_str!("perfect.md"),
+    algorithms: &["Exclude on Timeout"],
+    run: perfect::run,
+}];

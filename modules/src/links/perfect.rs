@@ -31,8 +31,19 @@ impl PerfectPointToPointLink {
     /// The book's `upon event ⟨ pl, Init ⟩`: `delivered := ∅`. With
     /// `acked`, the stubborn link below retransmits until acknowledged
     /// (what modules built on this link use); without, forever (the book).
-    pub fn new(period: Duration, acked: bool) -> PerfectPointToPointLink {
-        PerfectPointToPointLink { sl: StubbornPointToPointLink::new(period, acked), delivered: HashSet::new() }
+    ///
+    /// `instance` names the link when it is a component of another module
+    /// (each component has its own link, as in the book); "" alone.
+    pub fn new(instance: &str, period: Duration, acked: bool) -> PerfectPointToPointLink {
+        PerfectPointToPointLink {
+            sl: StubbornPointToPointLink::new(instance, period, acked),
+            delivered: HashSet::new(),
+        }
+    }
+
+    /// Whether a datagram's payload belongs to this link instance.
+    pub fn owns(&self, payload: &[u8]) -> bool {
+        self.sl.owns(payload)
     }
 
     /// `upon event ⟨ pl, Init ⟩`, for the layer above to call from its own.
@@ -49,7 +60,7 @@ impl PerfectPointToPointLink {
 
     /// The link's timer, for the layer above to pass on; false when the
     /// timer is not the link's.
-    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) -> bool {
+    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> bool {
         self.sl.upon_timeout(ctx, timer)
     }
 
@@ -112,7 +123,7 @@ impl Module for PerfectPointToPointLink {
         }
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) {
+    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
         PerfectPointToPointLink::upon_timeout(self, ctx, timer);
     }
 }
@@ -120,7 +131,7 @@ impl Module for PerfectPointToPointLink {
 /// Runs the module: `mgr-modules PerfectPointToPointLink [--period-ms N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let period = stubborn::parse_period(args)?;
-    runtime::run(contract, PerfectPointToPointLink::new(period, false))
+    runtime::run(contract, PerfectPointToPointLink::new("", period, false))
 }
 
 #[cfg(test)]
@@ -130,7 +141,7 @@ mod tests {
 
     #[test]
     fn delivers_each_sender_and_id_once() {
-        let mut pl = PerfectPointToPointLink::new(Duration::from_millis(500), false);
+        let mut pl = PerfectPointToPointLink::new("", Duration::from_millis(500), false);
         let m = |id| Message { id, stamp: Stamp::default(), text: "x".into() };
         assert!(pl.upon_sl_deliver("p1".into(), m(1)).is_some());
         assert!(pl.upon_sl_deliver("p1".into(), m(1)).is_none());

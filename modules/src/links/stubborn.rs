@@ -25,9 +25,6 @@ use crate::runtime::{self, Command, Context, Contract, Module, RunError, Stamp, 
 /// The default retransmission period Δ.
 pub const DEFAULT_PERIOD: Duration = Duration::from_millis(500);
 
-/// The timer of the stubborn link's retransmissions.
-pub const RETRANSMIT: Timer = "sl.retransmit";
-
 /// The stdin commands of the links built on fair-loss links.
 pub const HELP: &str = "  send q text   send text to process q, e.g. send p2 hello\n  help          this list";
 
@@ -40,24 +37,32 @@ pub struct Message {
     pub text: String,
 }
 
-/// What travels in one fair-loss datagram of these links.
+/// What travels in one fair-loss datagram of these links. A link used as a
+/// component is a named instance (`beb`, `pfd`…), and its frames start with
+/// that name and a colon, so that several links can share one process and
+/// one socket, each taking only its own frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// `<id> <stamp> <text>`: a message.
+    /// `[<instance>:]<id> <stamp> <text>`: a message.
     Data(Message),
-    /// `ack <id>`: the receiver has the message `id` (acknowledged mode only).
+    /// `[<instance>:]ack <id>`: the receiver has the message `id`
+    /// (acknowledged mode only).
     Ack(u64),
 }
 
 impl Frame {
-    pub fn encode(&self) -> String {
+    pub fn encode(&self, instance: &str) -> String {
+        let tag = if instance.is_empty() { String::new() } else { format!("{instance}:") };
         match self {
-            Frame::Data(m) => format!("{} {} {}", m.id, m.stamp.encode(), m.text),
-            Frame::Ack(id) => format!("ack {id}"),
+            Frame::Data(m) => format!("{tag}{} {} {}", m.id, m.stamp.encode(), m.text),
+            Frame::Ack(id) => format!("{tag}ack {id}"),
         }
     }
 
-    pub fn decode(frame: &str) -> Option<Frame> {
+    /// Reads a frame of `instance`; `None` for a frame of another instance
+    /// or one that is not a frame at all.
+    pub fn decode(frame: &str, instance: &str) -> Option<Frame> {
+        let frame = if instance.is_empty() { frame } else { frame.strip_prefix(instance)?.strip_prefix(':')? };
         let mut parts = frame.splitn(3, ' ');
         let first = parts.next()?;
         if first == "ack" {
@@ -79,8 +84,12 @@ pub struct StubbornPointToPointLink {
     sent: Vec<(String, Message)>,
     /// Δ.
     period: Duration,
-    /// Retransmit until acknowledged instead of forever (see the file doc).
+    /// Retransmit until acknowledged instead of forever (see `new`).
     acked: bool,
+    /// The instance name that tags this link's frames ("" standing alone).
+    instance: String,
+    /// The retransmission timer's name.
+    timer: String,
 }
 
 impl StubbornPointToPointLink {
@@ -89,40 +98,56 @@ impl StubbornPointToPointLink {
     /// `acked`, a message is retransmitted until its receiver acknowledges
     /// it rather than forever: the properties of the links built on it are
     /// the same, and the cost of a long run stays bounded.
-    pub fn new(period: Duration, acked: bool) -> StubbornPointToPointLink {
-        StubbornPointToPointLink { fll: FairLossPointToPointLink::default(), sent: Vec::new(), period, acked }
+    ///
+    /// `instance` names the link when it is a component (see [`Frame`]);
+    /// "" for the link as a module of its own.
+    pub fn new(instance: &str, period: Duration, acked: bool) -> StubbornPointToPointLink {
+        StubbornPointToPointLink {
+            fll: FairLossPointToPointLink::default(),
+            sent: Vec::new(),
+            period,
+            acked,
+            instance: instance.to_owned(),
+            timer: format!("{instance}.sl.retransmit"),
+        }
+    }
+
+    /// Whether a datagram's payload is a frame of this link instance.
+    pub fn owns(&self, payload: &[u8]) -> bool {
+        self.instance.is_empty()
+            || payload.strip_prefix(self.instance.as_bytes()).is_some_and(|rest| rest.first() == Some(&b':'))
     }
 
     /// `upon event ⟨ sl, Init ⟩`: `starttimer(Δ)`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
-        ctx.start_timer(RETRANSMIT, self.period);
+        ctx.start_timer(&self.timer, self.period);
     }
 
     /// `upon event ⟨ Timeout ⟩`: send every message again, then restart the
     /// timer. Returns false for a timer that is not the link's.
-    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) -> bool {
-        if timer != RETRANSMIT {
+    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> bool {
+        if timer != self.timer {
             return false;
         }
         for (q, m) in &self.sent {
-            self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode());
+            self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode(&self.instance));
         }
-        ctx.start_timer(RETRANSMIT, self.period);
+        ctx.start_timer(&self.timer, self.period);
         true
     }
 
     /// `upon event ⟨ sl, Send | q, m ⟩`.
     pub fn upon_send(&mut self, ctx: &mut Context, q: &str, m: Message) {
-        self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode());
+        self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode(&self.instance));
         self.sent.push((q.to_owned(), m));
     }
 
     /// `upon event ⟨ fll, Deliver | p, m ⟩`: returns `⟨ sl, Deliver | p, m ⟩`.
     pub fn upon_fll_deliver(&mut self, ctx: &mut Context, p: String, frame: &str) -> Option<(String, Message)> {
-        match Frame::decode(frame) {
+        match Frame::decode(frame, &self.instance) {
             Some(Frame::Data(m)) => {
                 if self.acked {
-                    self.fll.upon_send(ctx, &p, &Frame::Ack(m.id).encode());
+                    self.fll.upon_send(ctx, &p, &Frame::Ack(m.id).encode(&self.instance));
                 }
                 Some((p, m))
             }
@@ -181,7 +206,7 @@ impl Module for StubbornPointToPointLink {
         }
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer) {
+    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
         StubbornPointToPointLink::upon_timeout(self, ctx, timer);
     }
 }
@@ -189,8 +214,13 @@ impl Module for StubbornPointToPointLink {
 /// Reads `--period-ms N` (also `--period-ms=N`), the only argument of the
 /// stubborn link and of the links built on it.
 pub(crate) fn parse_period(args: &[String]) -> Result<Duration, RunError> {
+    parse_period_or(args, DEFAULT_PERIOD)
+}
+
+/// [`parse_period`] with another default, for modules built on links.
+pub(crate) fn parse_period_or(args: &[String], default: Duration) -> Result<Duration, RunError> {
     let usage = |what: String| RunError::Usage(format!("{what} (usage: --period-ms N)"));
-    let mut period = DEFAULT_PERIOD;
+    let mut period = default;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = match arg.strip_prefix("--period-ms") {
@@ -212,7 +242,7 @@ pub(crate) fn parse_period(args: &[String]) -> Result<Duration, RunError> {
 /// Runs the module: `mgr-modules StubbornPointToPointLink [--period-ms N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let period = parse_period(args)?;
-    runtime::run(contract, StubbornPointToPointLink::new(period, false))
+    runtime::run(contract, StubbornPointToPointLink::new("", period, false))
 }
 
 #[cfg(test)]
@@ -227,13 +257,17 @@ mod tests {
     fn frames_round_trip() {
         let m = Message { id: 3, stamp: Stamp { lamport: 7, vc: vec![2, 5] }, text: "hello  world".into() };
         let data = Frame::Data(m.clone());
-        assert_eq!(data.encode(), "3 7/2.5 hello  world");
-        assert_eq!(Frame::decode(&data.encode()), Some(data));
-        assert_eq!(Frame::decode("ack 12"), Some(Frame::Ack(12)));
-        assert!(matches!(Frame::decode("1 2/0"), Some(Frame::Data(m)) if m.text.is_empty()));
-        assert_eq!(Frame::decode("hello"), None);
-        assert_eq!(Frame::decode("1 x hello"), None);
-        assert_eq!(Frame::decode("ack x"), None);
+        assert_eq!(data.encode(""), "3 7/2.5 hello  world");
+        assert_eq!(Frame::decode(&data.encode(""), ""), Some(data.clone()));
+        assert_eq!(data.encode("beb"), "beb:3 7/2.5 hello  world");
+        assert_eq!(Frame::decode("beb:3 7/2.5 hello  world", "beb"), Some(data));
+        assert_eq!(Frame::decode("beb:3 7/2.5 x", "pfd"), None, "another instance's frame");
+        assert_eq!(Frame::decode("ack 12", ""), Some(Frame::Ack(12)));
+        assert_eq!(Frame::decode("pfd:ack 12", "pfd"), Some(Frame::Ack(12)));
+        assert!(matches!(Frame::decode("1 2/0", ""), Some(Frame::Data(m)) if m.text.is_empty()));
+        assert_eq!(Frame::decode("hello", ""), None);
+        assert_eq!(Frame::decode("1 x hello", ""), None);
+        assert_eq!(Frame::decode("ack x", ""), None);
     }
 
     #[test]

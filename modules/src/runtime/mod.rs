@@ -49,9 +49,10 @@ pub enum RunError {
     Failed(#[from] anyhow::Error),
 }
 
-/// The name of a timer. Each layer names its own (`"sl.retransmit"`,
-/// `"pfd.heartbeat"`…), so layers sharing a process never take each other's.
-pub type Timer = &'static str;
+/// The name of a timer. Each layer instance names its own
+/// (`"beb.sl.retransmit"`, `"pfd.timeout"`…), so layers sharing a process
+/// never take each other's.
+pub type Timer<'a> = &'a str;
 
 /// The events a module reacts to. Each built-in module implements this once,
 /// to connect the runtime to its book-named handlers.
@@ -70,7 +71,7 @@ pub trait Module {
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]);
 
     /// A timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
-    fn upon_timeout(&mut self, _ctx: &mut Context, _timer: Timer) {}
+    fn upon_timeout(&mut self, _ctx: &mut Context, _timer: Timer<'_>) {}
 }
 
 /// What a handler can do to the world.
@@ -84,7 +85,7 @@ pub struct Context {
     socket: std::sync::Arc<tokio::net::UdpSocket>,
     /// The network faults in force (`MGR_FAULTS`, then `#mgr faults` lines).
     faults: Faults,
-    timers: BTreeMap<Timer, Instant>,
+    timers: BTreeMap<String, Instant>,
     /// The id of the next message this process sends; see [`Context::new_message_id`].
     next_id: u64,
 }
@@ -137,12 +138,12 @@ impl Context {
 
     /// The book's `starttimer(Δ)`: `upon_timeout(timer)` is called once,
     /// `delay` from now. Starting a timer again replaces its deadline.
-    pub fn start_timer(&mut self, timer: Timer, delay: Duration) {
-        self.timers.insert(timer, Instant::now() + delay);
+    pub fn start_timer(&mut self, timer: Timer<'_>, delay: Duration) {
+        self.timers.insert(timer.to_owned(), Instant::now() + delay);
     }
 
     /// Stops a timer before it expires.
-    pub fn cancel_timer(&mut self, timer: Timer) {
+    pub fn cancel_timer(&mut self, timer: Timer<'_>) {
         self.timers.remove(timer);
     }
 
@@ -286,7 +287,7 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
 
     module.upon_init(&mut ctx);
     loop {
-        let next = ctx.timers.iter().min_by_key(|(_, at)| **at).map(|(timer, at)| (*timer, *at));
+        let next = ctx.timers.iter().min_by_key(|(_, at)| **at).map(|(timer, at)| (timer.clone(), *at));
         tokio::select! {
             input = commands.recv(), if stdin_open => match input {
                 Some(stdin::Input::Command(command)) => module.upon_command(&mut ctx, command),
@@ -309,10 +310,10 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            () = wait_for(next.map(|(_, at)| at)) => {
+            () = wait_for(next.as_ref().map(|(_, at)| *at)) => {
                 if let Some((timer, _)) = next {
-                    ctx.timers.remove(timer);
-                    module.upon_timeout(&mut ctx, timer);
+                    ctx.timers.remove(&timer);
+                    module.upon_timeout(&mut ctx, &timer);
                 }
             }
         }
