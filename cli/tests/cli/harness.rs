@@ -24,8 +24,11 @@ pub(crate) fn bin(name: &str) -> PathBuf {
 /// A port range of its own for each daemon, below the kernel's ephemeral
 /// range, so parallel tests never compete for ports.
 pub(crate) fn port_range(size: u16) -> String {
-    static NEXT: AtomicU16 = AtomicU16::new(25000);
-    let lo = NEXT.fetch_add(size, Ordering::SeqCst);
+    // Another copy of these tests running at the same time (another
+    // checkout) takes another base with MGR_TEST_PORT_BASE.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = std::env::var("MGR_TEST_PORT_BASE").ok().and_then(|b| b.parse().ok()).unwrap_or(25000u16);
+    let lo = base + NEXT.fetch_add(size, Ordering::SeqCst);
     format!("{lo}-{}", lo + size - 1)
 }
 
