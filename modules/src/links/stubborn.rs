@@ -16,6 +16,7 @@
 //! not a frame is reported on stderr and dropped, since no process of the run
 //! sent it (SL2, no creation).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -80,8 +81,9 @@ impl Frame {
 #[derive(Debug)]
 pub struct StubbornPointToPointLink {
     fll: FairLossPointToPointLink,
-    /// The book's `sent`: every (q, m) sent and still retransmitted.
-    sent: Vec<(String, Message)>,
+    /// The book's `sent`: every (q, m) sent and still retransmitted, by
+    /// (q, id) so that an acknowledgement removes its message at once.
+    sent: BTreeMap<(String, u64), Message>,
     /// Δ.
     period: Duration,
     /// Retransmit until acknowledged instead of forever (see `new`).
@@ -104,7 +106,7 @@ impl StubbornPointToPointLink {
     pub fn new(instance: &str, period: Duration, acked: bool) -> StubbornPointToPointLink {
         StubbornPointToPointLink {
             fll: FairLossPointToPointLink::default(),
-            sent: Vec::new(),
+            sent: BTreeMap::new(),
             period,
             acked,
             instance: instance.to_owned(),
@@ -129,7 +131,7 @@ impl StubbornPointToPointLink {
         if timer != self.timer {
             return false;
         }
-        for (q, m) in &self.sent {
+        for ((q, _), m) in &self.sent {
             self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode(&self.instance));
         }
         ctx.start_timer(&self.timer, self.period);
@@ -139,7 +141,7 @@ impl StubbornPointToPointLink {
     /// `upon event ⟨ sl, Send | q, m ⟩`.
     pub fn upon_send(&mut self, ctx: &mut Context, q: &str, m: Message) {
         self.fll.upon_send(ctx, q, &Frame::Data(m.clone()).encode(&self.instance));
-        self.sent.push((q.to_owned(), m));
+        self.sent.insert((q.to_owned(), m.id), m);
     }
 
     /// `upon event ⟨ fll, Deliver | p, m ⟩`: returns `⟨ sl, Deliver | p, m ⟩`.
@@ -152,7 +154,7 @@ impl StubbornPointToPointLink {
                 Some((p, m))
             }
             Some(Frame::Ack(id)) => {
-                self.sent.retain(|(q, m)| !(*q == p && m.id == id));
+                self.sent.remove(&(p, id));
                 None
             }
             None => {

@@ -328,6 +328,9 @@ async fn wait_for(deadline: Option<Instant>) {
     }
 }
 
+/// Receive buffer asked for each module's socket, in bytes.
+const RECEIVE_BUFFER: usize = 8 << 20;
+
 /// Takes the socket the daemon bound for us (`MGR_UDP_FD`), or binds `MGR_ADDR`.
 fn open_socket(contract: &Contract) -> anyhow::Result<tokio::net::UdpSocket> {
     let socket = match contract.udp_fd {
@@ -349,6 +352,13 @@ fn open_socket(contract: &Contract) -> anyhow::Result<tokio::net::UdpSocket> {
             .with_context(|| format!("MGR_ADDR: cannot bind {}", contract.addr))?,
     };
     socket.set_nonblocking(true).context("udp: set_nonblocking")?;
+    // A burst (a broadcast to everyone, a retransmission round) must not
+    // overflow the kernel's small default receive buffer: ask for a large
+    // one, forcing it where allowed, and go on with what we get.
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(&socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+        let _ = setsockopt(&socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
+    }
     Ok(tokio::net::UdpSocket::from_std(socket)?)
 }
 
