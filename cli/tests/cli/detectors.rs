@@ -30,3 +30,41 @@ fn the_perfect_failure_detector_detects_a_killed_process_and_only_it() -> Result
     }
     Ok(())
 }
+
+#[test]
+fn leader_election_elects_p1_then_p2_when_p1_crashes() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&[
+        "launch",
+        "LeaderElection",
+        "3",
+        "--name",
+        "le",
+        "--detach",
+        "--",
+        "--delta-ms",
+        "300",
+        "--period-ms",
+        "50",
+    ])?;
+    // p1 is elected at once by everyone, and stays leader while it lives (LE2).
+    for p in ["p1", "p2", "p3"] {
+        let target = format!("le/{p}");
+        wait_until("p1 to be elected", || lines_starting(&daemon, &target, "leader").is_ok_and(|l| !l.is_empty()))?;
+    }
+    thread::sleep(Duration::from_millis(1000));
+    for p in ["p1", "p2", "p3"] {
+        assert_eq!(lines_starting(&daemon, &format!("le/{p}"), "leader")?, ["p1"], "at {p}");
+    }
+    daemon.ok(&["kill", "le/p1"])?;
+    // The correct processes elect p2 (LE1), once, after p1 (LE2).
+    for p in ["p2", "p3"] {
+        let target = format!("le/{p}");
+        wait_until("p2 to be elected", || lines_starting(&daemon, &target, "leader").is_ok_and(|l| l.len() > 1))?;
+    }
+    thread::sleep(Duration::from_millis(700));
+    for p in ["p2", "p3"] {
+        assert_eq!(lines_starting(&daemon, &format!("le/{p}"), "leader")?, ["p1", "p2"], "at {p}");
+    }
+    Ok(())
+}
