@@ -4,6 +4,7 @@
 //! One file per abstraction, its interface and properties in the doc
 //! comment; each is listed in [`MODULES`].
 
+pub mod eventually_perfect;
 pub mod leader_election;
 pub mod perfect;
 
@@ -26,5 +27,13 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("leader_election.md"),
         algorithms: &["Monarchical Leader Election"],
         run: leader_election::run,
+    },
+    ModuleInfo {
+        name: "EventuallyPerfectFailureDetector",
+        summary: "eventually perfect failure detector: suspects crashed processes, eventually only them",
+        reference: "Module 2.8",
+        description: include_str!("eventually_perfect.md"),
+        algorithms: &["Increasing Timeout"],
+        run: eventually_perfect::run,
     },
 ];
