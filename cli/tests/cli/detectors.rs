@@ -134,3 +134,48 @@ fn the_eventually_perfect_failure_detector_restores_a_paused_process_and_suspect
     assert_eq!(lines_starting(&daemon, "epfd/p1", "suspected")?, ["p2"]);
     Ok(())
 }
+
+#[test]
+fn the_eventual_leader_detector_trusts_p1_again_after_a_pause_and_p2_once_p1_crashes() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&[
+        "launch",
+        "EventualLeaderDetector",
+        "3",
+        "--name",
+        "omega",
+        "--detach",
+        "--",
+        "--delta-ms",
+        "300",
+        "--period-ms",
+        "50",
+    ])?;
+    let trusts = |p: &str| lines_starting(&daemon, &format!("omega/{p}"), "trust");
+    let wait_for = |what: &str, processes: &[&str], count: usize| -> Result<()> {
+        for p in processes {
+            wait_until(what, || trusts(p).is_ok_and(|l| l.len() >= count))?;
+        }
+        Ok(())
+    };
+    // Everyone trusts p1 at once, and keeps trusting it.
+    wait_for("p1 to be trusted", &["p1", "p2", "p3"], 1)?;
+    thread::sleep(Duration::from_millis(800));
+    for p in ["p1", "p2", "p3"] {
+        assert_eq!(trusts(p)?, ["p1"], "at {p}");
+    }
+    // p1 paused looks crashed: the others trust p2; once it answers again,
+    // they trust p1 again (ELD1, ELD2).
+    daemon.ok(&["pause", "omega/p1"])?;
+    wait_for("p2 to be trusted", &["p2", "p3"], 2)?;
+    daemon.ok(&["resume", "omega/p1"])?;
+    wait_for("p1 to be trusted again", &["p2", "p3"], 3)?;
+    // p1 crashed: the others trust p2 for good.
+    daemon.ok(&["kill", "omega/p1"])?;
+    wait_for("p2 to be trusted for good", &["p2", "p3"], 4)?;
+    thread::sleep(Duration::from_millis(1000));
+    for p in ["p2", "p3"] {
+        assert_eq!(trusts(p)?, ["p1", "p2", "p1", "p2"], "at {p}");
+    }
+    Ok(())
+}

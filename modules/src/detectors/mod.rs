@@ -4,6 +4,7 @@
 //! One file per abstraction, its interface and properties in the doc
 //! comment; each is listed in [`MODULES`].
 
+pub mod eventual_leader;
 pub mod eventually_perfect;
 pub mod leader_election;
 pub mod perfect;
@@ -35,5 +36,13 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("eventually_perfect.md"),
         algorithms: &["Increasing Timeout"],
         run: eventually_perfect::run,
+    },
+    ModuleInfo {
+        name: "EventualLeaderDetector",
+        summary: "eventual leader detector (Ω): eventually all correct processes trust the same correct process",
+        reference: "Module 2.9",
+        description: include_str!("eventual_leader.md"),
+        algorithms: &["Monarchical Eventual Leader Detection"],
+        run: eventual_leader::run,
     },
 ];
