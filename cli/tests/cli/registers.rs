@@ -135,3 +135,23 @@ fn majority_voting_reads_the_last_write_everywhere() -> Result<()> {
 fn majority_voting_survives_a_minority_of_crashes() -> Result<()> {
     survives_a_minority_of_crashes("RegularRegister", "majority-voting")
 }
+
+#[test]
+fn read_impose_write_all_reads_the_last_write_everywhere() -> Result<()> {
+    write_then_read_everywhere("AtomicRegister", "read-impose-write-all", 3, &["--loss", "0.1", "--dup", "0.1"])
+}
+
+#[test]
+fn read_impose_write_all_is_not_blocked_by_a_detected_crash() -> Result<()> {
+    a_crash_does_not_block_a_write("AtomicRegister", "read-impose-write-all")
+}
+
+#[test]
+fn read_impose_write_majority_reads_the_last_write_everywhere() -> Result<()> {
+    write_then_read_everywhere("AtomicRegister", "read-impose-write-majority", 5, &["--loss", "0.1", "--dup", "0.1"])
+}
+
+#[test]
+fn read_impose_write_majority_survives_a_minority_of_crashes() -> Result<()> {
+    survives_a_minority_of_crashes("AtomicRegister", "read-impose-write-majority")
+}

@@ -6,6 +6,7 @@
 //! and the standalone module that connects stdin and stdout to a register
 //! algorithm ([`RegisterModule`]).
 
+pub mod atomic;
 pub mod regular;
 
 use std::net::SocketAddr;
@@ -15,14 +16,24 @@ use crate::catalog::ModuleInfo;
 use crate::runtime::{self, Command, Context, Module, RunError, Timer};
 
 /// The modules of this chapter, in the book's order.
-pub const MODULES: &[ModuleInfo] = &[ModuleInfo {
-    name: "RegularRegister",
-    summary: "(1,N) regular register: p1 writes, everyone reads the last value written or one being written",
-    reference: "Module 4.1",
-    description: include_str!("regular.md"),
-    algorithms: &["Read-One Write-All", "Majority Voting Regular Register"],
-    run: regular::run,
-}];
+pub const MODULES: &[ModuleInfo] = &[
+    ModuleInfo {
+        name: "RegularRegister",
+        summary: "(1,N) regular register: p1 writes, everyone reads the last value written or one being written",
+        reference: "Module 4.1",
+        description: include_str!("regular.md"),
+        algorithms: &["Read-One Write-All", "Majority Voting Regular Register"],
+        run: regular::run,
+    },
+    ModuleInfo {
+        name: "AtomicRegister",
+        summary: "(1,N) atomic register: a regular register whose reads never go back to an older value",
+        reference: "Module 4.2",
+        description: include_str!("atomic.md"),
+        algorithms: &["Read-Impose Write-All", "Read-Impose Write-Majority"],
+        run: atomic::run,
+    },
+];
 
 /// The stdin commands of the register modules.
 pub const HELP: &str = "  write v   write v into the register (p1 only: it is the one writer)\n  read      read the register\n  help      this list";
