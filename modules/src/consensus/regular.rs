@@ -19,7 +19,7 @@ use super::{book_rank, decode_set, encode_set, escape, min_value, unescape};
 use crate::broadcast::best_effort::BestEffortBroadcast;
 use crate::runtime::{Context, Contract, RunError, Timer};
 
-/// Implements: Consensus, instance c (Flooding Consensus).
+/// Implements: Consensus, instance c (Algorithm 5.1, Flooding Consensus).
 /// Uses: BestEffortBroadcast, instance beb; PerfectFailureDetector, instance P.
 #[derive(Debug)]
 pub struct FloodingConsensus {
@@ -145,7 +145,7 @@ impl FloodingConsensus {
     }
 }
 
-/// Implements: Consensus, instance c (Hierarchical Consensus).
+/// Implements: Consensus, instance c (Algorithm 5.2, Hierarchical Consensus).
 /// Uses: BestEffortBroadcast, instance beb; PerfectFailureDetector, instance P.
 #[derive(Debug)]
 pub struct HierarchicalConsensus {

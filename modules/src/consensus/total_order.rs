@@ -24,7 +24,7 @@ use crate::broadcast::reliable::{Data, ReliableBroadcast};
 use crate::detectors::perfect::PerfectFailureDetector;
 use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
 
-/// Implements: TotalOrderBroadcast, instance tob (Consensus-Based Total-Order Broadcast).
+/// Implements: TotalOrderBroadcast, instance tob (Algorithm 6.1, Consensus-Based Total-Order Broadcast).
 /// Uses: ReliableBroadcast, instance rb; Consensus (multiple instances);
 /// PerfectFailureDetector, instance P (shared by the consensus instances).
 #[derive(Debug)]

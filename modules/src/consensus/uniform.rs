@@ -17,7 +17,7 @@ use crate::broadcast::reliable::ReliableBroadcast;
 use crate::links::perfect::PerfectPointToPointLink;
 use crate::runtime::{Context, Contract, RunError, Timer};
 
-/// Implements: UniformConsensus, instance uc (Flooding Uniform Consensus).
+/// Implements: UniformConsensus, instance uc (Algorithm 5.3, Flooding Uniform Consensus).
 /// Uses: BestEffortBroadcast, instance beb; PerfectFailureDetector, instance P.
 #[derive(Debug)]
 pub struct FloodingUniformConsensus {
@@ -124,7 +124,7 @@ impl FloodingUniformConsensus {
     }
 }
 
-/// Implements: UniformConsensus, instance uc (Hierarchical Uniform Consensus).
+/// Implements: UniformConsensus, instance uc (Algorithm 5.4, Hierarchical Uniform Consensus).
 /// Uses: PerfectPointToPointLinks, instance pl; BestEffortBroadcast, instance beb;
 /// ReliableBroadcast, instance rb; PerfectFailureDetector, instance P.
 #[derive(Debug)]
