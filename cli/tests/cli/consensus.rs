@@ -100,8 +100,22 @@ fn hierarchical_uniform_consensus_decides_without_its_first_leader() -> Result<(
 }
 
 #[test]
-fn consensus_refuses_an_unknown_algorithm() -> Result<()> {
+fn the_catalog_describes_the_chapter_and_consensus_refuses_an_unknown_algorithm() -> Result<()> {
     let daemon = Daemon::start(&[])?;
+    let described = [
+        (
+            "Consensus",
+            &["Module 5.1", "Algorithm 5.1: Flooding Consensus", "Hierarchical Consensus", "C4: Agreement"][..],
+        ),
+        ("UniformConsensus", &["Module 5.2", "Flooding Uniform Consensus", "UC4: Uniform agreement"][..]),
+        ("TotalOrderBroadcast", &["Module 6.1", "Consensus-Based Total-Order Broadcast", "TOB5: Total order"][..]),
+    ];
+    for (module, texts) in described {
+        let text = daemon.ok(&["modules", module])?;
+        for t in texts {
+            assert!(text.contains(t), "{t} missing in\n{text}");
+        }
+    }
     let out = daemon.ctl(&["launch", "Consensus", "1", "--name", "c", "--", "--algorithm", "paxos"])?;
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("unknown algorithm"), "{all}");
