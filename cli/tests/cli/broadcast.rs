@@ -36,3 +36,88 @@ fn reliable_broadcast_delivers_everywhere_once_through_loss() -> Result<()> {
     }
     Ok(())
 }
+
+/// Each process's deliveries, sorted, for comparing sets across processes.
+fn sorted_deliveries(daemon: &Daemon, run: &str, processes: &[&str]) -> Result<Vec<Vec<String>>> {
+    processes
+        .iter()
+        .map(|p| {
+            let mut got = deliveries(daemon, &format!("{run}/{p}"))?;
+            got.sort();
+            Ok(got)
+        })
+        .collect()
+}
+
+#[test]
+fn lazy_reliable_broadcast_delivers_everywhere_once_through_loss() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&[
+        "launch",
+        "ReliableBroadcast",
+        "3",
+        "--name",
+        "lrb",
+        "--detach",
+        "--loss",
+        "0.2",
+        "--dup",
+        "0.1",
+        "--",
+        "--algorithm",
+        "lazy",
+        "--delta-ms",
+        "300",
+        "--period-ms",
+        "50",
+    ])?;
+    daemon.ok(&["send", "lrb/p2", "broadcast", "lazy news"])?;
+    for p in ["p1", "p2", "p3"] {
+        let target = format!("lrb/{p}");
+        wait_until("the broadcast", || deliveries(&daemon, &target).is_ok_and(|d| !d.is_empty()))?;
+    }
+    thread::sleep(Duration::from_millis(400));
+    for p in ["p1", "p2", "p3"] {
+        assert_eq!(deliveries(&daemon, &format!("lrb/{p}"))?, ["p2 lazy news"], "at {p}");
+    }
+    Ok(())
+}
+
+#[test]
+fn lazy_reliable_broadcast_agrees_when_the_sender_is_killed() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&[
+        "launch",
+        "ReliableBroadcast",
+        "4",
+        "--name",
+        "lrb",
+        "--detach",
+        "--loss",
+        "0.5",
+        "--",
+        "--algorithm",
+        "lazy",
+        "--delta-ms",
+        "300",
+        "--period-ms",
+        "50",
+    ])?;
+    // With half the datagrams lost, p1's message may reach only some of the
+    // others before p1 dies; they relay it once P detects p1.
+    daemon.ok(&["send", "lrb/p1", "broadcast", "last words"])?;
+    daemon.ok(&["kill", "lrb/p1"])?;
+    daemon.ok(&["send", "lrb/p2", "broadcast", "still here"])?;
+    let correct = ["p2", "p3", "p4"];
+    wait_until("the correct processes to agree", || {
+        sorted_deliveries(&daemon, "lrb", &correct)
+            .is_ok_and(|d| d.iter().all(|got| got.contains(&"p2 still here".to_owned()) && *got == d[0]))
+    })?;
+    // Long enough for a detection and a relay (Δ = 300 ms).
+    thread::sleep(Duration::from_millis(1500));
+    let got = sorted_deliveries(&daemon, "lrb", &correct)?;
+    let all = ["p1 last words".to_owned(), "p2 still here".to_owned()];
+    assert!(got[0] == all[1..] || got[0] == all, "unexpected deliveries {:?}", got[0]);
+    assert!(got.iter().all(|d| *d == got[0]), "no agreement: {got:?}");
+    Ok(())
+}

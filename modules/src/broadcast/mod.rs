@@ -24,7 +24,7 @@ pub const MODULES: &[ModuleInfo] = &[
         summary: "reliable broadcast: correct processes deliver the same messages, even if the sender crashes",
         reference: "Module 3.2",
         description: include_str!("reliable.md"),
-        algorithms: &["Eager Reliable Broadcast"],
+        algorithms: &["Eager Reliable Broadcast", "Lazy Reliable Broadcast"],
         run: reliable::run,
     },
 ];
