@@ -121,3 +121,83 @@ fn lazy_reliable_broadcast_agrees_when_the_sender_is_killed() -> Result<()> {
     assert!(got.iter().all(|d| *d == got[0]), "no agreement: {got:?}");
     Ok(())
 }
+
+/// Launches `n` instances of `module` as run `name`, with network `faults`
+/// and module arguments `args`.
+fn launch(daemon: &Daemon, module: &str, n: &str, name: &str, faults: &[&str], args: &[&str]) -> Result<()> {
+    let mut command = vec!["launch", module, n, "--name", name, "--detach"];
+    command.extend_from_slice(faults);
+    command.push("--");
+    command.extend_from_slice(args);
+    daemon.ok(&command)?;
+    Ok(())
+}
+
+/// Waits until each of `processes` delivered at least `count` messages,
+/// then a little more, and returns what each delivered (in order).
+fn settled_deliveries(daemon: &Daemon, run: &str, processes: &[&str], count: usize) -> Result<Vec<Vec<String>>> {
+    for p in processes {
+        let target = format!("{run}/{p}");
+        wait_until("the deliveries", || deliveries(daemon, &target).is_ok_and(|d| d.len() >= count))?;
+    }
+    thread::sleep(Duration::from_millis(400));
+    processes.iter().map(|p| deliveries(daemon, &format!("{run}/{p}"))).collect()
+}
+
+#[test]
+fn all_ack_uniform_reliable_broadcast_delivers_everywhere_once_through_loss() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let args = ["--algorithm", "all-ack", "--delta-ms", "300", "--period-ms", "50"];
+    launch(&daemon, "UniformReliableBroadcast", "3", "urb", &["--loss", "0.2", "--dup", "0.1"], &args)?;
+    daemon.ok(&["send", "urb/p1", "broadcast", "uniform news"])?;
+    for got in settled_deliveries(&daemon, "urb", &["p1", "p2", "p3"], 1)? {
+        assert_eq!(got, ["p1 uniform news"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn all_ack_uniform_reliable_broadcast_stops_waiting_for_a_detected_process() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let args = ["--algorithm", "all-ack", "--delta-ms", "300", "--period-ms", "50"];
+    launch(&daemon, "UniformReliableBroadcast", "4", "urb", &[], &args)?;
+    daemon.ok(&["kill", "urb/p4"])?;
+    daemon.ok(&["send", "urb/p2", "broadcast", "without p4"])?;
+    // p4 never acknowledges: the others deliver once P detects it.
+    for got in settled_deliveries(&daemon, "urb", &["p1", "p2", "p3"], 1)? {
+        assert_eq!(got, ["p2 without p4"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn majority_ack_uniform_reliable_broadcast_delivers_everywhere_once_through_loss() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let args = ["--algorithm", "majority-ack", "--period-ms", "50"];
+    launch(&daemon, "UniformReliableBroadcast", "3", "urb", &["--loss", "0.2", "--dup", "0.1"], &args)?;
+    daemon.ok(&["send", "urb/p3", "broadcast", "by majority"])?;
+    for got in settled_deliveries(&daemon, "urb", &["p1", "p2", "p3"], 1)? {
+        assert_eq!(got, ["p3 by majority"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn majority_ack_uniform_reliable_broadcast_delivers_with_a_minority_killed() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    launch(
+        &daemon,
+        "UniformReliableBroadcast",
+        "5",
+        "urb",
+        &[],
+        &["--algorithm", "majority-ack", "--period-ms", "50"],
+    )?;
+    daemon.ok(&["kill", "urb/p4"])?;
+    daemon.ok(&["kill", "urb/p5"])?;
+    daemon.ok(&["send", "urb/p1", "broadcast", "three of five"])?;
+    for got in settled_deliveries(&daemon, "urb", &["p1", "p2", "p3"], 1)? {
+        assert_eq!(got, ["p1 three of five"]);
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 
 pub mod best_effort;
 pub mod reliable;
+pub mod uniform;
 
 use crate::catalog::ModuleInfo;
 
@@ -26,5 +27,13 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("reliable.md"),
         algorithms: &["Eager Reliable Broadcast", "Lazy Reliable Broadcast"],
         run: reliable::run,
+    },
+    ModuleInfo {
+        name: "UniformReliableBroadcast",
+        summary: "uniform reliable broadcast: what any process delivers, even one that crashes, every correct process delivers",
+        reference: "Module 3.3",
+        description: include_str!("uniform.md"),
+        algorithms: &["All-Ack Uniform Reliable Broadcast", "Majority-Ack Uniform Reliable Broadcast"],
+        run: uniform::run,
     },
 ];
