@@ -201,3 +201,29 @@ fn majority_ack_uniform_reliable_broadcast_delivers_with_a_minority_killed() -> 
     }
     Ok(())
 }
+
+#[test]
+fn fifo_reliable_broadcast_delivers_each_senders_messages_in_order() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    launch(
+        &daemon,
+        "FifoReliableBroadcast",
+        "3",
+        "frb",
+        &["--delay", "0-30", "--loss", "0.1"],
+        &["--period-ms", "50"],
+    )?;
+    let sent = ["m1", "m2", "m3", "m4", "m5", "m6"];
+    for m in sent {
+        daemon.ok(&["send", "frb/p1", "broadcast", m])?;
+    }
+    daemon.ok(&["send", "frb/p2", "broadcast", "other"])?;
+    let want: Vec<String> = sent.iter().map(|m| format!("p1 {m}")).collect();
+    for got in settled_deliveries(&daemon, "frb", &["p1", "p2", "p3"], sent.len() + 1)? {
+        let from_p1: Vec<String> = got.iter().filter(|d| d.starts_with("p1 ")).cloned().collect();
+        assert_eq!(from_p1, want, "p1's messages out of order in {got:?}");
+        assert_eq!(got.iter().filter(|d| *d == "p2 other").count(), 1, "in {got:?}");
+        assert_eq!(got.len(), sent.len() + 1, "in {got:?}");
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! comment; each is listed in [`MODULES`].
 
 pub mod best_effort;
+pub mod fifo;
 pub mod reliable;
 pub mod uniform;
 
@@ -35,5 +36,13 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("uniform.md"),
         algorithms: &["All-Ack Uniform Reliable Broadcast", "Majority-Ack Uniform Reliable Broadcast"],
         run: uniform::run,
+    },
+    ModuleInfo {
+        name: "FifoReliableBroadcast",
+        summary: "FIFO-order reliable broadcast: reliable broadcast that delivers each sender's messages in the order it sent them",
+        reference: "Chapter 3",
+        description: include_str!("fifo.md"),
+        algorithms: &["Broadcast with Sequence Number"],
+        run: fifo::run,
     },
 ];
