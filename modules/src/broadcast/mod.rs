@@ -5,6 +5,7 @@
 //! comment; each is listed in [`MODULES`].
 
 pub mod best_effort;
+pub mod causal;
 pub mod fifo;
 pub mod reliable;
 pub mod uniform;
@@ -44,5 +45,13 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("fifo.md"),
         algorithms: &["Broadcast with Sequence Number"],
         run: fifo::run,
+    },
+    ModuleInfo {
+        name: "CausalOrderBroadcast",
+        summary: "causal-order reliable broadcast: no process delivers a message before the messages that may have caused it",
+        reference: "Chapter 3",
+        description: include_str!("causal.md"),
+        algorithms: &["No-Waiting Causal Broadcast", "Waiting Causal Broadcast"],
+        run: causal::run,
     },
 ];
