@@ -263,3 +263,34 @@ fn no_waiting_causal_broadcast_delivers_causes_before_effects() -> Result<()> {
 fn waiting_causal_broadcast_delivers_causes_before_effects() -> Result<()> {
     causal_delivery("waiting")
 }
+
+#[test]
+fn probabilistic_broadcast_reaches_every_process_once_without_loss() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    launch(&daemon, "ProbabilisticBroadcast", "5", "pb", &["--dup", "0.2"], &["--fanout", "3", "--rounds", "3"])?;
+    daemon.ok(&["send", "pb/p1", "broadcast", "rumor"])?;
+    daemon.ok(&["send", "pb/p4", "broadcast", "hearsay"])?;
+    // With k = 3 of 4 others and R = 3, missing a process is very unlikely.
+    for mut got in settled_deliveries(&daemon, "pb", &["p1", "p2", "p3", "p4", "p5"], 2)? {
+        got.sort();
+        assert_eq!(got, ["p1 rumor", "p4 hearsay"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn probabilistic_broadcast_gossips_to_fanout_processes_per_round() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    launch(&daemon, "ProbabilisticBroadcast", "5", "pb", &[], &["--fanout", "1", "--rounds", "1"])?;
+    daemon.ok(&["send", "pb/p2", "broadcast", "whisper"])?;
+    // One round to one process: the sender and exactly one other deliver.
+    wait_until("one other process", || {
+        ["p1", "p3", "p4", "p5"].iter().any(|p| deliveries(&daemon, &format!("pb/{p}")).is_ok_and(|d| !d.is_empty()))
+    })?;
+    thread::sleep(Duration::from_millis(400));
+    let got = sorted_deliveries(&daemon, "pb", &["p1", "p2", "p3", "p4", "p5"])?;
+    assert_eq!(got[1], ["p2 whisper"]);
+    assert_eq!(got.iter().filter(|d| !d.is_empty()).count(), 2, "{got:?}");
+    assert!(got.iter().all(|d| d.is_empty() || *d == ["p2 whisper"]), "{got:?}");
+    Ok(())
+}

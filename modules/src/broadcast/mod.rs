@@ -7,6 +7,7 @@
 pub mod best_effort;
 pub mod causal;
 pub mod fifo;
+pub mod probabilistic;
 pub mod reliable;
 pub mod uniform;
 
@@ -37,6 +38,14 @@ pub const MODULES: &[ModuleInfo] = &[
         description: include_str!("uniform.md"),
         algorithms: &["All-Ack Uniform Reliable Broadcast", "Majority-Ack Uniform Reliable Broadcast"],
         run: uniform::run,
+    },
+    ModuleInfo {
+        name: "ProbabilisticBroadcast",
+        summary: "probabilistic broadcast: gossip to k random processes for R rounds; everyone delivers with high probability",
+        reference: "Chapter 3",
+        description: include_str!("probabilistic.md"),
+        algorithms: &["Eager Probabilistic Broadcast"],
+        run: probabilistic::run,
     },
     ModuleInfo {
         name: "FifoReliableBroadcast",
