@@ -334,3 +334,27 @@ fn the_broadcasts_are_described_with_their_properties_and_algorithms() -> Result
     }
     Ok(())
 }
+
+#[test]
+fn majority_ack_uniform_reliable_broadcast_waits_for_a_majority() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    launch(
+        &daemon,
+        "UniformReliableBroadcast",
+        "5",
+        "urb",
+        &[],
+        &["--algorithm", "majority-ack", "--period-ms", "50"],
+    )?;
+    for p in ["p3", "p4", "p5"] {
+        daemon.ok(&["kill", &format!("urb/{p}")])?;
+    }
+    daemon.ok(&["send", "urb/p1", "broadcast", "two of five"])?;
+    // Only 2 of 5 can acknowledge: nobody may deliver (the model's N > 2f
+    // does not hold here, which is what makes the wait visible).
+    thread::sleep(Duration::from_millis(1000));
+    for p in ["p1", "p2"] {
+        assert!(deliveries(&daemon, &format!("urb/{p}"))?.is_empty(), "{p} delivered without a majority");
+    }
+    Ok(())
+}
