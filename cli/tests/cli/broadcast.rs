@@ -358,3 +358,43 @@ fn majority_ack_uniform_reliable_broadcast_waits_for_a_majority() -> Result<()> 
     }
     Ok(())
 }
+
+#[test]
+fn every_broadcast_above_fair_loss_delivers_everything_once_with_loss_and_duplication() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let variants: [(&str, &[&str]); 8] = [
+        ("BestEffortBroadcast", &[]),
+        ("ReliableBroadcast", &["--algorithm", "eager"]),
+        ("ReliableBroadcast", &["--algorithm", "lazy", "--delta-ms", "1000"]),
+        ("UniformReliableBroadcast", &["--algorithm", "all-ack", "--delta-ms", "1000"]),
+        ("UniformReliableBroadcast", &["--algorithm", "majority-ack"]),
+        ("FifoReliableBroadcast", &[]),
+        ("CausalOrderBroadcast", &["--algorithm", "no-waiting"]),
+        ("CausalOrderBroadcast", &["--algorithm", "waiting"]),
+    ];
+    for (i, (module, args)) in variants.iter().enumerate() {
+        let run = format!("lossy{i}");
+        let mut launch = vec!["launch", module, "3", "--name", &run, "--detach", "--loss", "0.2", "--dup", "0.1", "--"];
+        launch.extend_from_slice(args);
+        daemon.ok(&launch)?;
+        daemon.ok(&["send", &format!("{run}/p1"), "broadcast", "one"])?;
+        daemon.ok(&["send", &format!("{run}/p2"), "broadcast", "two"])?;
+    }
+    for (i, (module, args)) in variants.iter().enumerate() {
+        for p in ["p1", "p2", "p3"] {
+            let target = format!("lossy{i}/{p}");
+            let what = format!("{module} {args:?} at {p} to deliver both");
+            wait_until(&what, || deliveries(&daemon, &target).is_ok_and(|d| d.len() >= 2))?;
+        }
+    }
+    // Retransmissions go on for a while: nothing may be delivered twice.
+    thread::sleep(Duration::from_millis(500));
+    for (i, (module, args)) in variants.iter().enumerate() {
+        for p in ["p1", "p2", "p3"] {
+            let mut got = deliveries(&daemon, &format!("lossy{i}/{p}"))?;
+            got.sort();
+            assert_eq!(got, ["p1 one", "p2 two"], "{module} {args:?} at {p}");
+        }
+    }
+    Ok(())
+}

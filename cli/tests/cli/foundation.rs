@@ -444,3 +444,33 @@ fn a_python_module_from_a_manifest_talks_with_the_rust_fair_loss_link() -> Resul
     })?;
     Ok(())
 }
+
+#[test]
+fn the_stubborn_link_delivers_every_message_through_loss_and_duplication() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&[
+        "launch",
+        "StubbornPointToPointLink",
+        "2",
+        "--name",
+        "sl",
+        "--detach",
+        "--loss",
+        "0.2",
+        "--dup",
+        "0.1",
+        "--",
+        "--period-ms",
+        "50",
+    ])?;
+    for i in 1..=10 {
+        daemon.ok(&["send", "sl/p1", "send", "p2", &format!("m{i}")])?;
+    }
+    // SL1: every message is delivered (again and again: it is stubborn).
+    wait_until("every message at least once", || {
+        deliveries(&daemon, "sl/p2").is_ok_and(|d| (1..=10).all(|i| d.contains(&format!("p1 m{i}"))))
+    })?;
+    // SL2: nothing that was not sent.
+    assert!(deliveries(&daemon, "sl/p2")?.iter().all(|d| (1..=10).any(|i| *d == format!("p1 m{i}"))));
+    Ok(())
+}

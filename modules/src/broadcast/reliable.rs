@@ -42,9 +42,8 @@ pub struct ReliableBroadcast {
     beb: BestEffortBroadcast,
     /// Eager: the book's `delivered`, keyed by (sender, id).
     delivered: HashSet<(String, u64)>,
-    /// Lazy: the detector P (None for Eager), and its instance name.
+    /// Lazy: the detector P (None for Eager).
     p: Option<PerfectFailureDetector>,
-    p_instance: String,
     /// Lazy: the book's `correct`.
     correct: BTreeSet<String>,
     /// Lazy: the book's `from[s]`, the messages delivered with sender s.
@@ -60,7 +59,6 @@ impl ReliableBroadcast {
             beb: BestEffortBroadcast::new(instance, period),
             delivered: HashSet::new(),
             p: None,
-            p_instance: String::new(),
             correct: BTreeSet::new(),
             from: BTreeMap::new(),
             broadcasts: 0,
@@ -70,10 +68,8 @@ impl ReliableBroadcast {
     /// A lazy reliable broadcast named `instance`, whose detector (instance
     /// `<instance>.pfd`) times out after `delta`.
     pub fn lazy(instance: &str, period: Duration, delta: Duration) -> ReliableBroadcast {
-        let p_instance = format!("{instance}.pfd");
         ReliableBroadcast {
-            p: Some(PerfectFailureDetector::new(&p_instance, delta, period)),
-            p_instance,
+            p: Some(PerfectFailureDetector::new(&format!("{instance}.pfd"), delta, period)),
             ..ReliableBroadcast::eager(instance, period)
         }
     }
@@ -151,10 +147,7 @@ impl ReliableBroadcast {
 
     /// Whether a datagram belongs to this instance.
     pub fn owns(&self, payload: &[u8]) -> bool {
-        // The detector has no `owns`: its frames start with its instance name and ':'.
-        self.beb.owns(payload)
-            || (self.p.is_some()
-                && payload.strip_prefix(self.p_instance.as_bytes()).is_some_and(|rest| rest.first() == Some(&b':')))
+        self.beb.owns(payload) || self.p.as_ref().is_some_and(|p| p.owns(payload))
     }
 
     /// The links' and the detector's timers; false when `timer` is not this

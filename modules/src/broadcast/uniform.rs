@@ -22,7 +22,6 @@ pub struct UniformReliableBroadcast {
     beb: BestEffortBroadcast,
     /// All-Ack: the detector P; None for Majority-Ack.
     p: Option<PerfectFailureDetector>,
-    p_instance: String,
     /// The book's `delivered`.
     delivered: HashSet<Key>,
     /// The book's `pending`: the messages seen and relayed, not all delivered.
@@ -43,7 +42,6 @@ impl UniformReliableBroadcast {
         UniformReliableBroadcast {
             beb: BestEffortBroadcast::new(instance, period),
             p: None,
-            p_instance: String::new(),
             delivered: HashSet::new(),
             pending: BTreeMap::new(),
             correct: BTreeSet::new(),
@@ -56,10 +54,8 @@ impl UniformReliableBroadcast {
     /// All-Ack Uniform Reliable Broadcast named `instance`, whose detector
     /// (instance `<instance>.pfd`) times out after `delta`.
     pub fn all_ack(instance: &str, period: Duration, delta: Duration) -> UniformReliableBroadcast {
-        let p_instance = format!("{instance}.pfd");
         UniformReliableBroadcast {
-            p: Some(PerfectFailureDetector::new(&p_instance, delta, period)),
-            p_instance,
+            p: Some(PerfectFailureDetector::new(&format!("{instance}.pfd"), delta, period)),
             ..UniformReliableBroadcast::majority_ack(instance, period)
         }
     }
@@ -146,10 +142,7 @@ impl UniformReliableBroadcast {
 
     /// Whether a datagram belongs to this instance.
     pub fn owns(&self, payload: &[u8]) -> bool {
-        // The detector has no `owns`: its frames start with its instance name and ':'.
-        self.beb.owns(payload)
-            || (self.p.is_some()
-                && payload.strip_prefix(self.p_instance.as_bytes()).is_some_and(|rest| rest.first() == Some(&b':')))
+        self.beb.owns(payload) || self.p.as_ref().is_some_and(|p| p.owns(payload))
     }
 
     /// The links' and the detector's timers; None when `timer` is not this

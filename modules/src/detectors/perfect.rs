@@ -89,6 +89,11 @@ impl PerfectFailureDetector {
         true
     }
 
+    /// Whether a datagram belongs to this detector (its link's frames).
+    pub fn owns(&self, payload: &[u8]) -> bool {
+        self.pl.owns(payload)
+    }
+
     /// The processes detected so far.
     pub fn detected(&self) -> &BTreeSet<String> {
         &self.detected
