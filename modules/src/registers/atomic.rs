@@ -13,10 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::regular::highest;
-use super::{Indication, Register, RegisterModule, Value, decode_value, encode_value, fields};
-use crate::broadcast::best_effort::BestEffortBroadcast;
-use crate::detectors::perfect::PerfectFailureDetector;
-use crate::links::perfect::PerfectPointToPointLink;
+use super::{Arrival, Indication, Layers, Register, RegisterModule, Value, decode_value, encode_value, fields};
 use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// The `--algorithm` names, the default first.
@@ -27,9 +24,7 @@ pub const ALGORITHMS: &[&str] = &["read-impose-write-all", "read-impose-write-ma
 /// instance pl; PerfectFailureDetector, instance P.
 #[derive(Debug)]
 pub struct ReadImposeWriteAll {
-    beb: BestEffortBroadcast,
-    pl: PerfectPointToPointLink,
-    p: PerfectFailureDetector,
+    layers: Layers,
     ts: u64,
     val: Value,
     correct: BTreeSet<String>,
@@ -43,9 +38,7 @@ impl ReadImposeWriteAll {
     /// `<instance>.pl` and `<instance>.pfd` (timeout `delta`).
     pub fn new(instance: &str, delta: Duration, period: Duration) -> ReadImposeWriteAll {
         ReadImposeWriteAll {
-            beb: BestEffortBroadcast::new(&format!("{instance}.beb"), period),
-            pl: PerfectPointToPointLink::new(&format!("{instance}.pl"), period, true),
-            p: PerfectFailureDetector::new(&format!("{instance}.pfd"), delta, period),
+            layers: Layers::new(instance, period, Some(delta)),
             ts: 0,
             val: None,
             correct: BTreeSet::new(),
@@ -72,7 +65,7 @@ impl ReadImposeWriteAll {
         if n[0] > self.ts {
             (self.ts, self.val) = (n[0], v);
         }
-        self.pl.send(ctx, p, "ACK".to_owned());
+        self.layers.pl.send(ctx, p, "ACK".to_owned());
     }
 
     /// `upon event ⟨ pl, Deliver | p, [ACK] ⟩`: `writeset := writeset ∪ {p}`.
@@ -107,9 +100,7 @@ impl Register for ReadImposeWriteAll {
     /// writeset := ∅; readval := ⊥; reading := FALSE`.
     fn upon_init(&mut self, ctx: &mut Context) {
         self.correct = ctx.processes().into_iter().collect();
-        self.beb.upon_init(ctx);
-        self.pl.upon_init(ctx);
-        self.p.upon_init(ctx);
+        self.layers.upon_init(ctx);
     }
 
     /// `upon event ⟨ onar, Read ⟩`: `reading := TRUE; readval := val`;
@@ -118,42 +109,31 @@ impl Register for ReadImposeWriteAll {
     fn upon_read(&mut self, ctx: &mut Context) -> Option<Indication> {
         self.reading = true;
         self.readval = self.val.clone();
-        self.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.ts, encode_value(&self.val)));
+        self.layers.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.ts, encode_value(&self.val)));
         None
     }
 
     /// `upon event ⟨ onar, Write | v ⟩`:
     /// `trigger ⟨ beb, Broadcast | [WRITE, ts + 1, v] ⟩`.
     fn upon_write(&mut self, ctx: &mut Context, v: &str) -> Option<Indication> {
-        self.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.ts + 1, encode_value(&Some(v.to_owned()))));
+        self.layers.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.ts + 1, encode_value(&Some(v.to_owned()))));
         None
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<Indication> {
-        if self.p.receive(ctx, from, payload) {
-            return None;
+        match self.layers.receive(ctx, from, payload) {
+            Arrival::Beb(p, m) => {
+                self.upon_beb_deliver(ctx, &p, &m);
+                None
+            }
+            Arrival::Pl(p, m) => self.upon_pl_deliver(p, &m),
+            Arrival::Nothing => None,
         }
-        if self.beb.owns(payload) {
-            let (p, m) = self.beb.receive(ctx, from, payload)?;
-            self.upon_beb_deliver(ctx, &p, &m);
-            return None;
-        }
-        if self.pl.owns(payload) {
-            let (p, m) = self.pl.receive_message(ctx, from, payload)?;
-            return self.upon_pl_deliver(p, &m.text);
-        }
-        eprintln!("onar: dropped a datagram from {from} of no layer here");
-        None
     }
 
     fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Option<Indication> {
-        if let Some(crashed) = self.p.upon_timeout(ctx, timer) {
-            return crashed.iter().fold(None, |done, p| self.upon_crash(ctx, p).or(done));
-        }
-        if !self.beb.upon_timeout(ctx, timer) {
-            self.pl.upon_timeout(ctx, timer);
-        }
-        None
+        let crashed = self.layers.upon_timeout(ctx, timer);
+        crashed.iter().fold(None, |done, p| self.upon_crash(ctx, p).or(done))
     }
 }
 
@@ -162,8 +142,7 @@ impl Register for ReadImposeWriteAll {
 /// PerfectPointToPointLinks, instance pl.
 #[derive(Debug)]
 pub struct ReadImposeWriteMajority {
-    beb: BestEffortBroadcast,
-    pl: PerfectPointToPointLink,
+    layers: Layers,
     /// N, the number of processes.
     n: usize,
     ts: u64,
@@ -180,8 +159,7 @@ impl ReadImposeWriteMajority {
     /// A register named `instance`; its components are `<instance>.beb` and `<instance>.pl`.
     pub fn new(instance: &str, period: Duration) -> ReadImposeWriteMajority {
         ReadImposeWriteMajority {
-            beb: BestEffortBroadcast::new(&format!("{instance}.beb"), period),
-            pl: PerfectPointToPointLink::new(&format!("{instance}.pl"), period, true),
+            layers: Layers::new(instance, period, None),
             n: 0,
             ts: 0,
             val: None,
@@ -206,10 +184,10 @@ impl ReadImposeWriteMajority {
             if n[1] > self.ts {
                 (self.ts, self.val) = (n[1], v);
             }
-            self.pl.send(ctx, p, format!("ACK {}", n[0]));
+            self.layers.pl.send(ctx, p, format!("ACK {}", n[0]));
         } else if let Some((n, "")) = fields(m, "READ", 1) {
             let value = format!("VALUE {} {} {}", n[0], self.ts, encode_value(&self.val));
-            self.pl.send(ctx, p, value);
+            self.layers.pl.send(ctx, p, value);
         } else {
             eprintln!("onar: dropped a broadcast from {p} that is neither WRITE nor READ: {m:?}");
         }
@@ -238,7 +216,7 @@ impl ReadImposeWriteMajority {
                 let impose = format!("WRITE {} {maxts} {}", self.rid, encode_value(readval));
                 self.readval = readval.clone();
                 self.readlist.clear();
-                self.beb.upon_broadcast(ctx, &impose);
+                self.layers.beb.upon_broadcast(ctx, &impose);
             }
         } else if let Some((n, "")) = fields(m, "ACK", 1) {
             if n[0] != self.rid {
@@ -265,8 +243,7 @@ impl Register for ReadImposeWriteMajority {
     /// acks := 0; rid := 0; readlist := [⊥]ᴺ; readval := ⊥; reading := FALSE`.
     fn upon_init(&mut self, ctx: &mut Context) {
         self.n = ctx.processes().len();
-        self.beb.upon_init(ctx);
-        self.pl.upon_init(ctx);
+        self.layers.upon_init(ctx);
     }
 
     /// `upon event ⟨ onar, Read ⟩`: `rid := rid + 1; acks := 0;
@@ -277,7 +254,7 @@ impl Register for ReadImposeWriteMajority {
         self.acks = 0;
         self.readlist.clear();
         self.reading = true;
-        self.beb.upon_broadcast(ctx, &format!("READ {}", self.rid));
+        self.layers.beb.upon_broadcast(ctx, &format!("READ {}", self.rid));
         None
     }
 
@@ -288,28 +265,23 @@ impl Register for ReadImposeWriteMajority {
         self.wts += 1;
         self.acks = 0;
         let write = format!("WRITE {} {} {}", self.rid, self.wts, encode_value(&Some(v.to_owned())));
-        self.beb.upon_broadcast(ctx, &write);
+        self.layers.beb.upon_broadcast(ctx, &write);
         None
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<Indication> {
-        if self.beb.owns(payload) {
-            let (p, m) = self.beb.receive(ctx, from, payload)?;
-            self.upon_beb_deliver(ctx, &p, &m);
-            return None;
+        match self.layers.receive(ctx, from, payload) {
+            Arrival::Beb(p, m) => {
+                self.upon_beb_deliver(ctx, &p, &m);
+                None
+            }
+            Arrival::Pl(p, m) => self.upon_pl_deliver(ctx, p, &m),
+            Arrival::Nothing => None,
         }
-        if self.pl.owns(payload) {
-            let (q, m) = self.pl.receive_message(ctx, from, payload)?;
-            return self.upon_pl_deliver(ctx, q, &m.text);
-        }
-        eprintln!("onar: dropped a datagram from {from} of no layer here");
-        None
     }
 
     fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Option<Indication> {
-        if !self.beb.upon_timeout(ctx, timer) {
-            self.pl.upon_timeout(ctx, timer);
-        }
+        self.layers.upon_timeout(ctx, timer);
         None
     }
 }

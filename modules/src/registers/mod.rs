@@ -12,7 +12,10 @@ pub mod regular;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::broadcast::best_effort::BestEffortBroadcast;
 use crate::catalog::ModuleInfo;
+use crate::detectors::perfect::PerfectFailureDetector;
+use crate::links::perfect::PerfectPointToPointLink;
 use crate::runtime::{self, Command, Context, Module, RunError, Timer};
 
 /// The modules of this chapter, in the book's order.
@@ -100,6 +103,83 @@ pub trait Register: std::fmt::Debug {
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<Indication>;
     /// A timer of one of the layers below.
     fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Option<Indication>;
+}
+
+/// The abstractions a register algorithm uses (the book's `Uses:`), named
+/// `<instance>.beb`, `<instance>.pl` and `<instance>.pfd`, and the routing
+/// of datagrams and timers to them.
+#[derive(Debug)]
+pub struct Layers {
+    pub beb: BestEffortBroadcast,
+    pub pl: PerfectPointToPointLink,
+    /// The perfect failure detector, for the algorithms that use one.
+    pub p: Option<PerfectFailureDetector>,
+}
+
+/// What a datagram brought to a register algorithm.
+#[derive(Debug)]
+pub enum Arrival {
+    /// `⟨ beb, Deliver | p, m ⟩`.
+    Beb(String, String),
+    /// `⟨ pl, Deliver | p, m ⟩`.
+    Pl(String, String),
+    /// Nothing for the algorithm (the detector's traffic, a duplicate…).
+    Nothing,
+}
+
+impl Layers {
+    /// The layers of a register named `instance`; with `delta`, a perfect
+    /// failure detector of that timeout too.
+    pub fn new(instance: &str, period: Duration, delta: Option<Duration>) -> Layers {
+        Layers {
+            beb: BestEffortBroadcast::new(&format!("{instance}.beb"), period),
+            pl: PerfectPointToPointLink::new(&format!("{instance}.pl"), period, true),
+            p: delta.map(|delta| PerfectFailureDetector::new(&format!("{instance}.pfd"), delta, period)),
+        }
+    }
+
+    /// Starts every layer.
+    pub fn upon_init(&mut self, ctx: &mut Context) {
+        self.beb.upon_init(ctx);
+        self.pl.upon_init(ctx);
+        if let Some(p) = &mut self.p {
+            p.upon_init(ctx);
+        }
+    }
+
+    /// Hands a datagram to the layer it belongs to.
+    pub fn receive(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Arrival {
+        if let Some(p) = &mut self.p
+            && p.receive(ctx, from, payload)
+        {
+            return Arrival::Nothing;
+        }
+        if self.beb.owns(payload) {
+            return self.beb.receive(ctx, from, payload).map_or(Arrival::Nothing, |(p, m)| Arrival::Beb(p, m));
+        }
+        if self.pl.owns(payload) {
+            return self
+                .pl
+                .receive_message(ctx, from, payload)
+                .map_or(Arrival::Nothing, |(p, m)| Arrival::Pl(p, m.text));
+        }
+        eprintln!("register: dropped a datagram from {from} of no layer here");
+        Arrival::Nothing
+    }
+
+    /// Hands a timer to its layer; returns the processes the detector has
+    /// just detected (`⟨ P, Crash | p ⟩` for each).
+    pub fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<String> {
+        if let Some(p) = &mut self.p
+            && let Some(crashed) = p.upon_timeout(ctx, timer)
+        {
+            return crashed;
+        }
+        if !self.beb.upon_timeout(ctx, timer) {
+            self.pl.upon_timeout(ctx, timer);
+        }
+        Vec::new()
+    }
 }
 
 /// An operation invoked and not yet returned: the book's processes are

@@ -12,10 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Indication, Register, RegisterModule, Value, decode_value, encode_value, fields};
-use crate::broadcast::best_effort::BestEffortBroadcast;
-use crate::detectors::perfect::PerfectFailureDetector;
-use crate::links::perfect::PerfectPointToPointLink;
+use super::{Arrival, Indication, Layers, Register, RegisterModule, Value, decode_value, encode_value, fields};
 use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// The `--algorithm` names, the default first.
@@ -26,9 +23,7 @@ pub const ALGORITHMS: &[&str] = &["read-one-write-all", "majority-voting"];
 /// instance pl; PerfectFailureDetector, instance P.
 #[derive(Debug)]
 pub struct ReadOneWriteAll {
-    beb: BestEffortBroadcast,
-    pl: PerfectPointToPointLink,
-    p: PerfectFailureDetector,
+    layers: Layers,
     val: Value,
     correct: BTreeSet<String>,
     writeset: BTreeSet<String>,
@@ -39,9 +34,7 @@ impl ReadOneWriteAll {
     /// `<instance>.pl` and `<instance>.pfd` (timeout `delta`).
     pub fn new(instance: &str, delta: Duration, period: Duration) -> ReadOneWriteAll {
         ReadOneWriteAll {
-            beb: BestEffortBroadcast::new(&format!("{instance}.beb"), period),
-            pl: PerfectPointToPointLink::new(&format!("{instance}.pl"), period, true),
-            p: PerfectFailureDetector::new(&format!("{instance}.pfd"), delta, period),
+            layers: Layers::new(instance, period, Some(delta)),
             val: None,
             correct: BTreeSet::new(),
             writeset: BTreeSet::new(),
@@ -63,7 +56,7 @@ impl ReadOneWriteAll {
             return;
         };
         self.val = v;
-        self.pl.send(ctx, q, "ACK".to_owned());
+        self.layers.pl.send(ctx, q, "ACK".to_owned());
     }
 
     /// `upon event ⟨ pl, Deliver | p, ACK ⟩`: `writeset := writeset ∪ {p}`.
@@ -93,9 +86,7 @@ impl Register for ReadOneWriteAll {
         self.val = None;
         self.correct = ctx.processes().into_iter().collect();
         self.writeset.clear();
-        self.beb.upon_init(ctx);
-        self.pl.upon_init(ctx);
-        self.p.upon_init(ctx);
+        self.layers.upon_init(ctx);
     }
 
     /// `upon event ⟨ onrr, Read ⟩`: `trigger ⟨ onrr, ReadReturn | val ⟩`.
@@ -105,35 +96,24 @@ impl Register for ReadOneWriteAll {
 
     /// `upon event ⟨ onrr, Write | v ⟩`: `trigger ⟨ beb, Broadcast | [WRITE, v] ⟩`.
     fn upon_write(&mut self, ctx: &mut Context, v: &str) -> Option<Indication> {
-        self.beb.upon_broadcast(ctx, &format!("WRITE {}", encode_value(&Some(v.to_owned()))));
+        self.layers.beb.upon_broadcast(ctx, &format!("WRITE {}", encode_value(&Some(v.to_owned()))));
         None
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<Indication> {
-        if self.p.receive(ctx, from, payload) {
-            return None;
+        match self.layers.receive(ctx, from, payload) {
+            Arrival::Beb(p, m) => {
+                self.upon_beb_deliver(ctx, &p, &m);
+                None
+            }
+            Arrival::Pl(p, m) => self.upon_pl_deliver(p, &m),
+            Arrival::Nothing => None,
         }
-        if self.beb.owns(payload) {
-            let (q, m) = self.beb.receive(ctx, from, payload)?;
-            self.upon_beb_deliver(ctx, &q, &m);
-            return None;
-        }
-        if self.pl.owns(payload) {
-            let (p, m) = self.pl.receive_message(ctx, from, payload)?;
-            return self.upon_pl_deliver(p, &m.text);
-        }
-        eprintln!("onrr: dropped a datagram from {from} of no layer here");
-        None
     }
 
     fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Option<Indication> {
-        if let Some(crashed) = self.p.upon_timeout(ctx, timer) {
-            return crashed.iter().fold(None, |done, p| self.upon_crash(ctx, p).or(done));
-        }
-        if !self.beb.upon_timeout(ctx, timer) {
-            self.pl.upon_timeout(ctx, timer);
-        }
-        None
+        let crashed = self.layers.upon_timeout(ctx, timer);
+        crashed.iter().fold(None, |done, p| self.upon_crash(ctx, p).or(done))
     }
 }
 
@@ -142,8 +122,7 @@ impl Register for ReadOneWriteAll {
 /// PerfectPointToPointLinks, instance pl.
 #[derive(Debug)]
 pub struct MajorityVoting {
-    beb: BestEffortBroadcast,
-    pl: PerfectPointToPointLink,
+    layers: Layers,
     /// N, the number of processes.
     n: usize,
     ts: u64,
@@ -158,8 +137,7 @@ impl MajorityVoting {
     /// A register named `instance`; its components are `<instance>.beb` and `<instance>.pl`.
     pub fn new(instance: &str, period: Duration) -> MajorityVoting {
         MajorityVoting {
-            beb: BestEffortBroadcast::new(&format!("{instance}.beb"), period),
-            pl: PerfectPointToPointLink::new(&format!("{instance}.pl"), period, true),
+            layers: Layers::new(instance, period, None),
             n: 0,
             ts: 0,
             val: None,
@@ -182,10 +160,10 @@ impl MajorityVoting {
             if n[0] > self.ts {
                 (self.ts, self.val) = (n[0], v);
             }
-            self.pl.send(ctx, p, format!("ACK {}", n[0]));
+            self.layers.pl.send(ctx, p, format!("ACK {}", n[0]));
         } else if let Some((n, "")) = fields(m, "READ", 1) {
             let value = format!("VALUE {} {} {}", n[0], self.ts, encode_value(&self.val));
-            self.pl.send(ctx, p, value);
+            self.layers.pl.send(ctx, p, value);
         } else {
             eprintln!("onrr: dropped a broadcast from {p} that is neither WRITE nor READ: {m:?}");
         }
@@ -239,8 +217,7 @@ impl Register for MajorityVoting {
     /// acks := 0; rid := 0; readlist := [⊥]ᴺ`.
     fn upon_init(&mut self, ctx: &mut Context) {
         self.n = ctx.processes().len();
-        self.beb.upon_init(ctx);
-        self.pl.upon_init(ctx);
+        self.layers.upon_init(ctx);
     }
 
     /// `upon event ⟨ onrr, Read ⟩`: `rid := rid + 1; readlist := [⊥]ᴺ`;
@@ -248,7 +225,7 @@ impl Register for MajorityVoting {
     fn upon_read(&mut self, ctx: &mut Context) -> Option<Indication> {
         self.rid += 1;
         self.readlist.clear();
-        self.beb.upon_broadcast(ctx, &format!("READ {}", self.rid));
+        self.layers.beb.upon_broadcast(ctx, &format!("READ {}", self.rid));
         None
     }
 
@@ -257,28 +234,23 @@ impl Register for MajorityVoting {
     fn upon_write(&mut self, ctx: &mut Context, v: &str) -> Option<Indication> {
         self.wts += 1;
         self.acks = 0;
-        self.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.wts, encode_value(&Some(v.to_owned()))));
+        self.layers.beb.upon_broadcast(ctx, &format!("WRITE {} {}", self.wts, encode_value(&Some(v.to_owned()))));
         None
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Option<Indication> {
-        if self.beb.owns(payload) {
-            let (p, m) = self.beb.receive(ctx, from, payload)?;
-            self.upon_beb_deliver(ctx, &p, &m);
-            return None;
+        match self.layers.receive(ctx, from, payload) {
+            Arrival::Beb(p, m) => {
+                self.upon_beb_deliver(ctx, &p, &m);
+                None
+            }
+            Arrival::Pl(p, m) => self.upon_pl_deliver(p, &m),
+            Arrival::Nothing => None,
         }
-        if self.pl.owns(payload) {
-            let (q, m) = self.pl.receive_message(ctx, from, payload)?;
-            return self.upon_pl_deliver(q, &m.text);
-        }
-        eprintln!("onrr: dropped a datagram from {from} of no layer here");
-        None
     }
 
     fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Option<Indication> {
-        if !self.beb.upon_timeout(ctx, timer) {
-            self.pl.upon_timeout(ctx, timer);
-        }
+        self.layers.upon_timeout(ctx, timer);
         None
     }
 }
