@@ -3,14 +3,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::{Broadcast, BroadcastModule, Delivery};
 use crate::links::perfect::PerfectPointToPointLink;
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
+use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// The retransmission period of the perfect links below broadcasts.
 pub const DEFAULT_PERIOD: Duration = Duration::from_millis(100);
-
-/// The stdin commands of the broadcast modules.
-pub const HELP: &str = "  broadcast text   broadcast text to every process\n  help             this list";
 
 /// Implements: BestEffortBroadcast, instance beb.
 /// Uses: PerfectPointToPointLinks, instance pl.
@@ -62,43 +60,42 @@ pub struct BestEffortBroadcastModule {
     broadcasts: u64,
 }
 
-impl Module for BestEffortBroadcastModule {
-    fn help(&self) -> &'static str {
-        HELP
-    }
-
+/// Best-effort broadcast as the user sees it (see [`BroadcastModule`]).
+impl Broadcast for BestEffortBroadcastModule {
     fn upon_init(&mut self, ctx: &mut Context) {
         self.beb.upon_init(ctx);
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                self.broadcasts += 1;
-                let id = self.broadcasts;
-                ctx.events.record("broadcast", None, Some(id), Some(&command.args));
-                self.beb.upon_broadcast(ctx, &format!("{id} {}", command.args));
+    fn next_id(&self) -> u64 {
+        self.broadcasts + 1
+    }
+
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        self.broadcasts += 1;
+        self.beb.upon_broadcast(ctx, &format!("{} {m}", self.broadcasts));
+        Vec::new()
+    }
+
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        let Some((p, m)) = self.beb.receive(ctx, from, payload) else { return Vec::new() };
+        match m.split_once(' ').and_then(|(id, text)| Some((id.parse::<u64>().ok()?, text))) {
+            Some((id, text)) => vec![Delivery { sender: p, id, text: text.to_owned() }],
+            None => {
+                eprintln!("beb: dropped a message from {p} without a broadcast number: {m:?}");
+                Vec::new()
             }
-            _ => ctx.refuse(&command, HELP),
         }
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        if let Some((p, m)) = self.beb.receive(ctx, from, payload) {
-            match m.split_once(' ').and_then(|(id, text)| Some((id.parse::<u64>().ok()?, text))) {
-                Some((id, text)) => ctx.deliver(&p, Some(id), None, text),
-                None => eprintln!("beb: dropped a message from {p} without a broadcast number: {m:?}"),
-            }
-        }
-    }
-
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
+    fn timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<Delivery> {
         self.beb.upon_timeout(ctx, timer);
+        Vec::new()
     }
 }
 
 /// Runs the module: `mgr-modules BestEffortBroadcast [--period-ms N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let period = crate::links::stubborn::parse_period_or(args, DEFAULT_PERIOD)?;
-    runtime::run(contract, BestEffortBroadcastModule { beb: BestEffortBroadcast::new("beb", period), broadcasts: 0 })
+    let beb = BestEffortBroadcastModule { beb: BestEffortBroadcast::new("beb", period), broadcasts: 0 };
+    runtime::run(contract, BroadcastModule(beb))
 }

@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::best_effort::{self, HELP};
+use super::best_effort;
 use super::reliable::{ReliableBroadcast, parse_algorithm};
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
+use super::{Broadcast, BroadcastModule, Delivery};
+use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message of causal broadcast: its original sender, its number there
 /// (1, 2, …; with the sender, what makes it unique), and the text.
@@ -203,34 +204,31 @@ fn decode_clock(m: &str) -> Option<(Vec<u64>, String)> {
     Some((w, text.to_owned()))
 }
 
-/// Causal-order broadcast as a module of its own, with the user above.
-impl Module for CausalOrderBroadcast {
-    fn help(&self) -> &'static str {
-        HELP
-    }
-
+/// Causal-order broadcast as the user sees it (see [`BroadcastModule`]).
+impl Broadcast for CausalOrderBroadcast {
     fn upon_init(&mut self, ctx: &mut Context) {
         CausalOrderBroadcast::upon_init(self, ctx);
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                ctx.events.record("broadcast", None, Some(self.lsn + 1), Some(&command.args));
-                self.upon_broadcast(ctx, &command.args);
-            }
-            _ => ctx.refuse(&command, HELP),
-        }
+    fn next_id(&self) -> u64 {
+        self.lsn + 1
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        for m in self.receive(ctx, from, payload) {
-            ctx.deliver(&m.sender, Some(m.id), None, &m.text);
-        }
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        self.upon_broadcast(ctx, m);
+        Vec::new()
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        self.receive(ctx, from, payload)
+            .into_iter()
+            .map(|m| Delivery { sender: m.sender, id: m.id, text: m.text })
+            .collect()
+    }
+
+    fn timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<Delivery> {
         CausalOrderBroadcast::upon_timeout(self, ctx, timer);
+        Vec::new()
     }
 }
 
@@ -244,7 +242,7 @@ pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     } else {
         CausalOrderBroadcast::no_waiting("crb", period)
     };
-    runtime::run(contract, crb)
+    runtime::run(contract, BroadcastModule(crb))
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::best_effort::{self, HELP};
+use super::best_effort;
 use super::reliable::ReliableBroadcast;
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
+use super::{Broadcast, BroadcastModule, Delivery};
+use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message delivered in FIFO order: its original sender, its sequence
 /// number there (1, 2, …), and the text.
@@ -108,41 +109,38 @@ impl FifoReliableBroadcast {
     }
 }
 
-/// FIFO reliable broadcast as a module of its own, with the user above.
-impl Module for FifoReliableBroadcast {
-    fn help(&self) -> &'static str {
-        HELP
-    }
-
+/// FIFO reliable broadcast as the user sees it (see [`BroadcastModule`]).
+impl Broadcast for FifoReliableBroadcast {
     fn upon_init(&mut self, ctx: &mut Context) {
         FifoReliableBroadcast::upon_init(self, ctx);
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                ctx.events.record("broadcast", None, Some(self.lsn + 1), Some(&command.args));
-                self.upon_broadcast(ctx, &command.args);
-            }
-            _ => ctx.refuse(&command, HELP),
-        }
+    fn next_id(&self) -> u64 {
+        self.lsn + 1
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        for m in self.receive(ctx, from, payload) {
-            ctx.deliver(&m.sender, Some(m.sn), None, &m.text);
-        }
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        self.upon_broadcast(ctx, m);
+        Vec::new()
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        self.receive(ctx, from, payload)
+            .into_iter()
+            .map(|m| Delivery { sender: m.sender, id: m.sn, text: m.text })
+            .collect()
+    }
+
+    fn timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<Delivery> {
         FifoReliableBroadcast::upon_timeout(self, ctx, timer);
+        Vec::new()
     }
 }
 
 /// Runs the module: `mgr-modules FifoReliableBroadcast [--period-ms N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let period = crate::links::stubborn::parse_period_or(args, best_effort::DEFAULT_PERIOD)?;
-    runtime::run(contract, FifoReliableBroadcast::new("frb", period))
+    runtime::run(contract, BroadcastModule(FifoReliableBroadcast::new("frb", period)))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use rand::seq::IndexedRandom;
 
-use super::best_effort::HELP;
+use super::{Broadcast, BroadcastModule, Delivery};
 use crate::links::fair_loss::FairLossPointToPointLink;
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Stamp};
+use crate::runtime::{self, Context, Contract, RunError, Stamp, Timer};
 
 /// The default fanout k and number of rounds R.
 pub const DEFAULT_FANOUT: usize = 3;
@@ -127,27 +127,29 @@ impl ProbabilisticBroadcast {
     }
 }
 
-/// Probabilistic broadcast as a module of its own, with the user above.
-impl Module for ProbabilisticBroadcast {
-    fn help(&self) -> &'static str {
-        HELP
+/// Probabilistic broadcast as the user sees it (see [`BroadcastModule`]):
+/// the broadcaster delivers its own message at once.
+impl Broadcast for ProbabilisticBroadcast {
+    fn upon_init(&mut self, _ctx: &mut Context) {}
+
+    fn next_id(&self) -> u64 {
+        self.broadcasts + 1
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                ctx.events.record("broadcast", None, Some(self.broadcasts + 1), Some(&command.args));
-                let msg = self.upon_broadcast(ctx, &command.args);
-                ctx.deliver(&msg.sender, Some(msg.id), None, &msg.text);
-            }
-            _ => ctx.refuse(&command, HELP),
-        }
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        let msg = self.upon_broadcast(ctx, m);
+        vec![Delivery { sender: msg.sender, id: msg.id, text: msg.text }]
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        if let Some(msg) = self.receive(ctx, from, payload) {
-            ctx.deliver(&msg.sender, Some(msg.id), None, &msg.text);
-        }
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        self.receive(ctx, from, payload)
+            .map(|m| Delivery { sender: m.sender, id: m.id, text: m.text })
+            .into_iter()
+            .collect()
+    }
+
+    fn timeout(&mut self, _ctx: &mut Context, _timer: Timer<'_>) -> Vec<Delivery> {
+        Vec::new()
     }
 }
 
@@ -180,7 +182,7 @@ fn parse_args(args: &[String]) -> Result<(usize, u32), RunError> {
 /// Runs the module: `mgr-modules ProbabilisticBroadcast [--fanout k] [--rounds R]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let (fanout, rounds) = parse_args(args)?;
-    runtime::run(contract, ProbabilisticBroadcast::new("pb", fanout, rounds))
+    runtime::run(contract, BroadcastModule(ProbabilisticBroadcast::new("pb", fanout, rounds)))
 }
 
 #[cfg(test)]

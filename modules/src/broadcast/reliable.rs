@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::best_effort::{self, BestEffortBroadcast, HELP};
+use super::best_effort::{self, BestEffortBroadcast};
+use super::{Broadcast, BroadcastModule, Delivery};
 use crate::detectors::perfect::{self, PerfectFailureDetector};
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
+use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message of reliable broadcast: its original sender, its number there,
 /// and the text. On the wire: `DATA <s> <id> <text>`.
@@ -165,34 +166,31 @@ impl ReliableBroadcast {
     }
 }
 
-impl Module for ReliableBroadcast {
-    fn help(&self) -> &'static str {
-        HELP
-    }
-
+/// Reliable broadcast as the user sees it (see [`BroadcastModule`]).
+impl Broadcast for ReliableBroadcast {
     fn upon_init(&mut self, ctx: &mut Context) {
         ReliableBroadcast::upon_init(self, ctx);
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                let id = self.broadcasts + 1;
-                ctx.events.record("broadcast", None, Some(id), Some(&command.args));
-                self.upon_broadcast(ctx, &command.args);
-            }
-            _ => ctx.refuse(&command, HELP),
-        }
+    fn next_id(&self) -> u64 {
+        self.broadcasts + 1
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        if let Some(data) = self.receive(ctx, from, payload) {
-            ctx.deliver(&data.sender, Some(data.id), None, &data.text);
-        }
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        self.upon_broadcast(ctx, m);
+        Vec::new()
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        self.receive(ctx, from, payload)
+            .map(|d| Delivery { sender: d.sender, id: d.id, text: d.text })
+            .into_iter()
+            .collect()
+    }
+
+    fn timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<Delivery> {
         ReliableBroadcast::upon_timeout(self, ctx, timer);
+        Vec::new()
     }
 }
 
@@ -229,7 +227,7 @@ pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
         let period = crate::links::stubborn::parse_period_or(&rest, best_effort::DEFAULT_PERIOD)?;
         ReliableBroadcast::eager("rb", period)
     };
-    runtime::run(contract, rb)
+    runtime::run(contract, BroadcastModule(rb))
 }
 
 #[cfg(test)]

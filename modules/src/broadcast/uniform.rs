@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::best_effort::{self, BestEffortBroadcast, HELP};
+use super::best_effort::{self, BestEffortBroadcast};
 use super::reliable::{Data, parse_algorithm};
+use super::{Broadcast, BroadcastModule, Delivery};
 use crate::detectors::perfect::{self, PerfectFailureDetector};
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
+use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message's identity: its original sender and its number there (the
 /// book assumes messages unique; this pair makes them so).
@@ -159,37 +160,31 @@ impl UniformReliableBroadcast {
     }
 }
 
-/// Uniform reliable broadcast as a module of its own, with the user above.
-impl Module for UniformReliableBroadcast {
-    fn help(&self) -> &'static str {
-        HELP
-    }
-
+/// Uniform reliable broadcast as the user sees it (see [`BroadcastModule`]).
+impl Broadcast for UniformReliableBroadcast {
     fn upon_init(&mut self, ctx: &mut Context) {
         UniformReliableBroadcast::upon_init(self, ctx);
     }
 
-    fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "broadcast" if !command.args.is_empty() => {
-                let id = self.broadcasts + 1;
-                ctx.events.record("broadcast", None, Some(id), Some(&command.args));
-                self.upon_broadcast(ctx, &command.args);
-            }
-            _ => ctx.refuse(&command, HELP),
-        }
+    fn next_id(&self) -> u64 {
+        self.broadcasts + 1
     }
 
-    fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        for data in self.receive(ctx, from, payload) {
-            ctx.deliver(&data.sender, Some(data.id), None, &data.text);
-        }
+    fn broadcast(&mut self, ctx: &mut Context, m: &str) -> Vec<Delivery> {
+        self.upon_broadcast(ctx, m);
+        Vec::new()
     }
 
-    fn upon_timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) {
-        for data in UniformReliableBroadcast::upon_timeout(self, ctx, timer).unwrap_or_default() {
-            ctx.deliver(&data.sender, Some(data.id), None, &data.text);
-        }
+    fn deliveries(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) -> Vec<Delivery> {
+        self.receive(ctx, from, payload)
+            .into_iter()
+            .map(|d| Delivery { sender: d.sender, id: d.id, text: d.text })
+            .collect()
+    }
+
+    fn timeout(&mut self, ctx: &mut Context, timer: Timer<'_>) -> Vec<Delivery> {
+        let released = UniformReliableBroadcast::upon_timeout(self, ctx, timer).unwrap_or_default();
+        released.into_iter().map(|d| Delivery { sender: d.sender, id: d.id, text: d.text }).collect()
     }
 }
 
@@ -204,5 +199,5 @@ pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
         let period = crate::links::stubborn::parse_period_or(&rest, best_effort::DEFAULT_PERIOD)?;
         UniformReliableBroadcast::majority_ack("urb", period)
     };
-    runtime::run(contract, urb)
+    runtime::run(contract, BroadcastModule(urb))
 }

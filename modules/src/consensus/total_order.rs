@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::regular::Consensus;
 use super::{escape, unescape};
-use crate::broadcast::best_effort::HELP;
+use crate::broadcast::HELP;
 use crate::broadcast::reliable::{Data, ReliableBroadcast};
 use crate::detectors::perfect::PerfectFailureDetector;
 use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer};
