@@ -337,7 +337,9 @@ impl LogHandle {
         // The recent tail in memory serves a request for the last few lines
         // without reading the file.
         if let Some((records, time_ms)) = tail_from(&snapshot, since) {
-            let mut position = Position { offset: snapshot.offset, seq: snapshot.seq + 1, time_ms: 0 };
+            // Followers go on after the tail, with the time in force at its end.
+            let time_at_end = time_before(&snapshot.tail, snapshot.tail.len()).unwrap_or(time_ms);
+            let mut position = Position::at(snapshot.offset, snapshot.seq + 1, time_at_end);
             if !records.is_empty() && !self.send(tx, since, time_ms, Bytes::from(records)).await {
                 return Ok(());
             }
@@ -346,7 +348,7 @@ impl LogHandle {
             }
             return self.follow_from(&mut position, since, &mut progress, tx).await;
         }
-        let mut position = Position { offset: 0, seq: 1, time_ms: 0 };
+        let mut position = Position::at(0, 1, 0);
         if !self.read_until(&mut position, since, snapshot.offset, tx).await? || !follow {
             return Ok(());
         }
@@ -387,8 +389,19 @@ impl LogHandle {
         if position.offset >= end {
             return Ok(true);
         }
-        let file = File::open(&self.path)?;
-        let mut buf = vec![0u8; ((end - position.offset) as usize).min(CHUNK_BYTES)];
+        // Opened once per reader, on first need (a new instance's file may
+        // not exist before its first record); the buffer is kept too.
+        if position.file.is_none() {
+            position.file = Some(File::open(&self.path)?);
+        }
+        // Taken out while reading (records are parsed while the position
+        // advances) and put back at the end; an early return ends the reader.
+        let file = position.file.take().expect("opened above");
+        let mut buf = std::mem::take(&mut position.buf);
+        let want_at_most = ((end - position.offset) as usize).min(CHUNK_BYTES);
+        if buf.len() < want_at_most {
+            buf.resize(want_at_most, 0);
+        }
         while position.offset < end {
             let want = ((end - position.offset) as usize).min(buf.len());
             let got = file.read_at(&mut buf[..want], position.offset)?;
@@ -416,6 +429,8 @@ impl LogHandle {
                 return Ok(false);
             }
         }
+        position.file = Some(file);
+        position.buf = buf;
         Ok(true)
     }
 
@@ -432,16 +447,22 @@ impl LogHandle {
     }
 }
 
-/// A reader's place in a log.
+/// A reader's place in a log, with the open file and buffer it reads with.
 #[derive(Debug)]
 struct Position {
     offset: u64,
     /// Sequence number the next numbered record will have.
     seq: u64,
     time_ms: u64,
+    file: Option<File>,
+    buf: Vec<u8>,
 }
 
 impl Position {
+    fn at(offset: u64, seq: u64, time_ms: u64) -> Position {
+        Position { offset, seq, time_ms, file: None, buf: Vec::new() }
+    }
+
     /// Walks over `data` (whole records) and returns where the first record
     /// numbered `since` or later starts, that record's sequence number and
     /// the time in force there. Leaves `self` after `data`.
@@ -665,5 +686,18 @@ mod tests {
         let old = read_all(&h, 10).await;
         assert_eq!(old.len(), 4991);
         assert_eq!(old[0], (10, "o line 10".to_string()));
+        // A follower that started in the tail keeps the time for what comes next.
+        let (tx, mut rx) = mpsc::channel(8);
+        let follower = {
+            let h = h.clone();
+            tokio::spawn(async move { h.copy_to(5000, true, &tx).await })
+        };
+        assert_eq!(rx.recv().await.unwrap().first_seq, 5000);
+        w.write(Stream::Stdout, b"later\n").unwrap();
+        let next = rx.recv().await.unwrap();
+        assert_eq!(next.first_seq, 5001);
+        assert!(next.time_ms > 0, "the time in force before the new line");
+        w.close();
+        follower.await.unwrap().unwrap();
     }
 }
