@@ -108,7 +108,6 @@ pub struct Writer {
     partial: [Vec<u8>; 2],
     /// Records built from one read, written with one `write` call.
     buf: Vec<u8>,
-    tail: Vec<u8>,
     progress: watch::Sender<Progress>,
 }
 
@@ -134,7 +133,6 @@ impl Unopened {
             // Buffers grow with the instance's output rate: a quiet instance
             // costs next to nothing, which keeps the manager small.
             buf: Vec::new(),
-            tail: Vec::new(),
             progress: self.progress,
         })
     }
@@ -283,30 +281,36 @@ impl Writer {
         // The file is in the page cache: this write does not wait for the disk.
         self.file.write_all(&self.buf)?;
         self.offset += self.buf.len() as u64;
-        self.tail.extend_from_slice(&self.buf);
-        if self.tail.len() > 2 * TAIL_BYTES {
-            let cut = self.tail.len() - TAIL_BYTES;
-            let boundary = memchr(b'\n', &self.tail[cut..]).map_or(self.tail.len(), |i| cut + i + 1);
-            // The kept tail starts with the time in force at its start, so
-            // that lines served from it carry their time.
-            let time = time_before(&self.tail, boundary);
-            self.tail.drain(..boundary);
-            if let Some(time) = time.filter(|_| self.tail.first() != Some(&record::TIME)) {
-                let mut head = Vec::with_capacity(24 + self.tail.len());
-                let _ = writeln!(head, "t {time}");
-                head.extend_from_slice(&self.tail);
-                self.tail = head;
-            }
-        }
-        self.buf.clear();
-        let (offset, seq) = (self.offset, self.seq);
-        let tail = Arc::new(self.tail.clone());
+        let (offset, seq, buf) = (self.offset, self.seq, &self.buf);
+        // The tail is updated in place: readers never keep a clone of it (they
+        // copy what they serve under the borrow), so nothing is copied here.
         self.progress.send_modify(|p| {
             p.offset = offset;
             p.seq = seq;
-            p.tail = tail;
+            append_to_tail(Arc::make_mut(&mut p.tail), buf);
         });
+        self.buf.clear();
         Ok(())
+    }
+}
+
+/// Appends whole records to a tail, keeping it between `TAIL_BYTES` and
+/// twice that, cut at a record boundary and starting with the time in force
+/// there, so that lines served from it carry their time.
+fn append_to_tail(tail: &mut Vec<u8>, records: &[u8]) {
+    tail.extend_from_slice(records);
+    if tail.len() <= 2 * TAIL_BYTES {
+        return;
+    }
+    let cut = tail.len() - TAIL_BYTES;
+    let boundary = memchr(b'\n', &tail[cut..]).map_or(tail.len(), |i| cut + i + 1);
+    let time = time_before(tail, boundary);
+    tail.drain(..boundary);
+    if let Some(time) = time.filter(|_| tail.first() != Some(&record::TIME)) {
+        let mut head = Vec::with_capacity(24 + tail.len());
+        let _ = writeln!(head, "t {time}");
+        head.extend_from_slice(tail);
+        *tail = head;
     }
 }
 
@@ -321,9 +325,9 @@ fn time_of(rec: &[u8]) -> Option<u64> {
 }
 
 impl LogHandle {
-    /// How far the log is written now.
-    pub fn progress(&self) -> Progress {
-        self.progress.borrow().clone()
+    /// Sequence number of the last numbered record (0 when there is none).
+    pub fn seq(&self) -> u64 {
+        self.progress.borrow().seq
     }
 
     /// Sends the log's records as chunks, starting at sequence number
@@ -333,13 +337,20 @@ impl LogHandle {
     pub async fn copy_to(&self, since: u64, follow: bool, tx: &mpsc::Sender<Chunk>) -> io::Result<()> {
         let since = since.max(1);
         let mut progress = self.progress.clone();
-        let snapshot = progress.borrow_and_update().clone();
+        // What is needed of the progress is copied under the borrow; the
+        // tail itself is never cloned (the writer updates it in place).
+        let (offset, seq, from_tail) = {
+            let now = progress.borrow_and_update();
+            let served = tail_from(&now, since).map(|(records, time_ms)| {
+                (records, time_ms, time_before(&now.tail, now.tail.len()).unwrap_or(time_ms))
+            });
+            (now.offset, now.seq, served)
+        };
         // The recent tail in memory serves a request for the last few lines
         // without reading the file.
-        if let Some((records, time_ms)) = tail_from(&snapshot, since) {
+        if let Some((records, time_ms, time_at_end)) = from_tail {
             // Followers go on after the tail, with the time in force at its end.
-            let time_at_end = time_before(&snapshot.tail, snapshot.tail.len()).unwrap_or(time_ms);
-            let mut position = Position::at(snapshot.offset, snapshot.seq + 1, time_at_end);
+            let mut position = Position::at(offset, seq + 1, time_at_end);
             if !records.is_empty() && !self.send(tx, since, time_ms, Bytes::from(records)).await {
                 return Ok(());
             }
@@ -349,7 +360,7 @@ impl LogHandle {
             return self.follow_from(&mut position, since, &mut progress, tx).await;
         }
         let mut position = Position::at(0, 1, 0);
-        if !self.read_until(&mut position, since, snapshot.offset, tx).await? || !follow {
+        if !self.read_until(&mut position, since, offset, tx).await? || !follow {
             return Ok(());
         }
         self.follow_from(&mut position, since, &mut progress, tx).await
@@ -363,11 +374,14 @@ impl LogHandle {
         tx: &mpsc::Sender<Chunk>,
     ) -> io::Result<()> {
         loop {
-            let now = progress.borrow_and_update().clone();
-            if !self.read_until(position, since, now.offset, tx).await? {
+            let (offset, closed) = {
+                let now = progress.borrow_and_update();
+                (now.offset, now.closed)
+            };
+            if !self.read_until(position, since, offset, tx).await? {
                 return Ok(());
             }
-            if now.closed {
+            if closed {
                 return Ok(());
             }
             tokio::select! {
@@ -672,7 +686,7 @@ mod tests {
         for i in 1..=5000u32 {
             w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
         }
-        let p = h.progress();
+        let p = h.progress.borrow().clone();
         assert!(p.tail.len() <= 2 * TAIL_BYTES);
         assert!(tail_from(&p, 4990).is_some());
         assert!(tail_from(&p, 10).is_none());

@@ -170,7 +170,7 @@ async fn route_stdin(mut client: Client, run: String) {
     }
 }
 
-async fn stop_on_ctrl_c(mut client: Client, run: String, interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+async fn stop_on_ctrl_c(client: Client, run: String, interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let mut presses = 0;
     while tokio::signal::ctrl_c().await.is_ok() {
         presses += 1;
@@ -188,7 +188,6 @@ async fn stop_on_ctrl_c(mut client: Client, run: String, interrupted: std::sync:
             let _ = client.signal(mgr_proto::SignalRequest { target, kind: kind.into() }).await;
         });
     }
-    let _ = &mut client;
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         let (tx, fail) = (tx.clone(), fail.clone());
         let since = match req.tail {
             0 => req.since,
-            tail => handle.progress().seq.saturating_sub(tail) + 1,
+            tail => handle.seq().saturating_sub(tail) + 1,
         };
         let follow = req.follow;
         tokio::spawn(async move {

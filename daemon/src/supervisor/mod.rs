@@ -271,6 +271,7 @@ impl Supervisor {
             spawner,
             tx: tx.downgrade(),
             shutting_down: None,
+            next_run: 1,
         };
         tokio::spawn(task.run(rx));
         Ok(Supervisor { tx })
@@ -383,6 +384,8 @@ struct Task {
     /// handle is gone.
     tx: mpsc::WeakSender<Msg>,
     shutting_down: Option<oneshot::Sender<()>>,
+    /// Where the search for an unused `rN` run name starts.
+    next_run: u64,
 }
 
 fn now_ms() -> u64 {
@@ -510,7 +513,7 @@ impl Task {
             exit_code: inst.exit_code,
             signal: inst.signal,
             starts: inst.starts,
-            last_seq: inst.log.progress().seq,
+            last_seq: inst.log.seq(),
         }
     }
 
@@ -550,7 +553,7 @@ impl Task {
         }
     }
 
-    fn pick_run_name(&self, wanted: Option<String>) -> Result<String, Error> {
+    fn pick_run_name(&mut self, wanted: Option<String>) -> Result<String, Error> {
         let taken = |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
         match wanted.filter(|n| !n.is_empty()) {
             Some(name) => {
@@ -562,7 +565,13 @@ impl Task {
                 }
                 Ok(name)
             }
-            None => Ok((1u64..).map(|n| format!("r{n}")).find(|n| !taken(n)).expect("an unused run name")),
+            None => {
+                // The cursor only moves forward, so a long-lived manager
+                // does not look at every earlier run for each launch.
+                let name = (self.next_run..).map(|n| format!("r{n}")).find(|n| !taken(n)).expect("an unused run name");
+                self.next_run = name[1..].parse::<u64>().map_or(self.next_run, |n| n + 1);
+                Ok(name)
+            }
         }
     }
 
