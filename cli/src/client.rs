@@ -89,6 +89,10 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         grace: mgr_daemon::DEFAULT_GRACE,
         modules_bin: mgr_daemon::default_modules_bin(),
         modules_dirs: Vec::new(),
+        group: mgr_daemon::DEFAULT_GROUP.to_owned(),
+        tls: None,
+        join: Vec::new(),
+        mdns: None,
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -8,7 +8,9 @@
 //! (the only place that speaks protobuf). [`run`] wires them together; the
 //! `mgr` binary and the embedded manager of `mgrctl --local` both call it.
 
+pub mod auth;
 pub mod control;
+pub mod discovery;
 pub mod membership;
 pub mod output;
 pub mod registry;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 
 pub use state_dir::StateDir;
 use supervisor::{Supervisor, SupervisorConfig};
@@ -50,7 +52,22 @@ pub struct Config {
     pub modules_bin: PathBuf,
     /// Folders of module manifests (`*.toml`), besides `STATE/modules`.
     pub modules_dirs: Vec<PathBuf>,
+    /// Only managers of the same group merge.
+    pub group: String,
+    /// TLS from the group key; `None` only on loopback.
+    pub tls: Option<auth::Tls>,
+    /// Managers (ip:port) to join at start.
+    pub join: Vec<String>,
+    /// mDNS discovery on these interfaces (empty: every non-loopback IPv4
+    /// interface); `None` turns discovery off.
+    pub mdns: Option<Vec<String>>,
 }
+
+/// The protocol version peers must share to merge.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The group joined when none is named.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// The sockets a manager serves: the local Unix socket, and TCP for peers
 /// and remote CLIs.
@@ -127,7 +144,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped(stop_rx.clone()));
     let tcp_server = tonic::transport::Server::builder()
         .add_service(control.service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.tcp), stopped(stop_rx));
+        .serve_with_incoming_shutdown(auth::incoming(listeners.tcp, config.tls.clone()), stopped(stop_rx));
     let unix_task = tokio::spawn(unix_server);
     let tcp_task = tokio::spawn(tcp_server);
 

@@ -25,6 +25,21 @@ enum Command {
     /// Run a manager in the foreground until SIGINT or SIGTERM, which stop
     /// every instance it started.
     Start(StartArgs),
+    /// Write a new random group key (32 bytes, mode 0600) to FILE. Give the
+    /// same file to every manager of the group (`mgr start --key-file`) and
+    /// to remote users (`mgrctl --key-file`).
+    Keygen(KeygenArgs),
+}
+
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// Where to write the key.
+    #[arg(value_name = "FILE")]
+    path: PathBuf,
+    /// Replace an existing key file (managers using the old key can no
+    /// longer reach those using the new one).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -37,8 +52,25 @@ struct StartArgs {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// TCP address for peers and remote CLIs (port 0 picks a free port).
+    /// Anything but loopback needs --key-file.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:6170")]
     listen: SocketAddr,
+    /// The group key file (see `mgr keygen`): every connection to the TCP
+    /// port, from peers and from remote mgrctl, must prove it holds the same
+    /// key, over TLS. Without it the manager listens on loopback only.
+    #[arg(long, env = "MGR_KEY_FILE", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The group to be part of: managers of other groups never merge.
+    #[arg(long, value_name = "NAME", default_value = mgr_daemon::DEFAULT_GROUP)]
+    group: String,
+    /// A manager (IP:PORT) to merge with at start, for networks where
+    /// multicast does not reach (repeatable; retried until it answers).
+    #[arg(long, value_name = "IP:PORT")]
+    join: Vec<String>,
+    /// An interface for mDNS discovery (repeatable) [default: every
+    /// non-loopback IPv4 interface with an address].
+    #[arg(long, value_name = "NAME")]
+    iface: Vec<String>,
     /// The IP instances get as theirs [default: the --listen IP, or 127.0.0.1
     /// when that is unspecified].
     #[arg(long, value_name = "IP")]
@@ -46,8 +78,7 @@ struct StartArgs {
     /// The range instance ports come from.
     #[arg(long, value_name = "LO-HI", default_value = "24000-24999", value_parser = parse_ports)]
     ports: RangeInclusive<u16>,
-    /// Do not use mDNS discovery (discovery is not built yet: this is the
-    /// only mode today).
+    /// Do not announce or look for managers over mDNS (use --join).
     #[arg(long)]
     no_mdns: bool,
     /// A folder of module manifests (*.toml) to offer besides the built-in
@@ -63,6 +94,19 @@ struct StartArgs {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    if args.path.exists() && !args.force {
+        bail!("{} exists already: pass --force to replace it", args.path.display());
+    }
+    mgr_daemon::auth::GroupKey::generate().write_new(&args.path)?;
+    println!("wrote a new group key to {}", args.path.display());
+    Ok(())
+}
+
+fn valid_group(name: &str) -> bool {
+    (1..=63).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 fn parse_ports(text: &str) -> Result<RangeInclusive<u16>, String> {
@@ -101,24 +145,34 @@ fn main() {
 }
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
-    let Command::Start(args) = cli.command;
+    let args = match cli.command {
+        Command::Start(args) => args,
+        Command::Keygen(args) => return keygen(args),
+    };
     init_tracing(args.verbose);
     if !args.grace.is_finite() || args.grace < 0.0 {
         bail!("--grace must be a number of seconds, not {}", args.grace);
     }
-    // The TCP port is not authenticated yet (the group key comes with the
-    // group): off loopback it would let anyone who reaches it start
-    // programs here.
-    if !args.listen.ip().is_loopback() {
-        if args.allow_exec {
-            bail!(
-                "--allow-exec with --listen {} would let anyone who reaches that port run any command here; \
-                 listen on loopback (127.0.0.1) to use exec",
-                args.listen
-            );
-        }
-        tracing::warn!(listen = %args.listen, "the TCP control port is not authenticated: anyone who reaches it can launch modules here");
+    if !valid_group(&args.group) {
+        bail!("group name '{}' is not valid (use 1 to 63 letters, digits, '-' or '_')", args.group);
     }
+    // Without a key the TCP port is open to anyone who reaches it: only
+    // loopback (this machine's users) may reach it then.
+    let tls = match &args.key_file {
+        Some(path) => Some(mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?),
+        None if args.listen.ip().is_loopback() => {
+            tracing::warn!(
+                listen = %args.listen,
+                "no --key-file: the TCP port is unauthenticated, which is allowed only because it is on loopback"
+            );
+            None
+        }
+        None => bail!(
+            "--listen {} is not loopback, and a manager that others can reach needs the group key: \
+             make one with `mgr keygen FILE` and pass --key-file FILE (or listen on 127.0.0.1)",
+            args.listen
+        ),
+    };
     let state_dir = args.state_dir.unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
     let state = StateDir::open(&state_dir)?;
     let listeners = Listeners::bind(&state, args.listen).await?;
@@ -135,6 +189,10 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         modules_bin: mgr_daemon::default_modules_bin(),
         modules_dirs: args.modules_dir,
+        group: args.group,
+        tls,
+        join: args.join,
+        mdns: (!args.no_mdns).then_some(args.iface),
     };
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;

@@ -92,7 +92,7 @@ fn children_of(parent: u32) -> Vec<i32> {
 async fn launch(dir: &Path, request: LaunchRequest) -> Result<Vec<i32>> {
     let (mut client, _) = mgr_cli::client::connect(&dir.join("mgr.sock"), false).await?;
     let run = client.launch(request).await?.into_inner().run.unwrap_or_default();
-    let ps = client.ps(PsRequest { run: run.name }).await?.into_inner();
+    let ps = client.ps(PsRequest { run: run.name, local: false }).await?.into_inner();
     Ok(ps.runs.iter().flat_map(|r| &r.instances).map(|i| i.pid as i32).collect())
 }
 

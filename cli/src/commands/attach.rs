@@ -24,14 +24,20 @@ pub async fn attach(mut client: Client, args: AttachArgs) -> anyhow::Result<u8> 
     }
     let (width, members) =
         layout(&mut client, std::iter::once(args.target.rsplit('/').next().unwrap_or_default())).await?;
-    let request =
-        mgr_proto::LogsRequest { target: args.target.clone(), since: 1, follow: true, tail: args.tail.max(1) };
+    let request = mgr_proto::LogsRequest {
+        target: args.target.clone(),
+        since: 1,
+        follow: true,
+        tail: args.tail.max(1),
+        local: false,
+    };
     let mut output = client.clone();
     let output = async move { stream(&mut output, request, Style::detect(false, members), width).await };
     let input = async {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let request = mgr_proto::SendRequest { target: args.target.clone(), line: line.into_bytes().into() };
+            let request =
+                mgr_proto::SendRequest { target: args.target.clone(), line: line.into_bytes().into(), local: false };
             if let Err(err) = client.send(request).await {
                 eprintln!("mgrctl: {}", super::status(err));
             }

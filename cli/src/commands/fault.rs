@@ -62,6 +62,7 @@ pub async fn fault(mut client: Client, args: FaultArgs) -> anyhow::Result<u8> {
         delay: args.faults.delay,
         partition: args.partition,
         heal: args.heal,
+        local: false,
     };
     let reply = client.fault(request).await.map_err(super::status)?.into_inner();
     let faults = if reply.faults.is_empty() { "none".to_owned() } else { reply.faults };

@@ -27,6 +27,31 @@ pub struct RunOptions {
     /// Stop the run after this long, e.g. 10s or 2m.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// How instances are spread over the group's live members: spread
+    /// (round-robin), each (N on every member) or pack (this member first).
+    #[arg(long, value_enum, default_value = "spread")]
+    pub placement: Placement,
+    /// Only on these members (names or ids, comma-separated).
+    #[arg(long, value_name = "NAME,NAME", value_delimiter = ',')]
+    pub on: Vec<String>,
+}
+
+/// Where a launch puts its instances.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Placement {
+    Spread,
+    Each,
+    Pack,
+}
+
+impl Placement {
+    fn as_str(self) -> &'static str {
+        match self {
+            Placement::Spread => "spread",
+            Placement::Each => "each",
+            Placement::Pack => "pack",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +92,8 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
         args: args.args,
         command: Vec::new(),
         faults: args.faults.spec(),
+        placement: args.options.placement.as_str().to_owned(),
+        on: args.options.on.clone(),
     };
     start(client, request, args.options, local).await
 }
@@ -79,6 +106,8 @@ pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result
         args: Vec::new(),
         command: args.command,
         faults: String::new(),
+        placement: args.options.placement.as_str().to_owned(),
+        on: args.options.on.clone(),
     };
     start(client, request, args.options, local).await
 }
@@ -102,12 +131,14 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
         let (mut client, run) = (client.clone(), run.name.clone());
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let _ = client.signal(mgr_proto::SignalRequest { target: run, kind: SignalKind::Stop.into() }).await;
+            let _ = client
+                .signal(mgr_proto::SignalRequest { target: run, kind: SignalKind::Stop.into(), local: false })
+                .await;
         })
     });
 
     let (width, members) = layout(&mut client, run.instances.iter().map(|i| i.name.as_str())).await?;
-    let request = mgr_proto::LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0 };
+    let request = mgr_proto::LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
     let streamed = stream(&mut client, request, Style::detect(options.json, members), width).await;
     stdin_task.abort();
     signal_task.abort();
@@ -116,7 +147,11 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
     }
     streamed?;
 
-    let ended = client.ps(mgr_proto::PsRequest { run: run.name.clone() }).await.map_err(super::status)?.into_inner();
+    let ended = client
+        .ps(mgr_proto::PsRequest { run: run.name.clone(), local: false })
+        .await
+        .map_err(super::status)?
+        .into_inner();
     let failed: Vec<String> = ended
         .runs
         .iter()
@@ -163,7 +198,7 @@ async fn route_stdin(mut client: Client, run: String) {
             Some(instance) => format!("{run}/{instance}"),
             None => run.clone(),
         };
-        let request = mgr_proto::SendRequest { target, line: text.as_bytes().to_vec().into() };
+        let request = mgr_proto::SendRequest { target, line: text.as_bytes().to_vec().into(), local: false };
         if let Err(err) = client.send(request).await {
             eprintln!("mgrctl: {}", super::status(err));
         }
@@ -185,7 +220,7 @@ async fn stop_on_ctrl_c(client: Client, run: String, interrupted: std::sync::Arc
         let mut client = client.clone();
         let target = run.clone();
         tokio::spawn(async move {
-            let _ = client.signal(mgr_proto::SignalRequest { target, kind: kind.into() }).await;
+            let _ = client.signal(mgr_proto::SignalRequest { target, kind: kind.into(), local: false }).await;
         });
     }
 }

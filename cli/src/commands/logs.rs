@@ -27,7 +27,7 @@ pub struct LogsArgs {
 
 pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<u8> {
     let run = args.target.split('/').next().unwrap_or_default().to_owned();
-    let reply = client.ps(mgr_proto::PsRequest { run }).await.map_err(super::status)?.into_inner();
+    let reply = client.ps(mgr_proto::PsRequest { run, local: false }).await.map_err(super::status)?.into_inner();
     let (width, members) =
         layout(&mut client, reply.runs.iter().flat_map(|r| &r.instances).map(|i| i.name.as_str())).await?;
     let request = mgr_proto::LogsRequest {
@@ -35,6 +35,7 @@ pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<u8> {
         since: args.since,
         follow: args.follow,
         tail: args.tail.unwrap_or(0),
+        local: false,
     };
     stream(&mut client, request, Style::detect(args.json, members), width).await?;
     Ok(0)

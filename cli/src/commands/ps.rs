@@ -26,7 +26,7 @@ pub fn exit_text(i: &Instance) -> String {
 
 pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
     let reply = client
-        .ps(mgr_proto::PsRequest { run: args.run.unwrap_or_default() })
+        .ps(mgr_proto::PsRequest { run: args.run.unwrap_or_default(), local: false })
         .await
         .map_err(super::status)?
         .into_inner();

@@ -14,7 +14,7 @@ pub struct SendArgs {
 pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<u8> {
     let line = args.text.join(" ");
     client
-        .send(mgr_proto::SendRequest { target: args.target, line: line.into_bytes().into() })
+        .send(mgr_proto::SendRequest { target: args.target, line: line.into_bytes().into(), local: false })
         .await
         .map_err(super::status)?;
     Ok(0)

@@ -12,7 +12,7 @@ pub struct SignalArgs {
 
 pub async fn signal(mut client: Client, args: SignalArgs, kind: SignalKind) -> anyhow::Result<u8> {
     let reply = client
-        .signal(mgr_proto::SignalRequest { target: args.target.clone(), kind: kind.into() })
+        .signal(mgr_proto::SignalRequest { target: args.target.clone(), kind: kind.into(), local: false })
         .await
         .map_err(super::status)?
         .into_inner();

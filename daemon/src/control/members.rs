@@ -18,6 +18,8 @@ pub(super) async fn members(control: &Control, _req: MembersRequest) -> Result<M
             state: m.state.to_owned(),
             instances,
             last_seen_ms: m.last_seen_ms,
+            allow_exec: false,
+            me: true,
         })
         .collect();
     Ok(MembersReply { members })

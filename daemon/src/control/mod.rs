@@ -81,4 +81,8 @@ impl Manager for Control {
     async fn members(&self, req: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
         members::members(self, req.into_inner()).await.map(Response::new)
     }
+
+    async fn join(&self, _req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        Err(Status::unimplemented("join is not built yet"))
+    }
 }

@@ -34,5 +34,6 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         signal: i.signal,
         starts: i.starts,
         last_seq: i.last_seq,
+        member_id: String::new(),
     }
 }
