@@ -24,6 +24,14 @@ pub enum AuthError {
     Bad(String),
 }
 
+impl AuthError {
+    /// Whether trying again later can help (the peer was unreachable, not
+    /// refusing).
+    pub fn is_transient(&self) -> bool {
+        true
+    }
+}
+
 /// The group key: 32 random bytes shared by the group's managers and users.
 #[derive(Clone)]
 pub struct GroupKey([u8; KEY_LEN]);

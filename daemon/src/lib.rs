@@ -124,14 +124,48 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
     })?;
-    let membership = membership::Membership::new(config.state.member_id(), &config.name, &tcp_addr.to_string());
-    let control = control::Control::new(supervisor.clone(), membership, registry);
+    // Peers reach this manager where it listens; a wildcard listen is
+    // reached at the advertised IP.
+    let reachable_ip = if tcp_addr.ip().is_unspecified() { config.advertise } else { tcp_addr.ip() };
+    let me = membership::PeerInfo {
+        id: config.state.member_id().to_owned(),
+        name: config.name.clone(),
+        address: SocketAddr::new(reachable_ip, tcp_addr.port()).to_string(),
+        group: config.group.clone(),
+        version: PROTOCOL_VERSION,
+        allow_exec: config.allow_exec,
+        advertise: config.advertise.to_string(),
+        instances: 0,
+        incarnation: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    };
+    let (discovery, found) = match &config.mdns {
+        Some(ifaces) => {
+            let discovery_config = discovery::DiscoveryConfig {
+                member_id: me.id.clone(),
+                name: me.name.clone(),
+                group: me.group.clone(),
+                port: tcp_addr.port(),
+                advertise: reachable_ip,
+                ifaces: ifaces.clone(),
+            };
+            let (discovery, found) = discovery::Discovery::start(discovery_config)?;
+            (Some(discovery), Some(found))
+        }
+        None => (None, None),
+    };
+    let group = control::group::Group::start(me, config.tls.clone(), config.join.clone(), found);
+    let control = control::Control::new(supervisor.clone(), group, registry);
     tracing::info!(
         name = %config.name,
         id = config.state.member_id(),
         socket = %config.state.socket_path().display(),
         listen = %tcp_addr,
         advertise = %config.advertise,
+        group = %config.group,
+        authenticated = config.tls.is_some(),
         "manager started"
     );
 
@@ -143,6 +177,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         .add_service(control.clone().service())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped(stop_rx.clone()));
     let tcp_server = tonic::transport::Server::builder()
+        .add_service(control.clone().peer_service())
         .add_service(control.service())
         .serve_with_incoming_shutdown(auth::incoming(listeners.tcp, config.tls.clone()), stopped(stop_rx));
     let unix_task = tokio::spawn(unix_server);
@@ -150,6 +185,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 
     shutdown.await;
     tracing::info!("shutting down: stopping every instance");
+    if let Some(discovery) = discovery {
+        discovery.shutdown().await;
+    }
     supervisor.shutdown().await;
     let _ = stop_tx.send(true);
     // Open streams (followers) end with their instances; do not wait forever

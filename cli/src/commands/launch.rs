@@ -156,7 +156,7 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
         .runs
         .iter()
         .flat_map(|r| &r.instances)
-        .filter(|i| i.state == "failed" || i.state == "killed")
+        .filter(|i| matches!(i.state.as_str(), "failed" | "killed" | "lost"))
         .map(|i| format!("{} {} ({})", i.name, i.state, super::ps::exit_text(i)))
         .collect();
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {

@@ -1,6 +1,6 @@
 //! `mgrctl members`: mirrors the `Members` RPC.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::client::Client;
 
@@ -13,20 +13,31 @@ pub struct MembersArgs {
 
 pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<u8> {
     let reply = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner();
-    if !args.json {
-        println!("{:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES");
+    print(&reply.members, args.json);
+    Ok(0)
+}
+
+/// Prints members as a table (the answering member marked `*`) or JSON lines.
+pub fn print(members: &[mgr_proto::Member], json: bool) {
+    if !json {
+        println!("  {:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES");
     }
-    for m in reply.members {
-        if args.json {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    for m in members {
+        if json {
             let value = serde_json::json!({
                 "id": m.id, "name": m.name, "address": m.address, "state": m.state,
-                "instances": m.instances, "last_seen_ms": m.last_seen_ms,
+                "instances": m.instances, "last_seen_ms": m.last_seen_ms, "allow_exec": m.allow_exec, "me": m.me,
             });
             println!("{value}");
         } else {
-            let seen = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(m.last_seen_ms));
-            println!("{:<18} {:<16} {:<22} {:<8} {:>9}  {seen}", m.id, m.name, m.address, m.state, m.instances);
+            let seen = match m.last_seen_ms {
+                0 => "never".to_owned(),
+                _ if m.me => "-".to_owned(),
+                ms => format!("{:.1}s ago", now.saturating_sub(ms) as f64 / 1000.0),
+            };
+            let mark = if m.me { '*' } else { ' ' };
+            println!("{mark} {:<18} {:<16} {:<22} {:<8} {:>9}  {seen}", m.id, m.name, m.address, m.state, m.instances);
         }
     }
-    Ok(0)
 }

@@ -2,6 +2,7 @@
 
 mod attach;
 mod fault;
+mod join;
 mod launch;
 mod logs;
 mod members;
@@ -44,8 +45,11 @@ pub enum Command {
     Fault(fault::FaultArgs),
     /// List the modules that can be launched, or describe one.
     Modules(modules::ModulesArgs),
-    /// List the members of the group.
+    /// List the members of the group: id, name, address, state, instances, last seen.
     Members(members::MembersArgs),
+    /// Merge this manager's group with the manager at IP:PORT (where mDNS
+    /// does not reach; as `mgr start --join`).
+    Join(join::JoinArgs),
 }
 
 pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<u8> {
@@ -65,6 +69,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Fault(args) => fault::fault(client, args).await,
         Command::Modules(args) => modules::modules(client, args).await,
         Command::Members(args) => members::members(client, args).await,
+        Command::Join(args) => join::join(client, args).await,
     }
 }
 

@@ -40,7 +40,7 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
         for i in &run.instances {
             if args.json {
                 let value = serde_json::json!({
-                    "run": i.run, "instance": i.name, "member": i.member, "address": i.address,
+                    "run": i.run, "instance": i.name, "member": i.member, "member_id": i.member_id, "address": i.address,
                     "pid": i.pid, "state": i.state, "exit_code": i.exit_code, "signal": i.signal,
                     "starts": i.starts, "last_seq": i.last_seq, "module": run.module,
                 });

@@ -56,14 +56,23 @@ impl Daemon {
     pub(crate) fn start_at(dir: &Path, extra: &[&str], ports: &str) -> Result<Daemon> {
         let socket = dir.join("mgr.sock");
         let _ = std::fs::remove_file(&socket);
+        // Defaults a test may override by giving the option in `extra`.
+        let mut defaults = vec!["start", "--no-mdns", "--grace", "1", "--ports", ports];
+        for (option, value) in [("--name", "test"), ("--listen", "127.0.0.1:0")] {
+            if !extra.contains(&option) {
+                defaults.extend([option, value]);
+            }
+        }
         let child = Command::new(bin("mgr"))
-            .args(["start", "--name", "test", "--listen", "127.0.0.1:0", "--no-mdns", "--grace", "1", "--ports", ports])
+            .args(defaults)
             .arg("--state-dir")
             .arg(dir)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // The daemon's log stays in its state dir (appended across
+            // restarts) for tests that read it and for failures to show.
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("mgr.log"))?)
             .spawn()?;
         let daemon = Daemon { child: Some(child), dir: dir.to_owned(), socket, _owned: None };
         let deadline = Instant::now() + TIMEOUT;
@@ -117,6 +126,20 @@ impl Daemon {
 
     pub(crate) fn instance(&self, run: &str, name: &str) -> Result<Value> {
         self.ps(run)?.into_iter().find(|i| i["instance"] == name).context("instance not in ps")
+    }
+
+    /// What the daemon logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mgr.log")).unwrap_or_default()
+    }
+
+    /// Kills the daemon at once (SIGKILL), as a crash would; its state
+    /// dir stays for a restart with [`Daemon::start_at`].
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub(crate) fn stop(&mut self) {

@@ -7,5 +7,6 @@ mod broadcast;
 mod consensus;
 mod detectors;
 mod foundation;
+mod group;
 mod harness;
 mod registers;

@@ -1,14 +1,36 @@
-//! `Fault`: change the network faults of a live run.
+//! `Fault`: change the network faults of a live run, on every member that
+//! hosts some of its instances.
 
 use mgr_proto::{FaultReply, FaultRequest};
 use tonic::Status;
 
 use super::Control;
-use crate::supervisor::FaultChange;
+use super::fanout::{locate, manager};
+use crate::supervisor::{FaultChange, Target};
 
 pub(super) async fn fault(control: &Control, req: FaultRequest) -> Result<FaultReply, Status> {
-    let change =
-        FaultChange { loss: req.loss, dup: req.dup, delay: req.delay, partition: req.partition, heal: req.heal };
-    let (faults, told) = control.supervisor.fault(req.run, change).await?;
-    Ok(FaultReply { faults, told })
+    let change = FaultChange {
+        loss: req.loss,
+        dup: req.dup,
+        delay: req.delay.clone(),
+        partition: req.partition.clone(),
+        heal: req.heal,
+    };
+    if req.local {
+        let (faults, told) = control.supervisor.fault(req.run, change).await?;
+        return Ok(FaultReply { faults, told });
+    }
+    let located = locate(control, &Target { run: req.run.clone(), instance: None }).await?;
+    let mut reply = FaultReply::default();
+    if located.local {
+        let (faults, told) = control.supervisor.fault(req.run.clone(), change).await?;
+        reply = FaultReply { faults, told };
+    }
+    for (_, channel, _) in located.remote {
+        let answer = manager(channel).fault(FaultRequest { local: true, ..req.clone() }).await?.into_inner();
+        reply.faults = answer.faults;
+        reply.told.extend(answer.told);
+    }
+    reply.told.sort_by_key(|n| super::fanout::instance_number(n));
+    Ok(reply)
 }

@@ -1,19 +1,77 @@
 //! `Logs`: the numbered output of a run or an instance, replayed from its log
-//! files and, with follow, continued live. One reader task per instance feeds
-//! the response stream; the stream ends when every reader is done.
+//! files and, with follow, continued live, from every member that hosts
+//! some of it. One reader task per local instance and one forwarded stream
+//! per remote instance feed the response; the stream ends when all are done.
+//!
+//! A forwarded stream that breaks is resumed from the line after the last
+//! one received, so a hiccup loses nothing; if the member is declared dead
+//! instead, the viewer gets a `lost` note for each of its instances.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 use mgr_proto::{LogsRequest, OutputChunk};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tonic::transport::Channel;
 
+use super::fanout::{locate, manager};
+use super::group::Group;
 use super::{Control, LogStream};
+use crate::membership::{Liveness, PeerInfo};
 use crate::output::Chunk;
 use crate::supervisor::Target;
 
+/// Pause before a broken forwarded stream is tried again.
+const RESUME_AFTER: Duration = Duration::from_millis(200);
+
 pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStream, Status> {
-    let handles = control.supervisor.logs(Target::parse(&req.target)).await?;
+    let target = Target::parse(&req.target);
+    if req.local {
+        return local(control, &req, target).await;
+    }
+    let located = locate(control, &target).await?;
+    if located.remote.is_empty() && located.lost.is_empty() {
+        return local(control, &req, target).await;
+    }
+    let (tx, rx) = mpsc::channel::<Result<OutputChunk, Status>>(16);
+    if located.local {
+        let mut here = local(control, &req, target.clone()).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(item) = here.next().await {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    for (member, channel, names) in located.remote {
+        for name in names {
+            let follow = Forward {
+                group: control.group.clone(),
+                member: member.clone(),
+                channel: channel.clone(),
+                run: target.run.clone(),
+                instance: name,
+                request: req.clone(),
+                tx: tx.clone(),
+            };
+            tokio::spawn(follow.run());
+        }
+    }
+    for (instance, member) in located.lost {
+        let _ = tx.send(Ok(lost_note(&target.run, &instance, &member, 0))).await;
+    }
+    drop(tx);
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// This member's own instances of the target.
+async fn local(control: &Control, req: &LogsRequest, target: Target) -> Result<LogStream, Status> {
+    let handles = control.supervisor.logs(target).await?;
     // A few chunks in flight per instance: readers wait (in the file, not in
     // memory) when the client is slow.
     let (tx, rx) = mpsc::channel::<Chunk>(4 * handles.len().max(1));
@@ -45,4 +103,90 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         })
     });
     Ok(Box::pin(stream.merge(ReceiverStream::new(failures).map(Err))))
+}
+
+/// One remote instance's output, forwarded until it ends or its member dies.
+struct Forward {
+    group: Group,
+    member: PeerInfo,
+    channel: Channel,
+    run: String,
+    instance: String,
+    request: LogsRequest,
+    tx: mpsc::Sender<Result<OutputChunk, Status>>,
+}
+
+impl Forward {
+    async fn run(self) {
+        let mut request =
+            LogsRequest { target: format!("{}/{}", self.run, self.instance), local: true, ..self.request.clone() };
+        let mut last_seq = 0u64;
+        let mut views = self.group.subscribe();
+        loop {
+            match manager(self.channel.clone()).logs(request.clone()).await {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(chunk)) => {
+                                last_seq = last_seq.max(chunk.first_seq + numbered(&chunk.records).saturating_sub(1));
+                                if self.tx.send(Ok(chunk)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(None) => return,
+                            Err(status) => {
+                                tracing::debug!(member = %self.member.name, %status, "a forwarded log stream broke");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+                    let _ = self.tx.send(Err(status)).await;
+                    return;
+                }
+                Err(status) => tracing::debug!(member = %self.member.name, %status, "cannot forward a log stream"),
+            }
+            // Resume after the last line received, unless the member is
+            // declared dead meanwhile.
+            if last_seq > 0 {
+                request.since = last_seq + 1;
+                request.tail = 0;
+            }
+            let wait = tokio::time::sleep(RESUME_AFTER);
+            tokio::pin!(wait);
+            loop {
+                let state = views.borrow_and_update().member(&self.member.id).map(|m| m.state);
+                if state != Some(Liveness::Alive) {
+                    let _ =
+                        self.tx.send(Ok(lost_note(&self.run, &self.instance, &self.member.name, last_seq + 1))).await;
+                    return;
+                }
+                tokio::select! {
+                    _ = &mut wait => break,
+                    changed = views.changed() => if changed.is_err() { return },
+                }
+            }
+        }
+    }
+}
+
+/// Numbered records (all but time records) in a chunk.
+fn numbered(records: &[u8]) -> u64 {
+    records.split(|b| *b == b'\n').filter(|r| !r.is_empty() && r[0] != mgr_proto::record::TIME).count() as u64
+}
+
+/// A manager note telling the viewer an instance is lost with its member.
+fn lost_note(run: &str, instance: &str, member: &str, seq: u64) -> OutputChunk {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let text = format!("m lost: its member {member} is dead or out of reach\n");
+    OutputChunk {
+        run: run.to_owned(),
+        instance: instance.to_owned(),
+        member: member.to_owned(),
+        first_seq: seq,
+        time_ms: now,
+        records: Bytes::from(text),
+    }
 }

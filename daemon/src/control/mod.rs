@@ -4,11 +4,15 @@
 //! membership) and converts the answer back. Errors become `tonic::Status`
 //! in one place, `status.rs`.
 
+mod fanout;
 mod fault;
+pub mod group;
+mod join;
 mod launch;
 mod logs;
 mod members;
 mod modules;
+mod peer;
 mod ps;
 mod send;
 mod signal;
@@ -21,26 +25,32 @@ use mgr_proto::*;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::membership::Membership;
 use crate::registry::Registry;
 use crate::supervisor::Supervisor;
+use group::Group;
 
 /// What every RPC handler can reach.
 #[derive(Debug, Clone)]
 pub struct Control {
     supervisor: Supervisor,
-    membership: Membership,
+    group: Group,
     registry: Registry,
 }
 
 impl Control {
-    pub fn new(supervisor: Supervisor, membership: Membership, registry: Registry) -> Self {
-        Control { supervisor, membership, registry }
+    pub fn new(supervisor: Supervisor, group: Group, registry: Registry) -> Self {
+        Control { supervisor, group, registry }
     }
 
-    /// The tonic service for this control.
+    /// The tonic service for users (`mgrctl`).
     pub fn service(self) -> mgr_proto::manager_server::ManagerServer<Control> {
-        mgr_proto::manager_server::ManagerServer::new(self)
+        // Output chunks and large ps replies go past tonic's 4 MiB default.
+        mgr_proto::manager_server::ManagerServer::new(self).max_decoding_message_size(16 << 20)
+    }
+
+    /// The tonic service for the other managers of the group.
+    pub fn peer_service(self) -> mgr_proto::peer_server::PeerServer<Control> {
+        mgr_proto::peer_server::PeerServer::new(self).max_decoding_message_size(16 << 20)
     }
 }
 
@@ -82,7 +92,7 @@ impl Manager for Control {
         members::members(self, req.into_inner()).await.map(Response::new)
     }
 
-    async fn join(&self, _req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
-        Err(Status::unimplemented("join is not built yet"))
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        join::join(self, req.into_inner()).await.map(Response::new)
     }
 }

@@ -1,15 +1,23 @@
-//! `Ps`: runs and their instances.
+//! `Ps`: runs and their instances, on every member of the group.
 
 use mgr_proto::{Instance, PsReply, PsRequest, Run};
 use tonic::Status;
 
 use super::Control;
-use crate::supervisor::{InstanceInfo, RunInfo};
+use crate::supervisor::{InstanceInfo, Placed, RunInfo};
 
 pub(super) async fn ps(control: &Control, req: PsRequest) -> Result<PsReply, Status> {
     let run = Some(req.run).filter(|r| !r.is_empty());
-    let runs = control.supervisor.ps(run).await?;
-    Ok(PsReply { runs: runs.into_iter().map(run_to_proto).collect() })
+    if req.local {
+        let runs = control.supervisor.ps(run).await?;
+        return Ok(PsReply { runs: runs.into_iter().map(run_to_proto).collect() });
+    }
+    let mut runs = super::fanout::ps_group(control, run).await?;
+    // Users see the instances; the plan is for the members.
+    for run in &mut runs {
+        run.plan.clear();
+    }
+    Ok(PsReply { runs })
 }
 
 pub(super) fn run_to_proto(run: RunInfo) -> Run {
@@ -19,6 +27,7 @@ pub(super) fn run_to_proto(run: RunInfo) -> Run {
         args: run.args,
         created_ms: run.created_ms,
         instances: run.instances.into_iter().map(instance_to_proto).collect(),
+        plan: run.plan.into_iter().map(placed_to_proto).collect(),
     }
 }
 
@@ -34,6 +43,16 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         signal: i.signal,
         starts: i.starts,
         last_seq: i.last_seq,
-        member_id: String::new(),
+        member_id: i.member_id,
+    }
+}
+
+pub(super) fn placed_to_proto(p: Placed) -> Instance {
+    Instance {
+        name: p.name,
+        member: p.member_name,
+        member_id: p.member_id,
+        address: p.address.to_string(),
+        ..Default::default()
     }
 }

@@ -1,8 +1,10 @@
-//! `Signal`: stop, kill, pause, resume or restart a run or an instance.
+//! `Signal`: stop, kill, pause, resume or restart a run or an instance,
+//! wherever in the group it runs.
 
 use mgr_proto::{SignalKind, SignalReply, SignalRequest};
 use tonic::Status;
 
+use super::fanout::{locate, lost, manager};
 use super::{Control, ps::instance_to_proto};
 use crate::supervisor::{Action, Error, Target};
 
@@ -17,6 +19,32 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
             return Err(Error::BadRequest(format!("unknown signal kind {}", req.kind)).into());
         }
     };
-    let instances = control.supervisor.act(Target::parse(&req.target), action).await?;
-    Ok(SignalReply { instances: instances.into_iter().map(instance_to_proto).collect() })
+    let target = Target::parse(&req.target);
+    let local = |target: Target| async move {
+        let instances = control.supervisor.act(target, action).await?;
+        Ok::<_, Status>(instances.into_iter().map(instance_to_proto).collect::<Vec<_>>())
+    };
+    if req.local {
+        return Ok(SignalReply { instances: local(target).await? });
+    }
+    let located = locate(control, &target).await?;
+    if let (Some(instance), Some((_, member))) = (&target.instance, located.lost.first()) {
+        return Err(lost(&target.run, instance, member));
+    }
+    // Every member acts at once: a stop of a run spread over four members
+    // takes one grace period, not four.
+    let remote = located.remote.into_iter().map(|(_, channel, _)| {
+        let request = SignalRequest { target: req.target.clone(), kind: req.kind, local: true };
+        async move { manager(channel).signal(request).await.map(|r| r.into_inner().instances) }
+    });
+    let (here, there) = tokio::join!(
+        async { if located.local { Some(local(target.clone()).await) } else { None } },
+        futures_util::future::join_all(remote)
+    );
+    let mut instances = Vec::new();
+    for result in here.into_iter().chain(there) {
+        instances.extend(result?);
+    }
+    instances.sort_by_key(|i| super::fanout::instance_number(&i.name));
+    Ok(SignalReply { instances })
 }

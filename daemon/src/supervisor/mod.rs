@@ -101,19 +101,38 @@ pub struct SupervisorConfig {
     pub grace: Duration,
 }
 
-/// What to launch.
+/// This member's share of a run: the first phase of a launch binds its
+/// addresses; nothing starts until [`Supervisor::start_run`] brings the whole
+/// peer table.
 #[derive(Debug, Clone, Default)]
-pub struct LaunchSpec {
+pub struct PrepareSpec {
+    /// The run name, chosen by the member that coordinates the launch.
+    pub run: String,
     /// A registered module, or `None` for `exec`.
     pub module: Option<String>,
     /// For `exec`: program and arguments.
     pub command: Vec<String>,
-    pub count: u32,
-    pub name: Option<String>,
     pub args: Vec<String>,
     /// Network faults from the start (see [`Faults`]); empty for none.
     pub faults: String,
+    /// The names of the instances this member hosts ("p1", "p3").
+    pub instances: Vec<String>,
+    /// Instances in the whole run, on every member.
+    pub total: u32,
 }
+
+/// One instance of a run's plan, wherever it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub name: String,
+    pub member_id: String,
+    pub member_name: String,
+    pub address: SocketAddr,
+}
+
+/// How long a prepared run waits for its start before its ports are freed
+/// (the member that coordinated the launch went away between the phases).
+const PREPARED_TTL: Duration = Duration::from_secs(30);
 
 /// A change of a run's faults: each field set replaces that fault.
 #[derive(Debug, Clone, Default)]
@@ -154,6 +173,8 @@ pub enum Action {
 /// The life of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Prepared (its address is bound), waiting for the launch to start it.
+    Starting,
     Running,
     Paused,
     /// Exited by itself with code 0.
@@ -169,6 +190,7 @@ pub enum State {
 impl State {
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Starting => "starting",
             State::Running => "running",
             State::Paused => "paused",
             State::Exited => "exited",
@@ -189,6 +211,7 @@ pub struct InstanceInfo {
     pub run: String,
     pub name: String,
     pub member: String,
+    pub member_id: String,
     pub address: SocketAddr,
     pub pid: Option<u32>,
     pub state: State,
@@ -205,13 +228,19 @@ pub struct RunInfo {
     pub module: String,
     pub args: Vec<String>,
     pub created_ms: u64,
+    /// This member's instances of the run.
     pub instances: Vec<InstanceInfo>,
+    /// Every instance of the run, on every member (empty while prepared).
+    pub plan: Vec<Placed>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 enum Msg {
-    Launch(LaunchSpec, Reply<RunInfo>),
+    Name(Option<String>, Reply<String>),
+    Prepare(PrepareSpec, Reply<Vec<(String, SocketAddr)>>),
+    Start(String, Vec<Placed>, Reply<RunInfo>),
+    Abort(String, oneshot::Sender<()>),
     Ps(Option<String>, Reply<Vec<RunInfo>>),
     Logs(Target, Reply<Vec<LogHandle>>),
     Send(Target, Bytes, Reply<Vec<String>>),
@@ -232,6 +261,8 @@ enum Msg {
         instance: String,
         start: u32,
     },
+    /// From a timer: a prepared run that is still not started goes.
+    Expire(String),
     /// Stop everything; reply when every instance has ended.
     Shutdown(oneshot::Sender<()>),
 }
@@ -283,8 +314,30 @@ impl Supervisor {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
-    pub async fn launch(&self, spec: LaunchSpec) -> Result<RunInfo, Error> {
-        self.call(|r| Msg::Launch(spec, r)).await
+    /// A valid run name not used on this member: `wanted`, or the next free
+    /// `rN`. Nothing is reserved: [`Supervisor::prepare`] checks again.
+    pub async fn name_run(&self, wanted: Option<String>) -> Result<String, Error> {
+        self.call(|r| Msg::Name(wanted, r)).await
+    }
+
+    /// Binds the addresses of this member's share of a run; returns them.
+    pub async fn prepare(&self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
+        self.call(|r| Msg::Prepare(spec, r)).await
+    }
+
+    /// Starts the prepared instances of `run` with the whole plan as their
+    /// peer table. On failure none of them is left running.
+    pub async fn start_run(&self, run: String, plan: Vec<Placed>) -> Result<RunInfo, Error> {
+        self.call(|r| Msg::Start(run, plan, r)).await
+    }
+
+    /// Forgets a prepared or started run: its instances are killed, its ports
+    /// and folder freed. For a launch that failed on another member.
+    pub async fn abort(&self, run: String) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Abort(run, reply)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Every run, or one.
@@ -360,9 +413,21 @@ struct Instance {
     waiters: Vec<Reply<Vec<InstanceInfo>>>,
 }
 
+/// What a prepared run holds until it starts.
+struct Pending {
+    sockets: Vec<(usize, UdpSocket)>,
+    opening: JoinHandle<std::io::Result<Vec<Writer>>>,
+}
+
 struct Run {
     name: String,
     module: String,
+    /// Every instance of the run, on every member.
+    plan: Vec<Placed>,
+    /// Instances in the whole run (partitions may name any of them).
+    total: u32,
+    /// Set between prepare and start.
+    pending: Option<Pending>,
     /// Program and arguments every instance runs.
     program: Vec<String>,
     args: Vec<String>,
@@ -454,9 +519,25 @@ impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Launch(spec, reply) => {
-                    let result = self.launch(spec).await;
+                Msg::Name(wanted, reply) => {
+                    let _ = reply.send(self.pick_run_name(wanted));
+                }
+                Msg::Prepare(spec, reply) => {
+                    let _ = reply.send(self.prepare(spec));
+                }
+                Msg::Start(run, plan, reply) => {
+                    let result = self.start(&run, plan).await;
                     let _ = reply.send(result);
+                }
+                Msg::Abort(run, reply) => {
+                    self.abort(&run);
+                    let _ = reply.send(());
+                }
+                Msg::Expire(run) => {
+                    if self.runs.get(&run).is_some_and(|r| r.pending.is_some()) {
+                        tracing::warn!(run, "a prepared run was never started: freeing its addresses");
+                        self.abort(&run);
+                    }
                 }
                 Msg::Ps(run, reply) => {
                     let _ = reply.send(self.ps(run.as_deref()));
@@ -507,6 +588,7 @@ impl Task {
             run: run.name.clone(),
             name: inst.name.clone(),
             member: self.config.member_name.clone(),
+            member_id: self.config.member_id.clone(),
             address: inst.address,
             pid: inst.pid,
             state: inst.state,
@@ -524,6 +606,7 @@ impl Task {
             args: run.args.clone(),
             created_ms: run.created_ms,
             instances: (0..run.instances.len()).map(|i| self.info(run, i)).collect(),
+            plan: run.plan.clone(),
         }
     }
 
@@ -554,6 +637,7 @@ impl Task {
     }
 
     fn pick_run_name(&mut self, wanted: Option<String>) -> Result<String, Error> {
+        // The name goes in paths and in every peer's table.
         let taken = |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
         match wanted.filter(|n| !n.is_empty()) {
             Some(name) => {
@@ -575,7 +659,7 @@ impl Task {
         }
     }
 
-    async fn launch(&mut self, spec: LaunchSpec) -> Result<RunInfo, Error> {
+    fn prepare(&mut self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
         let (module, program) = match &spec.module {
             Some(module) => {
                 let entry = self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
@@ -593,22 +677,22 @@ impl Task {
                 ("exec".to_owned(), spec.command.clone())
             }
         };
-        if spec.count == 0 || spec.count > MAX_INSTANCES {
-            return Err(Error::BadCount(spec.count));
+        let count = spec.instances.len() as u32;
+        if count == 0 || spec.total > MAX_INSTANCES || count > spec.total {
+            return Err(Error::BadCount(spec.total));
         }
-        let name = self.pick_run_name(spec.name.clone())?;
+        let name = self.pick_run_name(Some(spec.run.clone()))?;
         let faults = Faults::parse(&spec.faults).map_err(|e| Error::BadFaults(e.to_string()))?;
         if !faults.is_none() && spec.module.is_none() {
             return Err(Error::FaultsNeedModule(name));
         }
-        check_partition(&faults, spec.count)?;
+        check_partition(&faults, spec.total)?;
 
         // Every address is bound before any process starts, so the peer
         // table is complete and no early datagram is refused.
-        let began = std::time::Instant::now();
         let ip = self.config.advertise;
         let mut sockets: Vec<(u16, UdpSocket)> = Vec::new();
-        for _ in 0..spec.count {
+        for _ in 0..count {
             match self.ports.take(ip) {
                 Some(taken) => sockets.push(taken),
                 None => {
@@ -620,13 +704,6 @@ impl Task {
                 }
             }
         }
-        let peers = sockets
-            .iter()
-            .enumerate()
-            .map(|(i, (port, _))| format!("p{}={}", i + 1, SocketAddr::new(ip, *port)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let ports_taken = began.elapsed();
         let dir = self.config.runs_dir.join(&name);
         if let Err(source) = std::fs::create_dir_all(&dir) {
             for (port, _) in &sockets {
@@ -637,15 +714,14 @@ impl Task {
 
         let mut instances = Vec::new();
         let mut unopened = Vec::new();
-        for (i, (port, _)) in sockets.iter().enumerate() {
-            let inst_name = format!("p{}", i + 1);
+        for (inst_name, (port, _)) in spec.instances.iter().zip(&sockets) {
             let (log_file, log) =
-                Writer::prepare(&dir.join(format!("{inst_name}.log")), &name, &inst_name, &self.config.member_name);
+                Writer::prepare(&dir.join(format!("{inst_name}.log")), &name, inst_name, &self.config.member_name);
             unopened.push(log_file);
             instances.push(Instance {
-                name: inst_name,
+                name: inst_name.clone(),
                 address: SocketAddr::new(ip, *port),
-                state: State::Stopped,
+                state: State::Starting,
                 pid: None,
                 exit_code: None,
                 signal: None,
@@ -658,43 +734,84 @@ impl Task {
                 waiters: Vec::new(),
             });
         }
+        let addresses = instances.iter().map(|i| (i.name.clone(), i.address)).collect();
+        // The log files are created on the blocking pool while the launch
+        // goes on: on a busy ext4, creating 64 files took as long as starting
+        // 64 processes.
+        let opening = tokio::task::spawn_blocking(move || unopened.into_iter().map(Unopened::open).collect());
         let run = Run {
             name: name.clone(),
             module,
+            plan: Vec::new(),
+            total: spec.total,
+            pending: Some(Pending {
+                sockets: sockets.into_iter().enumerate().map(|(i, (_, socket))| (i, socket)).collect(),
+                opening,
+            }),
             program,
             args: spec.args.clone(),
-            peers,
+            peers: String::new(),
             faults,
             dir,
             created_ms: now_ms(),
             instances,
         };
         self.runs.insert(name.clone(), run);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PREPARED_TTL).await;
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Msg::Expire(name)).await;
+            }
+        });
+        Ok(addresses)
+    }
 
-        let files_made = began.elapsed();
-        let starts = sockets.into_iter().enumerate().map(|(i, (_, socket))| (i, socket)).collect();
-        // The log files are created on the blocking pool while the processes
-        // start: on a busy ext4, creating 64 files took as long as starting
-        // 64 processes.
-        let opening = tokio::task::spawn_blocking(move || unopened.into_iter().map(Unopened::open).collect());
-        if let Err(err) = self.start_instances(&name, starts, Some(opening)).await {
+    async fn start(&mut self, name: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
+        let began = std::time::Instant::now();
+        let run = self.runs.get_mut(name).ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+        if plan.len() as u32 != run.total {
+            return Err(Error::BadRequest(format!(
+                "the plan of run '{name}' has {} instances, not {}",
+                plan.len(),
+                run.total
+            )));
+        }
+        for inst in &run.instances {
+            if !plan.iter().any(|p| p.name == inst.name && p.address == inst.address) {
+                return Err(Error::BadRequest(format!("the plan of run '{name}' does not place {} here", inst.name)));
+            }
+        }
+        let Some(pending) = run.pending.take() else {
+            return Err(Error::BadRequest(format!("run '{name}' is started already")));
+        };
+        run.peers = plan.iter().map(|p| format!("{}={}", p.name, p.address)).collect::<Vec<_>>().join(",");
+        run.plan = plan;
+        if let Err(err) = self.start_instances(name, pending.sockets, Some(pending.opening)).await {
             // All or nothing: a launch that cannot start every instance
             // leaves none running.
-            let run = self.runs.remove(&name).expect("the run just inserted");
-            for inst in &run.instances {
-                if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
-                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                }
-                self.ports.release(inst.address.port());
-            }
-            // The name is free again; what little the run wrote goes.
-            let _ = std::fs::remove_dir_all(&run.dir);
+            self.abort(name);
             return Err(err);
         }
-        tracing::info!(run = %name, count = spec.count, "launched");
+        tracing::info!(run = %name, count = self.runs[name].instances.len(), "launched");
         // Where a launch spends its time, for `mgr start -v`.
-        tracing::debug!(run = %name, ?ports_taken, ?files_made, total = ?began.elapsed(), "launch timings");
-        Ok(self.run_info(&self.runs[&name]))
+        tracing::debug!(run = %name, took = ?began.elapsed(), "start timings");
+        Ok(self.run_info(&self.runs[name]))
+    }
+
+    fn abort(&mut self, name: &str) {
+        let Some(run) = self.runs.remove(name) else {
+            return;
+        };
+        for inst in &run.instances {
+            if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            self.ports.release(inst.address.port());
+        }
+        // The name is free again; what little the run wrote goes.
+        let _ = std::fs::remove_dir_all(&run.dir);
+        tracing::info!(run = name, "launch undone");
     }
 
     /// Starts (or starts again) instances of `run`, each on its address with
@@ -825,7 +942,7 @@ impl Task {
         if change.heal {
             next.partition.clear();
         }
-        check_partition(&next, run.instances.len() as u32)?;
+        check_partition(&next, run.total)?;
         run.faults = next;
         // The runtime of each live instance takes the whole new state from a
         // control line on its stdin; restarted instances get it in MGR_FAULTS.

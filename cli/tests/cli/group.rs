@@ -1,0 +1,216 @@
+//! The group on one machine: real managers on loopback with discovery off,
+//! merged with `--join` and `mgrctl join`, driven by the real `mgrctl`.
+//! (The same over a network, with mDNS, is in `netns.rs`.)
+
+use crate::harness::*;
+
+/// A free TCP port on loopback for a manager's --listen.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A manager named `name` listening on 127.0.0.1:`port`.
+fn member(name: &str, port: u16, extra: &[&str]) -> Result<Daemon> {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--name", name, "--listen", &listen];
+    args.extend(extra);
+    Daemon::start(&args)
+}
+
+fn join_arg(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// (name, state) of each member `daemon` sees.
+fn members(daemon: &Daemon) -> Result<Vec<(String, String)>> {
+    daemon
+        .ok(&["members", "--json"])?
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok((v["name"].as_str().unwrap_or("").to_owned(), v["state"].as_str().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+fn alive_names(daemon: &Daemon) -> Result<Vec<String>> {
+    let mut names: Vec<String> =
+        members(daemon)?.into_iter().filter(|(_, state)| state == "alive").map(|(name, _)| name).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Waits until `daemon` sees exactly `want` alive; returns how long it took.
+fn wait_alive(daemon: &Daemon, want: &[&str]) -> Result<Duration> {
+    let began = Instant::now();
+    wait_until(&format!("members {want:?}"), || alive_names(daemon).is_ok_and(|names| names == want))?;
+    Ok(began.elapsed())
+}
+
+#[test]
+fn managers_that_join_each_other_merge_and_a_third_is_seen_by_both() -> Result<()> {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    // Each names the other: whichever starts first retries until the other
+    // answers.
+    let a = member("a", pa, &["--join", &join_arg(pb)])?;
+    let b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    wait_alive(&b, &["a", "b"])?;
+
+    let c = member("c", pc, &[])?;
+    let started = Instant::now();
+    let joined = c.ok(&["join", &join_arg(pa)])?;
+    assert!(joined.contains(" a ") && joined.contains(" c "), "join prints the merged group:\n{joined}");
+    // b never talked to c: it learns of it from a's gossip.
+    wait_alive(&b, &["a", "b", "c"])?;
+    wait_alive(&c, &["a", "b", "c"])?;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "the third member was seen by all only after {took:?}");
+    Ok(())
+}
+
+#[test]
+fn a_launch_spreads_over_members_and_every_output_streams_back() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+
+    let mut session = a.spawn(&["launch", "FairLossPointToPointLink", "4", "--name", "spread"])?;
+    session.expect("p4 started", |l| l.starts_with("p4@b") && l.contains("started"))?;
+    let placed: Vec<(String, String)> = a
+        .ps("spread")?
+        .iter()
+        .map(|i| (i["instance"].as_str().unwrap().to_owned(), i["member"].as_str().unwrap().to_owned()))
+        .collect();
+    let want = [("p1", "a"), ("p2", "b"), ("p3", "a"), ("p4", "b")].map(|(i, m)| (i.to_owned(), m.to_owned()));
+    assert_eq!(placed, want, "spread is round-robin over the members");
+    // Every instance has the whole table, addresses on its own member.
+    let p4 = b.instance("spread", "p4")?;
+    assert_eq!(p4["member"], "b");
+
+    // p1 (on a) sends to p4 (on b): the delivery prints on b and streams
+    // to the CLI on a.
+    session.type_line("@p1 send p4 across")?;
+    session.expect("the delivery at p4", |l| l.starts_with("p4@b") && l.contains("deliver p1 across"))?;
+
+    // Any member acts on instances anywhere: from b, write to p3 (on a)
+    // and stop p1 (on a).
+    b.ok(&["send", "spread/p3", "send p2 back"])?;
+    session.expect("the delivery at p2", |l| l.starts_with("p2@b") && l.contains("deliver p3 back"))?;
+    b.ok(&["stop", "spread/p1"])?;
+    assert_eq!(a.instance("spread", "p1")?["state"], "stopped");
+    b.ok(&["stop", "spread"])?;
+    let (code, _) = session.finish()?;
+    assert_eq!(code, 0, "a run stopped by a user ends the launch cleanly");
+    Ok(())
+}
+
+#[test]
+fn placements_each_pack_and_on() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let _b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    let count =
+        |run: &str, member: &str| -> Result<usize> { Ok(a.ps(run)?.iter().filter(|i| i["member"] == member).count()) };
+    a.ok(&["launch", "FairLossPointToPointLink", "2", "--placement", "each", "--name", "each", "-d"])?;
+    assert_eq!((count("each", "a")?, count("each", "b")?), (2, 2));
+    a.ok(&["launch", "FairLossPointToPointLink", "3", "--placement", "pack", "--name", "pack", "-d"])?;
+    assert_eq!((count("pack", "a")?, count("pack", "b")?), (3, 0));
+    a.ok(&["launch", "FairLossPointToPointLink", "2", "--on", "b", "--name", "on", "-d"])?;
+    assert_eq!((count("on", "a")?, count("on", "b")?), (0, 2));
+    let err = a.err(&["launch", "FairLossPointToPointLink", "2", "--on", "nobody"])?;
+    assert!(err.contains("no live member named 'nobody'"), "{err}");
+    a.ok(&["stop", "each"])?;
+    Ok(())
+}
+
+#[test]
+fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itself() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let b_dir = tempfile::tempdir()?;
+    let listen_b = join_arg(pb);
+    let b_args = ["--name", "b", "--listen", listen_b.as_str(), "--join", &join_arg(pa)];
+    let b_ports = port_range(40);
+    let mut b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
+    wait_alive(&a, &["a", "b"])?;
+    let b_id = b.ok(&["members", "--json"])?.lines().find(|l| l.contains("\"me\":true")).context("me")?.to_owned();
+
+    a.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "crash", "-d"])?;
+    let mut viewer = a.spawn(&["logs", "crash", "-f"])?;
+    viewer.expect("p2 started", |l| l.starts_with("p2@b") && l.contains("started"))?;
+
+    b.kill9();
+    let killed = Instant::now();
+    wait_until("b dead", || members(&a).is_ok_and(|m| m.contains(&("b".to_owned(), "dead".to_owned()))))?;
+    let detected = killed.elapsed();
+    // The target is 2 s; a busy 2-core machine gets some slack here, and
+    // BENCHMARKS.md reports the measured median.
+    assert!(detected < Duration::from_millis(2500), "b was declared dead only after {detected:?}");
+    assert_eq!(a.instance("crash", "p2")?["state"], "lost");
+    assert_eq!(a.instance("crash", "p1")?["state"], "running");
+    viewer.expect("the lost note", |l| l.starts_with("p2@b") && l.contains("lost"))?;
+    let err = a.err(&["send", "crash/p2", "hello"])?;
+    assert!(err.contains("crash/p2 is lost"), "{err}");
+
+    // Restarted on its state dir, b is the same member again.
+    let b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
+    wait_alive(&a, &["a", "b"])?;
+    let again = b.ok(&["members", "--json"])?.lines().find(|l| l.contains("\"me\":true")).context("me")?.to_owned();
+    let id = |line: &str| serde_json::from_str::<Value>(line).map(|v| v["id"].clone());
+    assert_eq!(id(&again)?, id(&b_id)?, "a restarted manager keeps its member id");
+    assert_eq!(members(&a)?.len(), 2, "and is not counted twice");
+    a.ok(&["stop", "crash"])?;
+    Ok(())
+}
+
+#[test]
+fn a_launch_that_one_member_cannot_start_starts_nowhere() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    // b has a single port: its share of four spread instances is two.
+    let listen_b = join_arg(pb);
+    let b = Daemon::start_with(&["--name", "b", "--listen", &listen_b, "--join", &join_arg(pa)], &port_range(1))?;
+    wait_alive(&a, &["a", "b"])?;
+    let err = a.err(&["launch", "FairLossPointToPointLink", "4", "--name", "toobig"])?;
+    assert!(err.contains("member b cannot start its share") && err.contains("no free port"), "{err}");
+    for daemon in [&a, &b] {
+        let listed = daemon.ok(&["ps", "--json"])?;
+        assert!(!listed.contains("toobig"), "a failed launch left instances behind:\n{listed}");
+    }
+    // The name and a's ports are free again.
+    a.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "toobig", "-d"])?;
+    a.ok(&["stop", "toobig"])?;
+    Ok(())
+}
+
+#[test]
+fn exec_runs_only_on_members_that_allow_it() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &["--allow-exec"])?;
+    let _b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    let out = a.ok(&["exec", "2", "--name", "ex", "--", "sh", "-c", "echo on $MGR_MEMBER"])?;
+    assert!(out.contains("p1@a | on a") && out.contains("p2@a | on a"), "{out}");
+    let err = a.err(&["exec", "1", "--on", "b", "--", "true"])?;
+    assert!(err.contains("exec is not allowed on member b"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn managers_of_another_group_are_refused_and_never_members() -> Result<()> {
+    let (pa, pc) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let c = member("c", pc, &["--group", "other", "--join", &join_arg(pa)])?;
+    wait_until("the refusal in both logs", || {
+        a.log().contains("refused a manager that asked to join") && c.log().contains("cannot join")
+    })?;
+    assert!(c.log().contains("group 'default'"), "the refused side says why:\n{}", c.log());
+    let err = c.err(&["join", &join_arg(pa)])?;
+    assert!(err.contains("refused") && err.contains("group"), "{err}");
+    assert_eq!(alive_names(&a)?, ["a"]);
+    assert_eq!(alive_names(&c)?, ["c"]);
+    Ok(())
+}

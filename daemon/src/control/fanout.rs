@@ -1,0 +1,172 @@
+//! Reaching the group: a call made on any member acts on instances
+//! anywhere. These helpers ask every live member (with `local` set, so the
+//! call is not forwarded again) and merge the answers; instances planned on
+//! a dead member are reported `lost`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use mgr_proto::manager_client::ManagerClient;
+use mgr_proto::{Instance, PsRequest, Run};
+use tonic::Status;
+use tonic::transport::Channel;
+
+use super::Control;
+use super::ps::run_to_proto;
+use crate::membership::{Liveness, PeerInfo};
+use crate::supervisor::{Error, Target};
+
+/// Longest wait for one member's answer to a forwarded call.
+pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client of another member's `Manager` service.
+pub(super) fn manager(channel: Channel) -> ManagerClient<Channel> {
+    ManagerClient::new(channel).max_decoding_message_size(16 << 20)
+}
+
+/// Runs `call` on every live peer at once; returns each peer's answer.
+pub(super) async fn on_peers<T, F, Fut>(control: &Control, call: F) -> Vec<(PeerInfo, Result<T, Status>)>
+where
+    F: Fn(ManagerClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+{
+    let peers = control.group.view().alive_peers();
+    let calls = peers.into_iter().map(|(info, channel)| {
+        let call = call(manager(channel));
+        async move {
+            let result = match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
+                Ok(result) => result.map(tonic::Response::into_inner),
+                Err(_) => Err(Status::deadline_exceeded(format!("member {} did not answer in time", info.name))),
+            };
+            (info, result)
+        }
+    });
+    join_all(calls).await
+}
+
+/// `ps` across the group: each run with every instance of every member,
+/// those of dead members `lost`. `run` names one run or, when `None`, all.
+pub(super) async fn ps_group(control: &Control, run: Option<String>) -> Result<Vec<Run>, Status> {
+    let local = match control.supervisor.ps(run.clone()).await {
+        Ok(runs) => runs.into_iter().map(run_to_proto).collect(),
+        Err(Error::UnknownRun(_)) => Vec::new(),
+        Err(err) => return Err(err.into()),
+    };
+    let request = PsRequest { run: run.clone().unwrap_or_default(), local: true };
+    let answers = on_peers(control, |mut client| {
+        let request = request.clone();
+        async move { client.ps(request).await }
+    })
+    .await;
+    let mut merged: BTreeMap<String, Run> = BTreeMap::new();
+    let mut add = |runs: Vec<Run>| {
+        for run in runs {
+            let entry = merged.entry(run.name.clone()).or_insert_with(|| Run {
+                name: run.name.clone(),
+                module: run.module.clone(),
+                args: run.args.clone(),
+                created_ms: run.created_ms,
+                ..Default::default()
+            });
+            entry.created_ms = entry.created_ms.min(run.created_ms);
+            entry.instances.extend(run.instances);
+            if entry.plan.is_empty() {
+                entry.plan = run.plan;
+            }
+        }
+    };
+    add(local);
+    let mut silent = Vec::new();
+    for (peer, answer) in answers {
+        match answer {
+            Ok(reply) => add(reply.runs),
+            Err(status) if status.code() == tonic::Code::NotFound => {}
+            Err(status) => {
+                tracing::warn!(member = %peer.name, %status, "ps: a member did not answer");
+                silent.push(peer.id);
+            }
+        }
+    }
+    if merged.is_empty()
+        && let Some(run) = run
+    {
+        return Err(Error::UnknownRun(run).into());
+    }
+    let view = control.group.view();
+    let mut runs: Vec<Run> = merged.into_values().collect();
+    for run in &mut runs {
+        // Whatever the plan places on a member that did not report it is
+        // lost with that member: dead, or restarted without it. A live
+        // member that did not answer leaves it out of reach instead.
+        for planned in std::mem::take(&mut run.plan) {
+            if run.instances.iter().any(|i| i.name == planned.name) {
+                continue;
+            }
+            let alive = view.member(&planned.member_id).is_some_and(|m| m.state == Liveness::Alive);
+            let state = if alive && silent.contains(&planned.member_id) { "unreachable" } else { "lost" };
+            run.instances.push(Instance { run: run.name.clone(), state: state.into(), ..planned });
+        }
+        run.instances.sort_by_key(|i| instance_number(&i.name));
+    }
+    runs.sort_by(|a, b| (a.created_ms, &a.name).cmp(&(b.created_ms, &b.name)));
+    Ok(runs)
+}
+
+/// `p12` → 12, for ordering instances as p1, p2, …, p10.
+pub(super) fn instance_number(name: &str) -> (u64, String) {
+    (name.strip_prefix('p').and_then(|n| n.parse().ok()).unwrap_or(u64::MAX), name.to_owned())
+}
+
+/// Where a target's instances are: on this member, on live peers, or lost.
+#[derive(Debug, Default)]
+pub(super) struct Located {
+    /// This member hosts some of them.
+    pub local: bool,
+    /// Live peers hosting some, with a channel and the instances there.
+    pub remote: Vec<(PeerInfo, Channel, Vec<String>)>,
+    /// Instances whose member is dead or out of reach: (instance, member).
+    pub lost: Vec<(String, String)>,
+}
+
+/// Finds the members hosting `target`'s instances. A manager that never
+/// had a peer has them all, and finds them at no cost.
+pub(super) async fn locate(control: &Control, target: &Target) -> Result<Located, Status> {
+    let view = control.group.view();
+    if view.members.len() == 1 {
+        return Ok(Located { local: true, ..Default::default() });
+    }
+    let runs = ps_group(control, Some(target.run.clone())).await?;
+    let me = view.me().id.clone();
+    let mut located = Located::default();
+    let mut remote: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut found = false;
+    for inst in runs.iter().flat_map(|r| &r.instances) {
+        if target.instance.as_ref().is_some_and(|name| name != &inst.name) {
+            continue;
+        }
+        found = true;
+        if inst.state == "lost" || inst.state == "unreachable" {
+            located.lost.push((inst.name.clone(), inst.member.clone()));
+        } else if inst.member_id == me {
+            located.local = true;
+        } else {
+            remote.entry(inst.member_id.clone()).or_default().push(inst.name.clone());
+        }
+    }
+    if !found && let Some(instance) = &target.instance {
+        return Err(Error::UnknownInstance { run: target.run.clone(), instance: instance.clone() }.into());
+    }
+    for (id, names) in remote {
+        match (view.member(&id), view.channel(&id)) {
+            (Some(member), Some(channel)) => located.remote.push((member.info.clone(), channel, names)),
+            _ => located.lost.extend(names.into_iter().map(|n| (n, id.clone()))),
+        }
+    }
+    Ok(located)
+}
+
+/// The error for a single instance that cannot be reached.
+pub(super) fn lost(run: &str, instance: &str, member: &str) -> Status {
+    Status::failed_precondition(format!("{run}/{instance} is lost: its member {member} is dead or out of reach"))
+}

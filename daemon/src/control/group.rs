@@ -1,0 +1,460 @@
+//! The group's I/O: handshakes, heartbeats and gossip with the other
+//! managers over the `Peer` gRPC service, feeding the [`Membership`] state
+//! machine, which it owns.
+//!
+//! Every member watches every other member it knows of: a `Watch` stream on
+//! which the peer sends its view every [`HEARTBEAT`]. A view proves the
+//! sender alive and names the members it sees alive, so a member that joins
+//! any one member is known to all within a heartbeat, and two groups that
+//! meet (by mDNS, `--join` or `mgrctl join`) become one. A peer not heard
+//! from within [`FAILURE_TIMEOUT`] is dead; its watcher keeps knocking, so a
+//! restarted manager or a healed partition merges back by itself.
+//!
+//! The task publishes each new view on a `watch` channel: readers (the
+//! control handlers) never wait on it. It must not know about runs or
+//! processes: those belong to the supervisor.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mgr_proto::peer_client::PeerClient;
+use mgr_proto::{HelloRequest, MemberInfo, WatchRequest};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::auth::{self, Tls};
+use crate::discovery::Found;
+use crate::membership::{Change, Liveness, MemberView, Membership, PeerInfo, Refusal};
+
+/// How often a member sends its view to each watcher.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// A peer not heard from for this long is dead. Six heartbeats: a busy
+/// 2-core machine delays some, but a crash is still seen within 2 s.
+pub const FAILURE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Pause between attempts to reach a peer that does not answer.
+const RETRY: Duration = Duration::from_millis(300);
+
+/// Longest wait for a connection and a handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The group as published to readers.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    /// This manager first, then the peers by name.
+    pub members: Vec<MemberView>,
+    /// A channel to each known peer, by id.
+    channels: BTreeMap<String, Channel>,
+}
+
+impl GroupView {
+    pub fn me(&self) -> &PeerInfo {
+        &self.members[0].info
+    }
+
+    /// The live peers (not this manager) with a channel to each.
+    pub fn alive_peers(&self) -> Vec<(PeerInfo, Channel)> {
+        self.members
+            .iter()
+            .filter(|m| !m.me && m.state == Liveness::Alive)
+            .filter_map(|m| self.channels.get(&m.info.id).map(|c| (m.info.clone(), c.clone())))
+            .collect()
+    }
+
+    pub fn member(&self, id: &str) -> Option<&MemberView> {
+        self.members.iter().find(|m| m.info.id == id)
+    }
+
+    pub fn channel(&self, id: &str) -> Option<Channel> {
+        self.channels.get(id).cloned()
+    }
+}
+
+/// Why a join failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("{0}")]
+    Connect(#[from] auth::AuthError),
+    #[error("the manager at {address} refused to join: {message}")]
+    Refused { address: String, message: String },
+    #[error("cannot join the manager at {address}: {refusal}")]
+    NotAMember { address: String, refusal: Refusal },
+    #[error("no answer from the manager at {0} in time")]
+    Timeout(String),
+    #[error("cannot join the manager at {address}: {message}")]
+    Failed { address: String, message: String },
+    #[error("the manager has stopped")]
+    Stopped,
+}
+
+impl JoinError {
+    /// Whether trying again later can help (it was not a refusal).
+    fn transient(&self) -> bool {
+        match self {
+            JoinError::Connect(err) => err.is_transient(),
+            JoinError::Timeout(_) | JoinError::Failed { .. } => true,
+            JoinError::Refused { .. } | JoinError::NotAMember { .. } | JoinError::Stopped => false,
+        }
+    }
+}
+
+enum Msg {
+    /// A peer said hello (inbound handshake).
+    Hello(PeerInfo, oneshot::Sender<Result<(PeerInfo, Vec<PeerInfo>), Refusal>>),
+    /// A peer answered our hello, or sent its view on a watch.
+    Heard { from: PeerInfo, members: Vec<PeerInfo>, reply: Option<oneshot::Sender<Result<(), Refusal>>> },
+    /// Discovery saw a manager.
+    Found(Found),
+}
+
+/// The handle to the group task. Cheap to clone.
+#[derive(Clone)]
+pub struct Group {
+    tx: mpsc::Sender<Msg>,
+    view: watch::Receiver<Arc<GroupView>>,
+    tls: Option<Tls>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Group")
+    }
+}
+
+impl Group {
+    /// Starts the group task for `me`; it joins each of `join` (retrying
+    /// until it answers) and every manager of its group that `found` reports.
+    pub fn start(me: PeerInfo, tls: Option<Tls>, join: Vec<String>, found: Option<mpsc::Receiver<Found>>) -> Group {
+        let membership = Membership::new(me, FAILURE_TIMEOUT);
+        let view = GroupView { members: membership.members(now_ms()), channels: BTreeMap::new() };
+        let (view_tx, view_rx) = watch::channel(Arc::new(view));
+        let (tx, rx) = mpsc::channel(256);
+        let group = Group { tx, view: view_rx, tls: tls.clone() };
+        let task = Task {
+            membership,
+            watchers: BTreeMap::new(),
+            view: view_tx,
+            tls,
+            handle: group.clone_weak(),
+            last_tried: BTreeMap::new(),
+        };
+        tokio::spawn(task.run(rx, found));
+        for address in join {
+            let group = group.clone();
+            tokio::spawn(async move { group.join_until_answered(address).await });
+        }
+        group
+    }
+
+    /// A handle whose sender does not keep the task alive.
+    fn clone_weak(&self) -> WeakGroup {
+        WeakGroup { tx: self.tx.downgrade(), view: self.view.clone() }
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<GroupView> {
+        self.view.borrow().clone()
+    }
+
+    /// Changes of the view, for those who wait on a member's fate.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<GroupView>> {
+        self.view.clone()
+    }
+
+    /// An inbound handshake: admits the peer or says why not.
+    pub async fn hello(&self, from: PeerInfo) -> Result<(PeerInfo, Vec<PeerInfo>), Refusal> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Hello(from.clone(), reply)).await.is_err() {
+            return Err(Refusal::Stopping);
+        }
+        rx.await.unwrap_or(Err(Refusal::Stopping))
+    }
+
+    /// Merges with the manager at `address` (ip:port).
+    pub async fn join(&self, address: &str) -> Result<(), JoinError> {
+        join(&self.tx, self.view().me().clone(), address, self.tls.as_ref()).await
+    }
+
+    /// `--join`: tries until the manager answers, or refuses.
+    async fn join_until_answered(&self, address: String) {
+        let mut warned = false;
+        loop {
+            match self.join(&address).await {
+                Ok(()) => {
+                    tracing::info!(%address, "joined the group");
+                    return;
+                }
+                Err(err) if err.transient() => {
+                    if !warned {
+                        tracing::info!(%address, %err, "cannot join yet; trying again until it answers");
+                        warned = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(err) => {
+                    tracing::error!(%address, %err, "cannot join");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A handle that does not keep the task alive (held by the task itself).
+#[derive(Clone)]
+struct WeakGroup {
+    tx: mpsc::WeakSender<Msg>,
+    view: watch::Receiver<Arc<GroupView>>,
+}
+
+async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: Option<&Tls>) -> Result<(), JoinError> {
+    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let channel = auth::connect(address, tls).await?;
+        PeerClient::new(channel).hello(HelloRequest { from: Some(info_to_proto(&me)) }).await.map_err(|status| {
+            match status.code() {
+                tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied => {
+                    JoinError::Refused { address: address.to_owned(), message: status.message().to_owned() }
+                }
+                _ => JoinError::Failed { address: address.to_owned(), message: status.message().to_owned() },
+            }
+        })
+    })
+    .await
+    .map_err(|_| JoinError::Timeout(address.to_owned()))??
+    .into_inner();
+    let from = info_from_proto(answer.me.unwrap_or_default());
+    let members = answer.members.into_iter().map(info_from_proto).collect();
+    let (reply, rx) = oneshot::channel();
+    tx.send(Msg::Heard { from, members, reply: Some(reply) }).await.map_err(|_| JoinError::Stopped)?;
+    rx.await
+        .map_err(|_| JoinError::Stopped)?
+        .map_err(|refusal| JoinError::NotAMember { address: address.to_owned(), refusal })
+}
+
+struct Watcher {
+    address: String,
+    /// Also used by the control handlers to reach the peer.
+    channel: Channel,
+    task: JoinHandle<()>,
+}
+
+struct Task {
+    membership: Membership,
+    watchers: BTreeMap<String, Watcher>,
+    view: watch::Sender<Arc<GroupView>>,
+    tls: Option<Tls>,
+    handle: WeakGroup,
+    /// When discovery last made us try each id, so a flood of mDNS answers
+    /// does not become a flood of handshakes.
+    last_tried: BTreeMap<String, Instant>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut found: Option<mpsc::Receiver<Found>>) {
+        let mut tick = tokio::time::interval(HEARTBEAT / 2);
+        loop {
+            let changed = tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                f = async { found.as_mut().expect("guarded").recv().await }, if found.is_some() => match f {
+                    Some(f) => self.handle(Msg::Found(f)),
+                    None => {
+                        found = None;
+                        false
+                    }
+                },
+                _ = tick.tick() => {
+                    let died = self.membership.tick(Instant::now());
+                    for peer in &died {
+                        tracing::warn!(member = %peer.name, id = %peer.id, address = %peer.address,
+                            "member is dead: no heartbeat for {} ms", FAILURE_TIMEOUT.as_millis());
+                    }
+                    !died.is_empty()
+                }
+            };
+            if changed {
+                self.publish();
+            }
+        }
+        for watcher in self.watchers.values() {
+            watcher.task.abort();
+        }
+    }
+
+    /// Handles one message; returns whether the view changed.
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Hello(from, reply) => {
+                let result = self.heard(from.clone(), Vec::new());
+                match &result {
+                    Ok(_) => {}
+                    Err(refusal) => tracing::warn!(member = %from.name, address = %from.address, %refusal,
+                        "refused a manager that asked to join"),
+                }
+                let me = self.membership.me().clone();
+                let _ = reply.send(result.map(|_| (me, self.membership.alive())));
+                true
+            }
+            Msg::Heard { from, members, reply } => {
+                let result = self.heard(from, members);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result.map(|_| ()));
+                }
+                true
+            }
+            Msg::Found(found) => {
+                self.found(found);
+                false
+            }
+        }
+    }
+
+    fn heard(&mut self, from: PeerInfo, members: Vec<PeerInfo>) -> Result<(), Refusal> {
+        let change = self.membership.heard(from.clone(), Instant::now(), now_ms())?;
+        match change {
+            Change::Joined => {
+                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member joined")
+            }
+            Change::Rejoined => {
+                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member is back")
+            }
+            Change::Moved => {
+                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member moved")
+            }
+            Change::Refreshed => {}
+        }
+        self.ensure_watcher(&from);
+        for new in self.membership.learned(members, Instant::now()) {
+            tracing::debug!(member = %new.name, address = %new.address, "learned of a member");
+            self.ensure_watcher(&new);
+        }
+        Ok(())
+    }
+
+    fn found(&mut self, found: Found) {
+        let me = self.membership.me();
+        if found.group != me.group || found.id == me.id {
+            tracing::debug!(id = %found.id, group = %found.group, "discovered a manager of another group: ignored");
+            return;
+        }
+        let known_alive = self.membership.peers().any(|(p, state)| p.id == found.id && state == Liveness::Alive);
+        if known_alive {
+            return;
+        }
+        let now = Instant::now();
+        if self.last_tried.get(&found.id).is_some_and(|t| now.duration_since(*t) < Duration::from_secs(2)) {
+            return;
+        }
+        self.last_tried.insert(found.id.clone(), now);
+        let Some(tx) = self.handle.tx.upgrade() else { return };
+        let me = me.clone();
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            for addr in found.addrs {
+                let address = addr.to_string();
+                match join(&tx, me.clone(), &address, tls.as_ref()).await {
+                    Ok(()) => return,
+                    Err(err) => {
+                        tracing::warn!(member = %found.name, %address, %err, "cannot join a discovered manager")
+                    }
+                }
+            }
+        });
+    }
+
+    /// Watches `peer` at its current address (again, if it moved).
+    fn ensure_watcher(&mut self, peer: &PeerInfo) {
+        if self.watchers.get(&peer.id).is_some_and(|w| w.address == peer.address) {
+            return;
+        }
+        if let Some(old) = self.watchers.remove(&peer.id) {
+            old.task.abort();
+        }
+        let Ok(channel) = auth::lazy_channel(&peer.address, self.tls.as_ref()) else {
+            tracing::warn!(member = %peer.name, address = %peer.address, "cannot watch a member with a bad address");
+            return;
+        };
+        let task = tokio::spawn(watch_peer(self.handle.clone(), peer.clone(), channel.clone()));
+        self.watchers.insert(peer.id.clone(), Watcher { address: peer.address.clone(), channel, task });
+    }
+
+    fn publish(&mut self) {
+        let channels = self.watchers.iter().map(|(id, w)| (id.clone(), w.channel.clone())).collect();
+        let view = GroupView { members: self.membership.members(now_ms()), channels };
+        self.view.send_replace(Arc::new(view));
+    }
+}
+
+/// Keeps a `Watch` stream open to `peer`, reporting every view it sends;
+/// reconnects after a failure, forever (the task is aborted when the peer
+/// moves or the manager stops).
+async fn watch_peer(group: WeakGroup, peer: PeerInfo, channel: Channel) {
+    let mut client = PeerClient::new(channel);
+    let mut last_error = String::new();
+    loop {
+        let me = group.view.borrow().me().clone();
+        let request = WatchRequest { from: Some(info_to_proto(&me)) };
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.watch(request)).await {
+            Ok(Ok(stream)) => {
+                last_error.clear();
+                let mut stream = stream.into_inner();
+                // A stream that goes quiet (a cut cable sends no reset) is
+                // dropped and made again, so a healed link is used at once.
+                while let Ok(Ok(Some(view))) = tokio::time::timeout(FAILURE_TIMEOUT * 2, stream.message()).await {
+                    let Some(tx) = group.tx.upgrade() else { return };
+                    let from = info_from_proto(view.me.unwrap_or_default());
+                    let members = view.members.into_iter().map(info_from_proto).collect();
+                    if tx.send(Msg::Heard { from, members, reply: None }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(Err(status)) => {
+                let message = status.message().to_owned();
+                if message != last_error {
+                    tracing::debug!(member = %peer.name, address = %peer.address, %message, "cannot watch member");
+                    last_error = message;
+                }
+            }
+            Err(_) => tracing::debug!(member = %peer.name, address = %peer.address, "watch timed out"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+pub(super) fn info_to_proto(info: &PeerInfo) -> MemberInfo {
+    MemberInfo {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        address: info.address.clone(),
+        group: info.group.clone(),
+        version: info.version,
+        allow_exec: info.allow_exec,
+        advertise: info.advertise.clone(),
+        instances: info.instances,
+        incarnation: info.incarnation,
+    }
+}
+
+pub(super) fn info_from_proto(info: MemberInfo) -> PeerInfo {
+    PeerInfo {
+        id: info.id,
+        name: info.name,
+        address: info.address,
+        group: info.group,
+        version: info.version,
+        allow_exec: info.allow_exec,
+        advertise: info.advertise,
+        instances: info.instances,
+        incarnation: info.incarnation,
+    }
+}

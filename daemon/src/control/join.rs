@@ -1,0 +1,18 @@
+//! `Join`: merge this manager's group with the manager at an address.
+
+use mgr_proto::{JoinReply, JoinRequest};
+use tonic::Status;
+
+use super::Control;
+use super::members::members_to_proto;
+
+pub(super) async fn join(control: &Control, req: JoinRequest) -> Result<JoinReply, Status> {
+    if req.address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(Status::invalid_argument(format!("'{}' is not an IP:PORT address", req.address)));
+    }
+    control.group.join(&req.address).await.map_err(|err| Status::failed_precondition(err.to_string()))?;
+    // The members the joined manager named are contacted in the background;
+    // give them a heartbeat to answer so the reply shows the merged group.
+    tokio::time::sleep(super::group::HEARTBEAT * 2).await;
+    Ok(JoinReply { members: members_to_proto(control).await })
+}
