@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a manager in the foreground until SIGINT or SIGTERM, which stop
@@ -100,7 +102,12 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     if args.path.exists() && !args.force {
         bail!("{} exists already: pass --force to replace it", args.path.display());
     }
-    mgr_daemon::auth::GroupKey::generate().write_new(&args.path)?;
+    let key = mgr_daemon::auth::GroupKey::generate();
+    if args.force {
+        key.replace(&args.path)?
+    } else {
+        key.write_new(&args.path)?
+    }
     println!("wrote a new group key to {}", args.path.display());
     Ok(())
 }
