@@ -192,6 +192,16 @@ impl GroupKey {
     pub fn load(path: &Path) -> Result<GroupKey, AuthError> {
         let shown = || path.display().to_string();
         let bytes = std::fs::read(path).map_err(|err| AuthError::Read { path: shown(), reason: describe_io(&err) })?;
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let key = match <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
+            Ok(key) => key,
+            Err(_) if text.len() == 2 * KEY_LEN => {
+                decode_hex(text).ok_or_else(|| AuthError::BadKeyFile { path: shown(), len: bytes.len() })?
+            }
+            Err(_) => return Err(AuthError::BadKeyFile { path: shown(), len: bytes.len() }),
+        };
+        // Only a real key is worth the warning: a wrong file is an error.
         if let Ok(meta) = std::fs::metadata(path) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
@@ -202,17 +212,7 @@ impl GroupKey {
                 );
             }
         }
-        if let Ok(key) = <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
-            return Ok(GroupKey(key));
-        }
-        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.len() == 2 * KEY_LEN
-            && let Some(key) = decode_hex(text)
-        {
-            return Ok(GroupKey(key));
-        }
-        Err(AuthError::BadKeyFile { path: shown(), len: bytes.len() })
+        Ok(GroupKey(key))
     }
 
     /// The Ed25519 seed of the group's CA: HKDF-SHA256 of the key, so every

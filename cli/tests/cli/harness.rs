@@ -269,3 +269,97 @@ pub(crate) fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>>
     let prefix = format!("{} | deliver ", instance.rsplit('/').next().unwrap_or_default());
     Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
 }
+
+/// The daemon's stderr (its tracing log) goes to this file of its state dir
+/// when it was started with [`Daemon::start_logged`].
+pub(crate) const LOG_FILE: &str = "mgr.stderr";
+
+impl Daemon {
+    /// Like [`Daemon::start`], but with `--listen listen` (loopback only)
+    /// and the daemon's log kept in `STATE/mgr.stderr` for [`Daemon::log`].
+    pub(crate) fn start_logged(extra: &[&str], listen: &str) -> Result<Daemon> {
+        let owned = tempfile::tempdir()?;
+        let dir = owned.path().to_owned();
+        let socket = dir.join("mgr.sock");
+        let log = std::fs::File::create(dir.join(LOG_FILE))?;
+        let child = Command::new(bin("mgr"))
+            .args(["start", "--name", "test", "--listen", listen, "--no-mdns", "--grace", "1"])
+            .args(["--ports", &port_range(10)])
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(extra)
+            .env_remove("MGR_KEY_FILE")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let daemon = Daemon { child: Some(child), dir, socket, _owned: Some(owned) };
+        let deadline = Instant::now() + TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("mgr did not open its socket in time; its log:\n{}", daemon.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    /// What the daemon logged so far (only with [`Daemon::start_logged`]),
+    /// without terminal colours.
+    pub(crate) fn log(&self) -> String {
+        let raw = std::fs::read_to_string(self.dir.join(LOG_FILE)).unwrap_or_default();
+        let mut text = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // Skip an escape sequence up to its final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                text.push(c);
+            }
+        }
+        text
+    }
+
+    /// The TCP address the daemon listens on, from its "manager started"
+    /// line (so `--listen 127.0.0.1:0` can pick a free port).
+    pub(crate) fn tcp_addr(&self) -> Result<String> {
+        let mut addr = None;
+        wait_until("the daemon's listen address in its log", || {
+            addr = self
+                .log()
+                .lines()
+                .find(|l| l.contains("manager started"))
+                .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")).map(str::to_owned));
+            addr.is_some()
+        })?;
+        addr.context("no listen address")
+    }
+
+    /// Waits until the daemon's log has a line containing every one of
+    /// `parts`; returns that line.
+    pub(crate) fn wait_log(&self, parts: &[&str]) -> Result<String> {
+        let mut found = None;
+        let waited = wait_until(&format!("a log line with {parts:?}"), || {
+            found = self.log().lines().find(|l| parts.iter().all(|p| l.contains(p))).map(str::to_owned);
+            found.is_some()
+        });
+        match (waited, found) {
+            (Ok(()), Some(line)) => Ok(line),
+            _ => bail!("no log line with {parts:?}; the log:\n{}", self.log()),
+        }
+    }
+}
+
+/// mgrctl with no daemon socket, host or key from the environment: the
+/// test gives what it means to.
+pub(crate) fn mgrctl(args: &[&str]) -> Command {
+    let mut command = Command::new(bin("mgrctl"));
+    command.args(args).env("NO_COLOR", "1").env_remove("MGR_HOST").env_remove("MGR_KEY_FILE");
+    command
+}
