@@ -31,7 +31,7 @@ use rcgen::{
     KeyUsagePurpose, PKCS_ED25519, SerialNumber,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -52,7 +52,7 @@ pub const SERVER_NAME: &str = "mgr.group";
 /// the connection is dropped; a silent client must not hold a slot forever.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many TLS handshakes may be in progress at once on the TCP port;
+/// How many handshakes may be in progress at once on the TCP port;
 /// beyond that new connections are dropped, so a flood cannot exhaust memory.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
@@ -65,9 +65,9 @@ const CA_LABEL: &[u8] = b"mgr group ca v1";
 const ED25519_PKCS8_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
-/// The HTTP/2 client preface and an empty SETTINGS frame: what a plain
-/// (keyless) client sends first.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+/// The HTTP/2 client preface: what a plain (keyless) client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE_LEN: usize = H2_PREFACE.len();
 
 /// A TLS 1.3 fatal alert "certificate_required" (116): what the server
 /// answers to a client that does not speak TLS, so that a keyless mgrctl can
@@ -365,25 +365,64 @@ impl Connected for Conn {
 }
 
 /// The byte stream of an outgoing connection: plain or TLS.
-pub struct ClientConn(ClientIo);
+pub struct ClientConn {
+    io: ClientIo,
+    /// How much of the HTTP/2 preface, already sent by [`dial`] to learn
+    /// whether the manager speaks TLS, is still to be dropped from what
+    /// HTTP/2 writes first.
+    preface_sent: usize,
+}
+
+impl AsyncRead for ClientConn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl ClientConn {
+    /// Takes the part of `buf` that repeats the preface [`dial`] sent:
+    /// `Some(n)` when the first `n` bytes of `buf` are to be reported as
+    /// written without being sent.
+    fn skip_preface(&mut self, buf: &[u8]) -> Option<io::Result<usize>> {
+        if self.preface_sent == 0 || buf.is_empty() {
+            return None;
+        }
+        let at = H2_PREFACE_LEN - self.preface_sent;
+        let n = self.preface_sent.min(buf.len());
+        if buf[..n] != H2_PREFACE[at..at + n] {
+            return Some(Err(io::Error::other("HTTP/2 did not start with its preface")));
+        }
+        self.preface_sent -= n;
+        Some(Ok(n))
+    }
+}
+
+/// TLS record types are 0x14 to 0x17; an HTTP/2 frame starts with the high
+/// byte of its length, 0 for a server's first SETTINGS.
+fn is_tls_record(first: u8) -> bool {
+    (0x14..=0x17).contains(&first)
+}
 
 enum ClientIo {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// Both stream types delegate every I/O call to whichever stream they hold.
-macro_rules! delegate_io {
-    ($ty:ty, $field:tt, $plain:path, $tls:path) => {
-        impl AsyncRead for $ty {
-            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-                match &mut self.get_mut().$field {
-                    $plain(s) => Pin::new(s).poll_read(cx, buf),
-                    $tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-                }
-            }
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ConnIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ConnIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
+    }
+}
 
+/// The accepted stream delegates every write to whichever stream it holds.
+macro_rules! delegate_write {
+    ($ty:ty, $field:tt, $plain:path, $tls:path) => {
         impl AsyncWrite for $ty {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
                 match &mut self.get_mut().$field {
@@ -427,14 +466,65 @@ macro_rules! delegate_io {
     };
 }
 
-delegate_io!(Conn, io, ConnIo::Plain, ConnIo::Tls);
-delegate_io!(ClientConn, 0, ClientIo::Plain, ClientIo::Tls);
+delegate_write!(Conn, io, ConnIo::Plain, ConnIo::Tls);
+
+impl AsyncWrite for ClientConn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(skipped) = this.skip_preface(buf) {
+            return Poll::Ready(skipped);
+        }
+        match &mut this.io {
+            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
+            && let Some(skipped) = this.skip_preface(first)
+        {
+            return Poll::Ready(skipped);
+        }
+        match &mut this.io {
+            ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            ClientIo::Plain(s) => s.is_write_vectored(),
+            ClientIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// The connections of the TCP control port, authenticated when there is TLS.
 ///
-/// Accepting runs in its own task and each TLS handshake in another, so a
-/// slow or silent client never delays anyone else; only connections whose
-/// handshake succeeded are yielded. Each refused connection is logged once,
+/// Accepting runs in its own task and each handshake (TLS, or without a key
+/// the check that the client does not speak TLS) in another, so a slow or
+/// silent client never delays anyone else; only connections whose handshake
+/// succeeded are yielded. Each refused connection is logged once,
 /// with the reason. The task ends when the stream is dropped.
 pub fn incoming(listener: TcpListener, tls: Option<Tls>) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
     let (tx, rx) = mpsc::channel(64);
@@ -462,27 +552,40 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, tx: m
         };
         let _ = tcp.set_nodelay(true);
         let info = tcp.connect_info();
-        let Some(acceptor) = &acceptor else {
-            if tx.send(Ok(Conn { io: ConnIo::Plain(tcp), info })).await.is_err() {
-                return;
-            }
-            continue;
-        };
         let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!("refused a connection from {peer}: too many TLS handshakes in progress");
+            tracing::warn!("refused a connection from {peer}: too many handshakes in progress");
             continue;
         };
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(async move {
-            let result = accept_tls(&acceptor, tcp).await;
+            let result = match &acceptor {
+                Some(acceptor) => accept_tls(acceptor, tcp).await.map(|tls| ConnIo::Tls(Box::new(tls))),
+                None => accept_plain(tcp).await.map(ConnIo::Plain),
+            };
             drop(permit);
             match result {
-                Ok(tls) => {
-                    let _ = tx.send(Ok(Conn { io: ConnIo::Tls(Box::new(tls)), info })).await;
+                Ok(io) => {
+                    let _ = tx.send(Ok(Conn { io, info })).await;
                 }
                 Err(reason) => tracing::warn!("refused a connection from {peer}: {reason}"),
             }
         });
+    }
+}
+
+/// Without a key, waits for the client's first byte: a TLS ClientHello is a
+/// client with a key, refused here with a log line (it is told "does not use
+/// a group key" on its side) rather than left to fail inside HTTP/2.
+async fn accept_plain(tcp: TcpStream) -> Result<TcpStream, String> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+        Err(_) => Err(format!("it sent nothing within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+        Ok(Err(err)) => Err(format!("it failed before sending anything: {}", describe_io(&err))),
+        Ok(Ok(0)) => Err("it hung up before sending anything".into()),
+        Ok(Ok(_)) if is_tls_record(first[0]) => {
+            Err("it speaks TLS (a manager or mgrctl with --key-file), and this manager has no key".into())
+        }
+        Ok(Ok(_)) => Ok(tcp),
     }
 }
 
@@ -595,7 +698,7 @@ pub async fn dial(addr: &str, tls: Option<&Tls>) -> Result<ClientConn, AuthError
     };
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
-        return Ok(ClientConn(ClientIo::Plain(tcp)));
+        return check_plain(addr, tcp, deadline).await;
     };
     let name = ServerName::try_from(SERVER_NAME).map_err(|e| AuthError::Setup(e.to_string()))?;
     let connecting = TlsConnector::from(tls.client.clone()).connect(name, tcp);
@@ -604,7 +707,7 @@ pub async fn dial(addr: &str, tls: Option<&Tls>) -> Result<ClientConn, AuthError
             addr: addr.to_owned(),
             reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
         }),
-        Ok(Ok(stream)) => Ok(ClientConn(ClientIo::Tls(Box::new(stream)))),
+        Ok(Ok(stream)) => Ok(ClientConn { io: ClientIo::Tls(Box::new(stream)), preface_sent: 0 }),
         Ok(Err(err)) => Err(client_handshake_error(addr, &err)),
     }
 }
@@ -625,19 +728,18 @@ fn client_handshake_error(addr: &str, err: &io::Error) -> AuthError {
     }
 }
 
-/// Without a key, checks that the manager at `addr` speaks plain HTTP/2:
-/// sends the HTTP/2 preface and looks at the first byte of the answer. A
-/// keyed manager answers with a TLS alert (or hangs up), and the user gets
-/// "requires the group key" instead of an HTTP/2 protocol error.
-async fn probe_plain(addr: &str) -> Result<(), AuthError> {
-    let ClientConn(ClientIo::Plain(mut tcp)) = dial(addr, None).await? else {
-        unreachable!("dial without TLS gives a plain stream");
-    };
+/// Without a key, checks that the manager at `addr` speaks plain HTTP/2
+/// before handing the connection to HTTP/2: sends the HTTP/2 preface and
+/// peeks at the first byte of the answer. A plain manager answers with its
+/// SETTINGS frame; a keyed one with a TLS alert (or it hangs up), and the
+/// caller gets "requires the group key" instead of an HTTP/2 protocol error.
+/// HTTP/2's own copy of the preface is then dropped by [`ClientConn`].
+async fn check_plain(addr: &str, mut tcp: TcpStream, deadline: tokio::time::Instant) -> Result<ClientConn, AuthError> {
     let requires_key = || AuthError::RequiresKey { addr: addr.to_owned() };
-    let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    let answer = tokio::time::timeout_at(deadline, async {
         tcp.write_all(H2_PREFACE).await?;
         let mut first = [0u8; 1];
-        let n = tcp.read(&mut first).await?;
+        let n = tcp.peek(&mut first).await?;
         Ok::<_, io::Error>((n, first[0]))
     })
     .await;
@@ -646,10 +748,9 @@ async fn probe_plain(addr: &str) -> Result<(), AuthError> {
             addr: addr.to_owned(),
             reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
         }),
-        // TLS record types are 0x14 to 0x17; an HTTP/2 frame starts with the
-        // high byte of its length, 0 for the server's first SETTINGS.
-        Ok(Ok((1, byte))) if (0x14..=0x17).contains(&byte) => Err(requires_key()),
-        Ok(Ok((1, _))) => Ok(()),
+        Ok(Ok((1, byte))) if !is_tls_record(byte) => {
+            Ok(ClientConn { io: ClientIo::Plain(tcp), preface_sent: H2_PREFACE_LEN })
+        }
         Ok(Ok(_)) => Err(requires_key()),
         Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionReset => Err(requires_key()),
         Ok(Err(err)) => Err(AuthError::Handshake { addr: addr.to_owned(), reason: describe_io(&err) }),
@@ -667,11 +768,7 @@ pub fn lazy_channel(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError>
 /// A connected channel to the manager at `addr` (ip:port): every reason the
 /// connection cannot be made is an [`AuthError`] with a message for users.
 pub async fn connect(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError> {
-    let endpoint = endpoint(addr)?;
-    if tls.is_none() {
-        probe_plain(addr).await?;
-    }
-    endpoint.connect_with_connector(connector(addr.to_owned(), tls.cloned())).await.map_err(|err| {
+    endpoint(addr)?.connect_with_connector(connector(addr.to_owned(), tls.cloned())).await.map_err(|err| {
         AuthError::find_in(&err)
             .unwrap_or_else(|| AuthError::Handshake { addr: addr.to_owned(), reason: err.to_string() })
     })
@@ -680,6 +777,7 @@ pub async fn connect(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio_stream::StreamExt;
 
     fn tls_of(key: &GroupKey) -> Tls {
@@ -783,7 +881,7 @@ mod tests {
         client.flush().await.unwrap();
         let mut conn = conns.next().await.unwrap().unwrap();
         assert!(conn.is_authenticated());
-        let ClientIo::Tls(tls) = &client.0 else { panic!("a plain client") };
+        let ClientIo::Tls(tls) = &client.io else { panic!("a plain client") };
         assert_eq!(conn.connect_info().remote_addr(), Some(tls.get_ref().0.local_addr().unwrap()));
         let mut buf = [0u8; 4];
         conn.read_exact(&mut buf).await.unwrap();
@@ -862,7 +960,7 @@ mod tests {
     async fn a_plain_client_is_refused_and_told_to_use_the_key() {
         let (listener, addr) = loopback().await;
         let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
-        let err = probe_plain(&addr).await.unwrap_err();
+        let err = dial(&addr, None).await.err().unwrap();
         assert!(matches!(err, AuthError::RequiresKey { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
@@ -887,6 +985,27 @@ mod tests {
             err.to_string(),
             format!("the manager at {addr} does not use a group key (started without --key-file)")
         );
+    }
+
+    #[tokio::test]
+    async fn a_keyless_manager_refuses_a_keyed_client_and_serves_a_plain_one() {
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, None));
+        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
+        assert!(matches!(err, AuthError::NotKeyed { .. }), "{err:?}");
+        // A plain client is yielded (dial waits for the server's first
+        // byte, so the server side answers here).
+        let (client, conn) = tokio::join!(dial(&addr, None), async {
+            let mut conn = conns.next().await.unwrap().unwrap();
+            assert!(!conn.is_authenticated());
+            let mut preface = [0u8; H2_PREFACE_LEN];
+            conn.read_exact(&mut preface).await.unwrap();
+            assert_eq!(preface, H2_PREFACE);
+            conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+            conn
+        });
+        assert!(client.is_ok(), "{:?}", client.err());
+        drop(conn);
     }
 
     #[tokio::test]
@@ -924,6 +1043,28 @@ mod tests {
         assert_eq!(status.message(), format!("the manager at {addr} does not hold this group's key"));
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(matches!(AuthError::find_in(&status), Some(AuthError::NotInGroup { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_keyless_lazy_channel_learns_the_manager_wants_the_key() {
+        let (listener, addr) = loopback().await;
+        let _conns = incoming(listener, Some(tls_of(&GroupKey::generate())));
+        use tower::Service;
+        let mut channel = lazy_channel(&addr, None).unwrap();
+        let request = tonic::codegen::http::Request::builder()
+            .uri(format!("http://{addr}/mgr.Manager/Status"))
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let err = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+            Ok(()) => channel.call(request).await.unwrap_err(),
+            Err(err) => err,
+        };
+        let status = tonic::Status::from_error(Box::new(err));
+        assert!(matches!(AuthError::find_in(&status), Some(AuthError::RequiresKey { .. })), "{status:?}");
+        assert_eq!(
+            status.message(),
+            format!("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
+        );
     }
 
     #[tokio::test]

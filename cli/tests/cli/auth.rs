@@ -143,6 +143,7 @@ fn a_keyless_manager_serves_loopback_and_says_so() -> Result<()> {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = one_line_error(mgrctl(&["--host", &addr, "--key-file", key.to_str().context("path")?, "ps"]))?;
     assert_eq!(err, format!("mgrctl: the manager at {addr} does not use a group key (started without --key-file)"));
+    daemon.wait_log(&["refused a connection from 127.0.0.1:", "it speaks TLS"])?;
     Ok(())
 }
 
