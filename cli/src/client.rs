@@ -1,6 +1,7 @@
-//! Connecting to a manager: the local daemon's Unix socket, or, with
-//! `--local` and no daemon running, a manager embedded in this process for
-//! the lifetime of the command.
+//! Connecting to a manager: the local daemon's Unix socket; a manager's TCP
+//! port (`--host`, authenticated with the group key by `mgr_daemon::auth`);
+//! or, with `--local` and no daemon running, a manager embedded in this
+//! process for the lifetime of the command.
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -56,6 +57,18 @@ pub async fn connect(socket: &Path, local: bool) -> anyhow::Result<(Client, Opti
         }
         Err(err) => Err(err).with_context(|| format!("cannot reach the mgr daemon at {}", socket.display())),
     }
+}
+
+/// Connects to the manager at `host` (IP:PORT) over TCP: TLS with the group
+/// key in `key_file`, plain without one (which only a manager listening on
+/// loopback accepts). Every failure is one clear line from `auth`.
+pub async fn connect_tcp(host: &str, key_file: Option<&Path>) -> anyhow::Result<Client> {
+    let tls = match key_file {
+        Some(path) => Some(mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?),
+        None => None,
+    };
+    let channel = mgr_daemon::auth::connect(host, tls.as_ref()).await?;
+    Ok(ManagerClient::new(channel).max_decoding_message_size(16 << 20))
 }
 
 async fn connect_unix(path: &Path) -> anyhow::Result<Client> {

@@ -18,7 +18,7 @@ use clap::Parser;
     name = "mgrctl",
     version,
     about = "Control mgr: launch protocol modules on the group, watch and steer their instances.",
-    after_help = "Without a daemon, add --local to run an embedded manager for one command:\n  mgrctl --local launch FairLossPointToPointLink 2"
+    after_help = "Without a daemon, add --local to run an embedded manager for one command:\n  mgrctl --local launch FairLossPointToPointLink 2\nOn another machine of the group, name a manager and the group key:\n  mgrctl --host 10.1.0.5:6170 --key-file group.key ps"
 )]
 pub struct Cli {
     /// The local daemon's control socket [default: mgr.sock in the default state dir].
@@ -28,6 +28,15 @@ pub struct Cli {
     /// this command's lifetime (its instances end with the command).
     #[arg(long, global = true)]
     pub local: bool,
+    /// Talk to the manager at IP:PORT over TCP (its --listen address)
+    /// instead of the local daemon's socket; with --key-file the connection
+    /// is TLS authenticated with the group key.
+    #[arg(long, global = true, env = "MGR_HOST", value_name = "IP:PORT", conflicts_with = "local")]
+    pub host: Option<String>,
+    /// The group key file (see `mgr keygen`) for --host: the manager must
+    /// hold the same key, and this proves we do, without sending it.
+    #[arg(long, global = true, env = "MGR_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -38,8 +47,13 @@ pub struct Cli {
 /// Runs one mgrctl command; returns the process's exit code (0 success,
 /// 1 failure, 130 interrupted).
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let socket = cli.socket.clone().unwrap_or_else(client::default_socket);
-    let (client, embedded) = client::connect(&socket, cli.local).await?;
+    let (client, embedded) = match &cli.host {
+        Some(host) => (client::connect_tcp(host, cli.key_file.as_deref()).await?, None),
+        None => {
+            let socket = cli.socket.clone().unwrap_or_else(client::default_socket);
+            client::connect(&socket, cli.local).await?
+        }
+    };
     let result = commands::run(cli.command, client, embedded.is_some()).await;
     if let Some(embedded) = embedded {
         embedded.stop().await?;

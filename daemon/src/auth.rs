@@ -1,39 +1,161 @@
-//! Authentication: the group key and the TLS it gives every TCP connection.
+//! Authentication: the group key, the TLS it gives every TCP connection, and
+//! the TCP edge of the manager (accepting and dialing).
 //!
-//! SKELETON: the auth helper replaces the bodies; the signatures are the
-//! contract the rest of the daemon and mgrctl build on.
+//! Every holder of the 32-byte group key derives the same certificate
+//! authority from it (HKDF-SHA256 → Ed25519 seed → a self-signed CA
+//! certificate with fixed serial, validity and name), and each process signs
+//! a fresh leaf certificate of its own with that CA. Both ends of a TCP
+//! connection then run TLS 1.3 with mutual certificates: the server accepts
+//! only clients whose certificate chains to the group's CA, the client
+//! trusts only that CA. The key itself never crosses the wire, and TLS 1.3's
+//! fresh randoms and key shares make a replayed handshake useless.
+//!
+//! This module owns the key file, the TLS configurations, the accepting of
+//! TCP connections (with the refusal log) and the dialing of managers
+//! (with the errors users see). It must not know about RPCs or membership:
+//! callers get authenticated byte streams and tonic channels, nothing more.
 
+use std::error::Error as StdError;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Channel, Endpoint};
+use hyper_util::rt::TokioIo;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ED25519, SerialNumber,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Length of a group key in bytes.
 pub const KEY_LEN: usize = 32;
 
+/// The DNS name in every leaf certificate, and the name a client asks for.
+/// Managers are found by address, so one fixed name serves the whole group:
+/// what is checked is that the certificate chains to the group's CA.
+pub const SERVER_NAME: &str = "mgr.group";
+
+/// How long a peer may take to finish a TLS handshake (either side) before
+/// the connection is dropped; a silent client must not hold a slot forever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many handshakes may be in progress at once on the TCP port;
+/// beyond that new connections are dropped, so a flood cannot exhaust memory.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// The HKDF "info" that turns the group key into the CA's Ed25519 seed. A
+/// new version of the scheme gets a new label, and so a new CA.
+const CA_LABEL: &[u8] = b"mgr group ca v1";
+
+/// PKCS#8 v1 DER of an Ed25519 private key is this fixed prefix followed by
+/// the 32-byte seed (RFC 8410).
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
+/// The HTTP/2 client preface: what a plain (keyless) client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE_LEN: usize = H2_PREFACE.len();
+
+/// A TLS 1.3 fatal alert "certificate_required" (116): what the server
+/// answers to a client that does not speak TLS, so that a keyless mgrctl can
+/// tell the user the manager wants the key rather than "connection reset".
+const ALERT_CERTIFICATE_REQUIRED: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 116];
+
 /// Why a key could not be made or used, or a connection was refused.
-#[derive(Debug, thiserror::Error)]
+///
+/// The connection variants carry the address of the manager and are the
+/// messages users see; callers can branch on them (for example to stop
+/// retrying a peer that holds another key).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
-    #[error("cannot read the key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("cannot write the key file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
-    #[error("{0}")]
-    Bad(String),
+    #[error("cannot read the key file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("cannot write the key file {path}: {reason}")]
+    Write { path: String, reason: String },
+    /// The key file exists but does not hold a key.
+    #[error("key file {path} holds {len} bytes; a group key is 32 bytes (make one with `mgr keygen FILE`)")]
+    BadKeyFile { path: String, len: usize },
+    /// Building the certificates or the TLS configuration failed (a bug or
+    /// a broken crypto library, never the user's input).
+    #[error("cannot set up TLS from the group key: {0}")]
+    Setup(String),
+    /// `addr` is not an address a channel can be made to.
+    #[error("'{addr}' is not a manager address (expected IP:PORT): {reason}")]
+    BadAddress { addr: String, reason: String },
+    /// No TCP connection could be made.
+    #[error("cannot reach the manager at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The manager's certificate does not chain to our group's CA.
+    #[error("the manager at {addr} does not hold this group's key")]
+    NotInGroup { addr: String },
+    /// The manager rejected our certificate: it holds another key.
+    #[error("the manager at {addr} refused us: it holds another group key")]
+    WrongKey { addr: String },
+    /// We have no key, and the manager speaks TLS.
+    #[error("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")]
+    RequiresKey { addr: String },
+    /// We have a key, and the manager speaks plain HTTP/2.
+    #[error("the manager at {addr} does not use a group key (started without --key-file)")]
+    NotKeyed { addr: String },
+    /// Any other failure of the TLS handshake.
+    #[error("the TLS handshake with the manager at {addr} failed: {reason}")]
+    Handshake { addr: String, reason: String },
 }
 
 impl AuthError {
-    /// Whether trying again later can help (the peer was unreachable, not
-    /// refusing).
+    /// The first `AuthError` in the source chain of `err` (a tonic transport
+    /// error or `Status` of a channel made here carries one when the
+    /// connection failed for a reason of this module).
+    pub fn find_in(err: &(dyn StdError + 'static)) -> Option<AuthError> {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(auth) = err.downcast_ref::<AuthError>() {
+                return Some(auth.clone());
+            }
+            if let Some(auth) = err.downcast_ref::<io::Error>().and_then(|e| e.get_ref()?.downcast_ref::<AuthError>()) {
+                return Some(auth.clone());
+            }
+            next = err.source();
+        }
+        None
+    }
+
+    /// True when the failure is about the key (the other side holds
+    /// another one, or one of the two has none): retrying will not help.
+    pub fn is_key_mismatch(&self) -> bool {
+        matches!(
+            self,
+            AuthError::NotInGroup { .. }
+                | AuthError::WrongKey { .. }
+                | AuthError::RequiresKey { .. }
+                | AuthError::NotKeyed { .. }
+        )
+    }
+}
+
+impl AuthError {
+    /// Whether trying again later can help: the manager was not reachable
+    /// or the handshake broke, rather than a refusal or bad input.
     pub fn is_transient(&self) -> bool {
-        true
+        matches!(self, AuthError::Unreachable { .. } | AuthError::Handshake { .. })
     }
 }
 
 /// The group key: 32 random bytes shared by the group's managers and users.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct GroupKey([u8; KEY_LEN]);
 
 impl std::fmt::Debug for GroupKey {
@@ -43,47 +165,1001 @@ impl std::fmt::Debug for GroupKey {
 }
 
 impl GroupKey {
+    /// A new key from the operating system's random source.
     pub fn generate() -> GroupKey {
         GroupKey(rand::random())
     }
 
+    /// Writes the key (32 raw bytes) to a new file of mode 0600; an existing
+    /// file is an error, so a key is never replaced by accident.
     pub fn write_new(&self, path: &Path) -> Result<(), AuthError> {
-        std::fs::write(path, self.0).map_err(|source| AuthError::Write { path: path.display().to_string(), source })
+        let write_err =
+            |err: io::Error| AuthError::Write { path: path.display().to_string(), reason: describe_io(&err) };
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(write_err)?;
+        file.write_all(&self.0).and_then(|()| file.sync_all()).map_err(write_err)
     }
 
+    /// Replaces the key file at `path` (or makes it) atomically: the new key
+    /// goes to a new 0600 file beside it, renamed over the old one, so no
+    /// reader ever sees half a key.
+    pub fn replace(&self, path: &Path) -> Result<(), AuthError> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".new-{}", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let _ = std::fs::remove_file(&tmp);
+        self.write_new(&tmp)?;
+        std::fs::rename(&tmp, path).map_err(|err| {
+            let _ = std::fs::remove_file(&tmp);
+            AuthError::Write { path: path.display().to_string(), reason: describe_io(&err) }
+        })
+    }
+
+    /// Reads a key file: 32 raw bytes, or 64 hex digits and an optional
+    /// newline (for keys pasted into a file by hand). A file that others
+    /// can read still works, with a warning.
     pub fn load(path: &Path) -> Result<GroupKey, AuthError> {
-        let bytes =
-            std::fs::read(path).map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
-        let key: [u8; KEY_LEN] = bytes.try_into().map_err(|_| AuthError::Bad("not a key".into()))?;
+        let shown = || path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|err| AuthError::Read { path: shown(), reason: describe_io(&err) })?;
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let key = match <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
+            Ok(key) => key,
+            Err(_) if text.len() == 2 * KEY_LEN => {
+                decode_hex(text).ok_or_else(|| AuthError::BadKeyFile { path: shown(), len: bytes.len() })?
+            }
+            Err(_) => return Err(AuthError::BadKeyFile { path: shown(), len: bytes.len() }),
+        };
+        // Only a real key is worth the warning: a wrong file is an error.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "key file {} is open to other users (mode {mode:04o}): anyone who reads it can join the group; \
+                     chmod 600 it",
+                    shown()
+                );
+            }
+        }
         Ok(GroupKey(key))
+    }
+
+    /// The Ed25519 seed of the group's CA: HKDF-SHA256 of the key, so every
+    /// holder of the key gets the same CA and nobody can go back to the key.
+    fn ca_seed(&self) -> Result<[u8; 32], AuthError> {
+        use ring::hkdf;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&self.0);
+        let mut seed = [0u8; 32];
+        prk.expand(&[CA_LABEL], hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut seed))
+            .map_err(|_| AuthError::Setup("HKDF failed".into()))?;
+        Ok(seed)
     }
 }
 
-/// Client and server TLS configurations derived from a group key.
-#[derive(Clone, Debug)]
+fn decode_hex(text: &[u8]) -> Option<[u8; KEY_LEN]> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut key = [0u8; KEY_LEN];
+    for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(key)
+}
+
+/// Client and server TLS configurations derived from a group key: the
+/// group's CA as the only trust anchor, and this process's own leaf.
+#[derive(Clone)]
 pub struct Tls {
-    _key: Arc<GroupKey>,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    ca: CertificateDer<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls(..)")
+    }
 }
 
 impl Tls {
+    /// Derives the group's CA from `key` and signs a fresh leaf for this
+    /// process with it.
     pub fn new(key: &GroupKey) -> Result<Tls, AuthError> {
-        Ok(Tls { _key: Arc::new(key.clone()) })
+        let setup = |what: &str| {
+            let what = what.to_owned();
+            move |err: &dyn std::fmt::Display| AuthError::Setup(format!("{what}: {err}"))
+        };
+        let seed = key.ca_seed()?;
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        let ca_key = KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(pkcs8), &PKCS_ED25519)
+            .map_err(|e| setup("the CA key")(&e))?;
+        // Everything in the CA certificate is fixed (and Ed25519 signatures
+        // are deterministic), so every holder of the key builds the same
+        // bytes: one trust anchor for the group.
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name = DistinguishedName::new();
+        ca_params.distinguished_name.push(DnType::OrganizationName, "mgr");
+        ca_params.distinguished_name.push(DnType::CommonName, "mgr group CA");
+        ca_params.serial_number = Some(SerialNumber::from_slice(&[1]));
+        ca_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        ca_params.not_after = rcgen::date_time_ymd(4000, 1, 1);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| setup("the CA certificate")(&e))?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        // The leaf is new in every process: its private key never leaves
+        // memory, and nothing about it needs to be the same across members.
+        let leaf_key = KeyPair::generate_for(&PKCS_ED25519).map_err(|e| setup("the leaf key")(&e))?;
+        let mut leaf_params =
+            CertificateParams::new(vec![SERVER_NAME.to_owned()]).map_err(|e| setup("the leaf certificate")(&e))?;
+        leaf_params.distinguished_name = DistinguishedName::new();
+        leaf_params.distinguished_name.push(DnType::OrganizationName, "mgr");
+        leaf_params.distinguished_name.push(DnType::CommonName, "mgr member");
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(|e| setup("the leaf certificate")(&e))?;
+
+        let ca = ca_cert.der().clone();
+        let chain = vec![leaf.der().clone()];
+        let leaf_der = || PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).map_err(|e| setup("the trust anchor")(&e))?;
+        let roots = Arc::new(roots);
+        // The provider is passed to every builder rather than installed
+        // process-wide, so another crate's provider can never make rustls
+        // panic over which one to use.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| setup("the client verifier")(&e))?;
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| setup("the server configuration")(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), leaf_der())
+            .map_err(|e| setup("the server configuration")(&e))?;
+        // No session tickets: every connection proves the key with a full
+        // handshake, and there is no ticket to steal or replay.
+        server.send_tls13_tickets = 0;
+        server.alpn_protocols = vec![b"h2".to_vec()];
+
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| setup("the client configuration")(&e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, leaf_der())
+            .map_err(|e| setup("the client configuration")(&e))?;
+        client.resumption = rustls::client::Resumption::disabled();
+        client.alpn_protocols = vec![b"h2".to_vec()];
+
+        Ok(Tls { server: Arc::new(server), client: Arc::new(client), ca })
+    }
+
+    /// The group's CA certificate (DER): the same for every holder of the key.
+    pub fn ca_certificate(&self) -> &[u8] {
+        self.ca.as_ref()
+    }
+}
+
+/// One accepted connection of the TCP port: plain, or TLS whose client
+/// proved it holds the group key. Handlers see the peer's address through
+/// tonic's `TcpConnectInfo` (`Request::remote_addr`).
+pub struct Conn {
+    io: ConnIo,
+    info: TcpConnectInfo,
+}
+
+enum ConnIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// True when the peer was authenticated with the group key.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.io, ConnIo::Tls(_))
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.info.clone()
+    }
+}
+
+/// The byte stream of an outgoing connection: plain or TLS.
+pub struct ClientConn {
+    io: ClientIo,
+    /// How much of the HTTP/2 preface, already sent by [`dial`] to learn
+    /// whether the manager speaks TLS, is still to be dropped from what
+    /// HTTP/2 writes first.
+    preface_sent: usize,
+}
+
+impl AsyncRead for ClientConn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl ClientConn {
+    /// Takes the part of `buf` that repeats the preface [`dial`] sent:
+    /// `Some(n)` when the first `n` bytes of `buf` are to be reported as
+    /// written without being sent.
+    fn skip_preface(&mut self, buf: &[u8]) -> Option<io::Result<usize>> {
+        if self.preface_sent == 0 || buf.is_empty() {
+            return None;
+        }
+        let at = H2_PREFACE_LEN - self.preface_sent;
+        let n = self.preface_sent.min(buf.len());
+        if buf[..n] != H2_PREFACE[at..at + n] {
+            return Some(Err(io::Error::other("HTTP/2 did not start with its preface")));
+        }
+        self.preface_sent -= n;
+        Some(Ok(n))
+    }
+}
+
+/// TLS record types are 0x14 to 0x17; an HTTP/2 frame starts with the high
+/// byte of its length, 0 for a server's first SETTINGS.
+fn is_tls_record(first: u8) -> bool {
+    (0x14..=0x17).contains(&first)
+}
+
+enum ClientIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ConnIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ConnIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+/// The accepted stream delegates every write to whichever stream it holds.
+macro_rules! delegate_write {
+    ($ty:ty, $field:tt, $plain:path, $tls:path) => {
+        impl AsyncWrite for $ty {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                match &mut self.get_mut().$field {
+                    $plain(s) => Pin::new(s).poll_write(cx, buf),
+                    $tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+                }
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match &mut self.get_mut().$field {
+                    $plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                    $tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+                }
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                match &self.$field {
+                    $plain(s) => s.is_write_vectored(),
+                    $tls(s) => s.is_write_vectored(),
+                }
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match &mut self.get_mut().$field {
+                    $plain(s) => Pin::new(s).poll_flush(cx),
+                    $tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+                }
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match &mut self.get_mut().$field {
+                    $plain(s) => Pin::new(s).poll_shutdown(cx),
+                    $tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+                }
+            }
+        }
+    };
+}
+
+delegate_write!(Conn, io, ConnIo::Plain, ConnIo::Tls);
+
+impl AsyncWrite for ClientConn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(skipped) = this.skip_preface(buf) {
+            return Poll::Ready(skipped);
+        }
+        match &mut this.io {
+            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
+            && let Some(skipped) = this.skip_preface(first)
+        {
+            return Poll::Ready(skipped);
+        }
+        match &mut this.io {
+            ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            ClientIo::Plain(s) => s.is_write_vectored(),
+            ClientIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
 /// The connections of the TCP control port, authenticated when there is TLS.
-pub fn incoming(listener: TcpListener, _tls: Option<Tls>) -> TcpListenerStream {
-    TcpListenerStream::new(listener)
+///
+/// Accepting runs in its own task and each handshake (TLS, or without a key
+/// the check that the client does not speak TLS) in another, so a slow or
+/// silent client never delays anyone else; only connections whose handshake
+/// succeeded are yielded. Each refused connection is logged once,
+/// with the reason. The task ends when the stream is dropped.
+pub fn incoming(listener: TcpListener, tls: Option<Tls>) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = tls.map(|tls| TlsAcceptor::from(tls.server));
+    tokio::spawn(accept_loop(listener, acceptor, tx));
+    ReceiverStream::new(rx)
 }
 
-/// A channel to the manager at `addr` (ip:port) that connects when first used.
-pub fn lazy_channel(addr: &str, _tls: Option<&Tls>) -> Result<Channel, AuthError> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| AuthError::Bad(e.to_string()))?;
-    Ok(endpoint.connect_lazy())
+async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, tx: mpsc::Sender<io::Result<Conn>>) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let accepted = tokio::select! {
+            _ = tx.closed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: the condition passes,
+                // the port must stay open, and a busy loop would not help.
+                tracing::warn!("cannot accept a connection on the TCP port: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let info = tcp.connect_info();
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::warn!("refused a connection from {peer}: too many handshakes in progress");
+            continue;
+        };
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = match &acceptor {
+                Some(acceptor) => accept_tls(acceptor, tcp).await.map(|tls| ConnIo::Tls(Box::new(tls))),
+                None => accept_plain(tcp).await.map(ConnIo::Plain),
+            };
+            drop(permit);
+            match result {
+                Ok(io) => {
+                    let _ = tx.send(Ok(Conn { io, info })).await;
+                }
+                Err(reason) => tracing::warn!("refused a connection from {peer}: {reason}"),
+            }
+        });
+    }
 }
 
-/// A connected channel to the manager at `addr` (ip:port).
-pub async fn connect(addr: &str, _tls: Option<&Tls>) -> Result<Channel, AuthError> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| AuthError::Bad(e.to_string()))?;
-    endpoint.connect().await.map_err(|e| AuthError::Bad(e.to_string()))
+/// Without a key, waits for the client's first byte: a TLS ClientHello is a
+/// client with a key, refused here with a log line (it is told "does not use
+/// a group key" on its side) rather than left to fail inside HTTP/2.
+async fn accept_plain(tcp: TcpStream) -> Result<TcpStream, String> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+        Err(_) => Err(format!("it sent nothing within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+        Ok(Err(err)) => Err(format!("it failed before sending anything: {}", describe_io(&err))),
+        Ok(Ok(0)) => Err("it hung up before sending anything".into()),
+        Ok(Ok(_)) if is_tls_record(first[0]) => {
+            Err("it speaks TLS (a manager or mgrctl with --key-file), and this manager has no key".into())
+        }
+        Ok(Ok(_)) => Ok(tcp),
+    }
+}
+
+/// Runs the server side of the handshake on `tcp`; the error is why the
+/// peer was refused, phrased for the log ("refused a connection from X: …").
+async fn accept_tls(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    let timed_out = || format!("it did not finish the TLS handshake within {} s", HANDSHAKE_TIMEOUT.as_secs());
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    // A TLS client starts with a handshake record (0x16). Anything else is a
+    // plain client: answer it with a TLS alert it can recognise, rather than
+    // let rustls fail on garbage.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Err(err)) => return Err(format!("it failed before the TLS handshake: {}", describe_io(&err))),
+        Ok(Ok(0)) => return Err("it hung up before the TLS handshake".into()),
+        Ok(Ok(_)) if first[0] != 0x16 => {
+            let mut tcp = tcp;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                let _ = tcp.write_all(&ALERT_CERTIFICATE_REQUIRED).await;
+                let _ = tcp.shutdown().await;
+            })
+            .await;
+            return Err("not TLS (a manager or mgrctl without --key-file?)".into());
+        }
+        Ok(Ok(_)) => {}
+    }
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Err(_) => Err(timed_out()),
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(err)) => Err(match rustls_error(&err) {
+            Some(rustls::Error::NoCertificatesPresented) => "it sent no certificate (no --key-file?)".into(),
+            Some(rustls::Error::InvalidCertificate(_)) => {
+                "it does not hold this group's key (its certificate is not signed by it)".into()
+            }
+            Some(rustls::Error::AlertReceived(_)) => {
+                "it does not hold this group's key (it does not trust our certificate)".into()
+            }
+            Some(rustls::Error::InvalidMessage(_)) => "not TLS (a manager or mgrctl without --key-file?)".into(),
+            Some(other) => format!("the TLS handshake failed: {other}"),
+            None if err.kind() == io::ErrorKind::UnexpectedEof => "it hung up during the TLS handshake".into(),
+            None => format!("the TLS handshake failed: {}", describe_io(&err)),
+        }),
+    }
+}
+
+fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
+    err.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// A lowercase one-line description of an I/O error, without the
+/// "(os error N)" suffix users cannot act on.
+fn describe_io(err: &io::Error) -> String {
+    use io::ErrorKind::*;
+    let text = match err.kind() {
+        NotFound => "no such file or directory",
+        PermissionDenied => "permission denied",
+        AlreadyExists => "it exists already",
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset",
+        TimedOut => "no answer",
+        HostUnreachable => "no route to host",
+        NetworkUnreachable => "network unreachable",
+        AddrNotAvailable => "address not available",
+        _ => return err.to_string(),
+    };
+    text.to_owned()
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, AuthError> {
+    // The URI is required by tonic but only names the peer in errors: the
+    // connector below decides where the connection goes, and whether it is
+    // TLS (so the scheme stays http).
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|err| AuthError::BadAddress { addr: addr.to_owned(), reason: err.to_string() })?;
+    // A connection through a cut cable never errors by itself: HTTP/2 pings
+    // find it dead within two seconds, so the channel makes a new one once
+    // the link is back instead of waiting on TCP's retransmission backoff.
+    Ok(endpoint
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(1))
+        .keep_alive_while_idle(true))
+}
+
+/// The tower service tonic calls for each (re)connection of a channel.
+/// tonic turns a connector's error into `Status::unavailable` with the
+/// error's text as the message (and the error in its source chain): that is
+/// how the user sees "the manager at X refused us…" instead of "transport
+/// error", and how [`AuthError::find_in`] finds it again.
+fn connector(
+    addr: String,
+    tls: Option<Tls>,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<ClientConn>,
+    Error = AuthError,
+    Future = impl Future<Output = Result<TokioIo<ClientConn>, AuthError>> + Send,
+> + Send
++ 'static {
+    tower::service_fn(move |_: Uri| {
+        let (addr, tls) = (addr.clone(), tls.clone());
+        async move { dial(&addr, tls.as_ref()).await.map(TokioIo::new) }
+    })
+}
+
+/// Connects to `addr` over TCP and, with `tls`, runs the client handshake.
+pub async fn dial(addr: &str, tls: Option<&Tls>) -> Result<ClientConn, AuthError> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let unreachable = |reason: String| AuthError::Unreachable { addr: addr.to_owned(), reason };
+    let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Err(_) => return Err(unreachable(format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()))),
+        Ok(Err(err)) => return Err(unreachable(describe_io(&err))),
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return check_plain(addr, tcp, deadline).await;
+    };
+    let name = ServerName::try_from(SERVER_NAME).map_err(|e| AuthError::Setup(e.to_string()))?;
+    let connecting = TlsConnector::from(tls.client.clone()).connect(name, tcp);
+    match tokio::time::timeout_at(deadline, connecting).await {
+        Err(_) => Err(AuthError::Handshake {
+            addr: addr.to_owned(),
+            reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+        }),
+        Ok(Ok(stream)) => Ok(ClientConn { io: ClientIo::Tls(Box::new(stream)), preface_sent: 0 }),
+        Ok(Err(err)) => Err(client_handshake_error(addr, &err)),
+    }
+}
+
+fn client_handshake_error(addr: &str, err: &io::Error) -> AuthError {
+    let addr = addr.to_owned();
+    match rustls_error(err) {
+        Some(rustls::Error::InvalidCertificate(_)) => AuthError::NotInGroup { addr },
+        Some(rustls::Error::AlertReceived(_)) => AuthError::WrongKey { addr },
+        // A plain HTTP/2 server answers a ClientHello with an HTTP/2 frame
+        // (or hangs up): not a TLS record.
+        Some(rustls::Error::InvalidMessage(_)) => AuthError::NotKeyed { addr },
+        Some(other) => AuthError::Handshake { addr, reason: other.to_string() },
+        None if matches!(err.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
+            AuthError::NotKeyed { addr }
+        }
+        None => AuthError::Handshake { addr, reason: describe_io(err) },
+    }
+}
+
+/// Without a key, checks that the manager at `addr` speaks plain HTTP/2
+/// before handing the connection to HTTP/2: sends the HTTP/2 preface and
+/// peeks at the first byte of the answer. A plain manager answers with its
+/// SETTINGS frame; a keyed one with a TLS alert (or it hangs up), and the
+/// caller gets "requires the group key" instead of an HTTP/2 protocol error.
+/// HTTP/2's own copy of the preface is then dropped by [`ClientConn`].
+async fn check_plain(addr: &str, mut tcp: TcpStream, deadline: tokio::time::Instant) -> Result<ClientConn, AuthError> {
+    let requires_key = || AuthError::RequiresKey { addr: addr.to_owned() };
+    let answer = tokio::time::timeout_at(deadline, async {
+        tcp.write_all(H2_PREFACE).await?;
+        let mut first = [0u8; 1];
+        let n = tcp.peek(&mut first).await?;
+        Ok::<_, io::Error>((n, first[0]))
+    })
+    .await;
+    match answer {
+        Err(_) => Err(AuthError::Handshake {
+            addr: addr.to_owned(),
+            reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+        }),
+        Ok(Ok((1, byte))) if !is_tls_record(byte) => {
+            Ok(ClientConn { io: ClientIo::Plain(tcp), preface_sent: H2_PREFACE_LEN })
+        }
+        Ok(Ok(_)) => Err(requires_key()),
+        Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionReset => Err(requires_key()),
+        Ok(Err(err)) => Err(AuthError::Handshake { addr: addr.to_owned(), reason: describe_io(&err) }),
+    }
+}
+
+/// A channel to the manager at `addr` (ip:port) that connects when first
+/// used (and reconnects after a failure). A call that cannot connect fails
+/// with `Status::unavailable` whose message is the [`AuthError`]'s text
+/// ([`AuthError::find_in`] on the status gives the error itself).
+pub fn lazy_channel(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError> {
+    Ok(endpoint(addr)?.connect_with_connector_lazy(connector(addr.to_owned(), tls.cloned())))
+}
+
+/// A connected channel to the manager at `addr` (ip:port): every reason the
+/// connection cannot be made is an [`AuthError`] with a message for users.
+pub async fn connect(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError> {
+    endpoint(addr)?.connect_with_connector(connector(addr.to_owned(), tls.cloned())).await.map_err(|err| {
+        AuthError::find_in(&err)
+            .unwrap_or_else(|| AuthError::Handshake { addr: addr.to_owned(), reason: err.to_string() })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio_stream::StreamExt;
+
+    fn tls_of(key: &GroupKey) -> Tls {
+        Tls::new(key).unwrap()
+    }
+
+    async fn loopback() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        (listener, addr)
+    }
+
+    /// Accepts one connection and returns why it was refused (or "" when
+    /// its handshake succeeded).
+    fn refusal_of_next(listener: TcpListener, tls: &Tls) -> tokio::task::JoinHandle<String> {
+        let acceptor = TlsAcceptor::from(tls.server.clone());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            match accept_tls(&acceptor, tcp).await {
+                Ok(mut tls) => {
+                    // Keep the connection until the client is done with it.
+                    let _ = tls.read(&mut [0u8; 16]).await;
+                    String::new()
+                }
+                Err(reason) => reason,
+            }
+        })
+    }
+
+    #[test]
+    fn keygen_writes_32_bytes_mode_0600_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("group.key");
+        let key = GroupKey::generate();
+        key.write_new(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 32);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(GroupKey::load(&path).unwrap(), key);
+        let err = GroupKey::generate().write_new(&path).unwrap_err().to_string();
+        assert_eq!(err, format!("cannot write the key file {}: it exists already", path.display()));
+        assert_eq!(GroupKey::load(&path).unwrap(), key, "the old key is kept");
+        let other = GroupKey::generate();
+        other.replace(&path).unwrap();
+        assert_eq!(GroupKey::load(&path).unwrap(), other);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn key_file_may_hold_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hex.key");
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 7 + 250) as u8);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, format!("{hex}\n")).unwrap();
+        assert_eq!(GroupKey::load(&path).unwrap(), GroupKey(bytes));
+        std::fs::write(&path, hex.to_uppercase()).unwrap();
+        assert_eq!(GroupKey::load(&path).unwrap(), GroupKey(bytes));
+    }
+
+    #[test]
+    fn bad_key_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.key");
+        std::fs::write(&path, [1u8; 17]).unwrap();
+        assert_eq!(
+            GroupKey::load(&path).unwrap_err().to_string(),
+            format!(
+                "key file {} holds 17 bytes; a group key is 32 bytes (make one with `mgr keygen FILE`)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "z".repeat(64)).unwrap();
+        assert!(matches!(GroupKey::load(&path), Err(AuthError::BadKeyFile { len: 64, .. })));
+        let missing = dir.path().join("missing.key");
+        assert_eq!(
+            GroupKey::load(&missing).unwrap_err().to_string(),
+            format!("cannot read the key file {}: no such file or directory", missing.display())
+        );
+    }
+
+    #[test]
+    fn every_holder_of_a_key_derives_the_same_ca() {
+        let key = GroupKey::generate();
+        let (a, b) = (tls_of(&key), tls_of(&key));
+        assert_eq!(a.ca_certificate(), b.ca_certificate());
+        assert_ne!(a.ca_certificate(), tls_of(&GroupKey::generate()).ca_certificate());
+        // The leaves are per process.
+        let leaf = |t: &Tls| t.client.client_auth_cert_resolver.resolve(&[], &[rustls::SignatureScheme::ED25519]);
+        assert_ne!(leaf(&a).unwrap().cert, leaf(&b).unwrap().cert);
+    }
+
+    #[tokio::test]
+    async fn same_key_handshake_succeeds() {
+        let key = GroupKey::generate();
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, Some(tls_of(&key))));
+        let mut client = dial(&addr, Some(&tls_of(&key))).await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        client.flush().await.unwrap();
+        let mut conn = conns.next().await.unwrap().unwrap();
+        assert!(conn.is_authenticated());
+        let ClientIo::Tls(tls) = &client.io else { panic!("a plain client") };
+        assert_eq!(conn.connect_info().remote_addr(), Some(tls.get_ref().0.local_addr().unwrap()));
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn another_key_is_refused_on_both_sides() {
+        let (listener, addr) = loopback().await;
+        let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
+        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
+        assert!(matches!(err, AuthError::NotInGroup { .. }), "{err:?}");
+        assert_eq!(err.to_string(), format!("the manager at {addr} does not hold this group's key"));
+        assert_eq!(server.await.unwrap(), "it does not hold this group's key (it does not trust our certificate)");
+    }
+
+    #[tokio::test]
+    async fn another_key_never_reaches_the_service() {
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, Some(tls_of(&GroupKey::generate()))));
+        assert!(dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.is_err());
+        let next = tokio::time::timeout(Duration::from_millis(300), conns.next()).await;
+        assert!(next.is_err(), "a refused connection was yielded");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_of_another_ca_is_refused() {
+        // A client that trusts our CA (say, it has our CA certificate) but
+        // has a leaf of its own CA: the server checks the chain.
+        let key = GroupKey::generate();
+        let ours = tls_of(&key);
+        let theirs = tls_of(&GroupKey::generate());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ours.ca.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let resolver = theirs.client.client_auth_cert_resolver.clone();
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(resolver);
+        let (listener, addr) = loopback().await;
+        let server = refusal_of_next(listener, &ours);
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        let name = ServerName::try_from(SERVER_NAME).unwrap();
+        // TLS 1.3: the client finishes first, then learns of the refusal.
+        if let Ok(mut tls) = TlsConnector::from(Arc::new(config)).connect(name, tcp).await {
+            let err = tls.read(&mut [0u8; 1]).await.unwrap_err();
+            assert!(matches!(rustls_error(&err), Some(rustls::Error::AlertReceived(_))), "{err:?}");
+        }
+        assert_eq!(server.await.unwrap(), "it does not hold this group's key (its certificate is not signed by it)");
+    }
+
+    #[tokio::test]
+    async fn a_client_without_certificate_is_refused() {
+        let tls = tls_of(&GroupKey::generate());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(tls.ca.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let (listener, addr) = loopback().await;
+        let server = refusal_of_next(listener, &tls);
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        let name = ServerName::try_from(SERVER_NAME).unwrap();
+        if let Ok(mut stream) = TlsConnector::from(Arc::new(config)).connect(name, tcp).await {
+            assert!(stream.read(&mut [0u8; 1]).await.is_err());
+        }
+        assert_eq!(server.await.unwrap(), "it sent no certificate (no --key-file?)");
+    }
+
+    #[tokio::test]
+    async fn a_plain_client_is_refused_and_told_to_use_the_key() {
+        let (listener, addr) = loopback().await;
+        let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
+        let err = dial(&addr, None).await.err().unwrap();
+        assert!(matches!(err, AuthError::RequiresKey { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
+        );
+        assert_eq!(server.await.unwrap(), "not TLS (a manager or mgrctl without --key-file?)");
+    }
+
+    #[tokio::test]
+    async fn a_keyed_client_is_told_a_plain_manager_has_no_key() {
+        let (listener, addr) = loopback().await;
+        // What an HTTP/2 server does with a ClientHello: send its SETTINGS,
+        // fail on the bad preface, hang up.
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let _ = tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+            let _ = tcp.read(&mut [0u8; 64]).await;
+        });
+        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
+        assert!(matches!(err, AuthError::NotKeyed { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("the manager at {addr} does not use a group key (started without --key-file)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_keyless_manager_refuses_a_keyed_client_and_serves_a_plain_one() {
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, None));
+        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
+        assert!(matches!(err, AuthError::NotKeyed { .. }), "{err:?}");
+        // A plain client is yielded (dial waits for the server's first
+        // byte, so the server side answers here).
+        let (client, conn) = tokio::join!(dial(&addr, None), async {
+            let mut conn = conns.next().await.unwrap().unwrap();
+            assert!(!conn.is_authenticated());
+            let mut preface = [0u8; H2_PREFACE_LEN];
+            conn.read_exact(&mut preface).await.unwrap();
+            assert_eq!(preface, H2_PREFACE);
+            conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+            conn
+        });
+        assert!(client.is_ok(), "{:?}", client.err());
+        drop(conn);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_manager_is_a_clear_error() {
+        let (listener, addr) = loopback().await;
+        drop(listener);
+        let err = connect(&addr, Some(&tls_of(&GroupKey::generate()))).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("cannot reach the manager at {addr}: connection refused"));
+        let err = connect(&addr, None).await.unwrap_err();
+        assert!(matches!(err, AuthError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn channels_carry_the_clear_error() {
+        let (listener, addr) = loopback().await;
+        let _conns = incoming(listener, Some(tls_of(&GroupKey::generate())));
+        let other = tls_of(&GroupKey::generate());
+        let err = connect(&addr, Some(&other)).await.unwrap_err();
+        assert!(matches!(err, AuthError::NotInGroup { .. }), "{err:?}");
+        let err = connect(&addr, None).await.unwrap_err();
+        assert!(matches!(err, AuthError::RequiresKey { .. }), "{err:?}");
+
+        // A lazy channel fails its first call with the same text.
+        use tower::Service;
+        let mut channel = lazy_channel(&addr, Some(&other)).unwrap();
+        let request = tonic::codegen::http::Request::builder()
+            .uri(format!("http://{addr}/mgr.Manager/Status"))
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let err = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+            Ok(()) => channel.call(request).await.unwrap_err(),
+            Err(err) => err,
+        };
+        let status = tonic::Status::from_error(Box::new(err));
+        assert_eq!(status.message(), format!("the manager at {addr} does not hold this group's key"));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(matches!(AuthError::find_in(&status), Some(AuthError::NotInGroup { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_keyless_lazy_channel_learns_the_manager_wants_the_key() {
+        let (listener, addr) = loopback().await;
+        let _conns = incoming(listener, Some(tls_of(&GroupKey::generate())));
+        use tower::Service;
+        let mut channel = lazy_channel(&addr, None).unwrap();
+        let request = tonic::codegen::http::Request::builder()
+            .uri(format!("http://{addr}/mgr.Manager/Status"))
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let err = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+            Ok(()) => channel.call(request).await.unwrap_err(),
+            Err(err) => err,
+        };
+        let status = tonic::Status::from_error(Box::new(err));
+        assert!(matches!(AuthError::find_in(&status), Some(AuthError::RequiresKey { .. })), "{status:?}");
+        assert_eq!(
+            status.message(),
+            format!("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_does_not_block_others() {
+        let key = GroupKey::generate();
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, Some(tls_of(&key))));
+        let _silent = TcpStream::connect(&addr).await.unwrap();
+        let _client = tokio::time::timeout(Duration::from_secs(2), dial(&addr, Some(&tls_of(&key))))
+            .await
+            .expect("the handshake waited for the silent client")
+            .unwrap();
+        let conn = tokio::time::timeout(Duration::from_secs(2), conns.next()).await.unwrap();
+        assert!(conn.unwrap().unwrap().is_authenticated());
+    }
+
+    #[tokio::test]
+    async fn a_replayed_handshake_does_not_get_in() {
+        let key = GroupKey::generate();
+        let server_tls = tls_of(&key);
+        let (listener, addr) = loopback().await;
+        let acceptor = TlsAcceptor::from(server_tls.server.clone());
+        // The server takes two connections: the genuine one and the replay.
+        let server = tokio::spawn(async move {
+            let mut results = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                results.push(match accept_tls(&acceptor, tcp).await {
+                    Ok(mut tls) => {
+                        let _ = tls.read(&mut [0u8; 16]).await;
+                        Ok(())
+                    }
+                    Err(reason) => Err(reason),
+                });
+            }
+            results
+        });
+        // A recording proxy in the middle keeps every byte the client sent.
+        let (proxy, proxy_addr) = loopback().await;
+        let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tape = recorded.clone();
+        let target = addr.clone();
+        tokio::spawn(async move {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            let mut upstream = TcpStream::connect(target).await.unwrap();
+            let (mut cr, mut cw) = client.split();
+            let (mut ur, mut uw) = upstream.split();
+            let up = async {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = cr.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        let _ = uw.shutdown().await;
+                        break;
+                    }
+                    tape.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if uw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let down = async {
+                let _ = tokio::io::copy(&mut ur, &mut cw).await;
+            };
+            tokio::join!(up, down);
+        });
+        let mut client = dial(&proxy_addr, Some(&tls_of(&key))).await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let tape = recorded.lock().unwrap().clone();
+        assert!(tape.len() > 100, "the handshake was recorded");
+        let mut replay = TcpStream::connect(&addr).await.unwrap();
+        replay.write_all(&tape).await.unwrap();
+        let _ = replay.read(&mut [0u8; 4096]).await;
+        let results = server.await.unwrap();
+        assert_eq!(results[0], Ok(()));
+        let refusal = results[1].clone().unwrap_err();
+        assert!(refusal.contains("TLS handshake failed"), "{refusal}");
+    }
 }

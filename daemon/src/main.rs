@@ -102,7 +102,12 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     if args.path.exists() && !args.force {
         bail!("{} exists already: pass --force to replace it", args.path.display());
     }
-    mgr_daemon::auth::GroupKey::generate().write_new(&args.path)?;
+    let key = mgr_daemon::auth::GroupKey::generate();
+    if args.force {
+        key.replace(&args.path)?
+    } else {
+        key.write_new(&args.path)?
+    }
     println!("wrote a new group key to {}", args.path.display());
     Ok(())
 }

@@ -72,7 +72,9 @@ impl Daemon {
             .stdout(Stdio::null())
             // The daemon's log stays in its state dir (appended across
             // restarts) for tests that read it and for failures to show.
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("mgr.log"))?)
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LOG_FILE))?)
+            // A test names its key explicitly, never the user's.
+            .env_remove("MGR_KEY_FILE")
             .spawn()?;
         let daemon = Daemon { child: Some(child), dir: dir.to_owned(), socket, _owned: None };
         let deadline = Instant::now() + TIMEOUT;
@@ -126,11 +128,6 @@ impl Daemon {
 
     pub(crate) fn instance(&self, run: &str, name: &str) -> Result<Value> {
         self.ps(run)?.into_iter().find(|i| i["instance"] == name).context("instance not in ps")
-    }
-
-    /// What the daemon logged so far.
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mgr.log")).unwrap_or_default()
     }
 
     /// Kills the daemon at once (SIGKILL), as a crash would; its state
@@ -291,4 +288,59 @@ pub(crate) fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>>
     let logs = daemon.ok(&["logs", instance])?;
     let prefix = format!("{} | deliver ", instance.rsplit('/').next().unwrap_or_default());
     Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
+}
+
+/// The daemon's stderr (its tracing log, plain text: it is not a
+/// terminal) goes to this file of its state dir, appended across restarts.
+pub(crate) const LOG_FILE: &str = "mgr.log";
+
+impl Daemon {
+    /// Like [`Daemon::start`], with `--listen listen` (loopback only).
+    pub(crate) fn start_logged(extra: &[&str], listen: &str) -> Result<Daemon> {
+        let mut args = extra.to_vec();
+        args.extend(["--listen", listen]);
+        Daemon::start(&args)
+    }
+
+    /// What the daemon logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(LOG_FILE)).unwrap_or_default()
+    }
+
+    /// The TCP address the daemon listens on, from its "manager started"
+    /// line (so `--listen 127.0.0.1:0` can pick a free port).
+    pub(crate) fn tcp_addr(&self) -> Result<String> {
+        let mut addr = None;
+        wait_until("the daemon's listen address in its log", || {
+            addr = self
+                .log()
+                .lines()
+                .find(|l| l.contains("manager started"))
+                .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")).map(str::to_owned));
+            addr.is_some()
+        })?;
+        addr.context("no listen address")
+    }
+
+    /// Waits until the daemon's log has a line containing every one of
+    /// `parts`; returns that line.
+    pub(crate) fn wait_log(&self, parts: &[&str]) -> Result<String> {
+        let mut found = None;
+        let waited = wait_until(&format!("a log line with {parts:?}"), || {
+            found = self.log().lines().find(|l| parts.iter().all(|p| l.contains(p))).map(str::to_owned);
+            found.is_some()
+        });
+        match (waited, found) {
+            (Ok(()), Some(line)) => Ok(line),
+            _ => bail!("no log line with {parts:?}; the log:\n{}", self.log()),
+        }
+    }
+}
+
+/// mgrctl with no daemon socket, host or key from the environment: the
+/// test gives what it means to.
+pub(crate) fn mgrctl(args: &[&str]) -> Command {
+    let mut command = Command::new(bin("mgrctl"));
+    command.args(args).env("NO_COLOR", "1").env_remove("MGR_HOST").env_remove("MGR_KEY_FILE");
+    command
 }

@@ -3,6 +3,7 @@
 //! processes exchanging real UDP datagrams. One test binary for the crate;
 //! one file per area.
 
+mod auth;
 mod broadcast;
 mod consensus;
 mod detectors;
