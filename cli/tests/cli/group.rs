@@ -214,3 +214,28 @@ fn managers_of_another_group_are_refused_and_never_members() -> Result<()> {
     assert_eq!(alive_names(&c)?, ["c"]);
     Ok(())
 }
+
+#[test]
+fn a_manager_with_another_key_is_refused_on_both_sides_and_never_a_member() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let (ours, theirs) = (keys.path().join("ours.key"), keys.path().join("theirs.key"));
+    for key in [&ours, &theirs] {
+        let out = Command::new(bin("mgr")).arg("keygen").arg(key).output()?;
+        assert!(out.status.success());
+    }
+    let (ours, theirs) = (ours.to_str().context("path")?, theirs.to_str().context("path")?);
+    let (pa, pb, px) = (free_port(), free_port(), free_port());
+    let a = member("a", pa, &["--key-file", ours])?;
+    let b = member("b", pb, &["--key-file", ours, "--join", &join_arg(pa)])?;
+    let x = member("x", px, &["--key-file", theirs, "--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    wait_until("the refusal in both logs", || {
+        a.log().contains("refused a connection") && x.log().contains("does not hold this group's key")
+    })?;
+    let err = x.err(&["join", &join_arg(pb)])?;
+    assert!(err.contains("does not hold this group's key"), "{err}");
+    assert_eq!(alive_names(&a)?, ["a", "b"]);
+    assert_eq!(alive_names(&b)?, ["a", "b"]);
+    assert_eq!(alive_names(&x)?, ["x"]);
+    Ok(())
+}
