@@ -10,6 +10,7 @@
 //! `discover ID NAME GROUP PORT ADVERTISE [IFACE...]`
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
 use mgr_daemon::discovery::{Discovery, DiscoveryConfig};
 use tokio::io::AsyncReadExt;
@@ -20,10 +21,10 @@ async fn main() -> anyhow::Result<()> {
     let [id, name, group, port, advertise, ifaces @ ..] = &args[..] else {
         anyhow::bail!("usage: discover ID NAME GROUP PORT ADVERTISE [IFACE...]");
     };
-    let own = std::fs::read_link("/proc/self/ns/net")?;
-    let init = std::fs::read_link("/proc/1/ns/net")?;
-    if own == init {
-        anyhow::bail!("discover sends mdns: run it inside a test network namespace, not on the host");
+    if !in_lab_namespace() {
+        anyhow::bail!(
+            "discover sends mdns: run it only inside a test lab's network namespace (mgrt-*), not on the host"
+        );
     }
     let config = DiscoveryConfig {
         member_id: id.clone(),
@@ -54,4 +55,15 @@ async fn main() -> anyhow::Result<()> {
     }
     discovery.shutdown().await;
     Ok(())
+}
+
+/// Whether this process's network namespace is one the multi-host harness
+/// made (`ip netns add mgrt-...`, bind-mounted in /run/netns).
+fn in_lab_namespace() -> bool {
+    let Ok(own) = std::fs::metadata("/proc/self/ns/net") else { return false };
+    let Ok(entries) = std::fs::read_dir("/run/netns") else { return false };
+    entries.flatten().any(|entry| {
+        entry.file_name().to_string_lossy().starts_with("mgrt-")
+            && entry.metadata().is_ok_and(|m| m.dev() == own.dev() && m.ino() == own.ino())
+    })
 }

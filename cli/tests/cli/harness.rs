@@ -269,3 +269,18 @@ pub(crate) fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>>
     let prefix = format!("{} | deliver ", instance.rsplit('/').next().unwrap_or_default());
     Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
 }
+
+// Used by the multi-host harness (netns.rs), whose managers are started
+// inside network namespaces but driven like any other Daemon.
+impl Daemon {
+    /// Wraps a running `mgr start` whose control socket in `dir` accepts
+    /// already; it is stopped like any Daemon when dropped.
+    pub(crate) fn adopt(child: Child, dir: &Path) -> Daemon {
+        Daemon { child: Some(child), dir: dir.to_owned(), socket: dir.join("mgr.sock"), _owned: None }
+    }
+
+    /// The manager's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}

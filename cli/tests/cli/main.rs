@@ -8,4 +8,5 @@ mod consensus;
 mod detectors;
 mod foundation;
 mod harness;
+mod netns;
 mod registers;
