@@ -581,10 +581,13 @@ struct Finder {
 use std::sync::mpsc;
 
 impl Finder {
-    fn start(lab: &Lab, i: usize, id: &str, group: &str) -> Result<Finder> {
+    /// Starts `discover` in host i; `ifaces` pins its interfaces (none: the
+    /// default, every non-loopback IPv4 interface).
+    fn start(lab: &Lab, i: usize, id: &str, group: &str, ifaces: &[&str]) -> Result<Finder> {
         let mut child = lab
             .command(i, discover_bin()?)
             .args([id, &format!("h{i}"), group, &MGR_PORT.to_string(), &lab.ip(i).to_string()])
+            .args(ifaces)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -656,7 +659,9 @@ fn discovery_finds_every_manager_across_hosts_within_a_second() -> Result<()> {
     let mut starts = Vec::new();
     for i in 1..=4 {
         starts.push(Instant::now());
-        finders.push(Finder::start(&lab, i, &ids[i - 1], groups[i - 1])?);
+        // Host 3 names its interface (--iface); the others use the default.
+        let ifaces: &[&str] = if i == 3 { &["eth0"] } else { &[] };
+        finders.push(Finder::start(&lab, i, &ids[i - 1], groups[i - 1], ifaces)?);
     }
     let last_start = starts[3];
     // Every discover runs in its host, never in the test's own network.
@@ -714,7 +719,7 @@ fn discovery_finds_every_manager_across_hosts_within_a_second() -> Result<()> {
         finder.found.clear();
     }
     let restarted = Instant::now();
-    let h2 = Finder::start(&lab, 2, &ids[1], "alpha")?;
+    let h2 = Finder::start(&lab, 2, &ids[1], "alpha", &[])?;
     let mut again = Duration::ZERO;
     for finder in &mut finders {
         let at = finder.wait_for(&ids[1..2], Duration::from_secs(5))?;
