@@ -2,7 +2,8 @@
 //! reports the other managers it hears of as hints.
 //!
 //! Owns the manager's mDNS daemon (its own thread, from `mdns-sd`): the
-//! registration with the TXT records `id`, `name`, `group`, `v` and `port`,
+//! registration with the TXT records `id`, `name`, `group`, `v`, `port` and
+//! `boot` (new at every start),
 //! the interface rules, and a task that drains the browse subscription and
 //! turns resolved services into [`Found`]. It must not decide membership,
 //! filter by group or version, or judge liveness: a `Found` is only a hint,
@@ -174,12 +175,17 @@ fn service_info(config: &DiscoveryConfig) -> Result<ServiceInfo, DiscoveryError>
     }
     let version = crate::PROTOCOL_VERSION.to_string();
     let port = config.port.to_string();
+    // New at every start: a manager that restarts (after kill -9, when the
+    // others still cache its records) announces a changed TXT record, which
+    // the others report at once instead of taking it for a repeat.
+    let boot = format!("{:08x}", rand::random::<u32>());
     let properties = [
         ("id", config.member_id.as_str()),
         ("name", name.as_str()),
         ("group", config.group.as_str()),
         ("v", version.as_str()),
         ("port", port.as_str()),
+        ("boot", boot.as_str()),
     ];
     // A loopback or unspecified advertise IP means nothing to another
     // machine: announce the addresses of the chosen interfaces instead.
