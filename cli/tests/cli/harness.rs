@@ -344,3 +344,18 @@ pub(crate) fn mgrctl(args: &[&str]) -> Command {
     command.args(args).env("NO_COLOR", "1").env_remove("MGR_HOST").env_remove("MGR_KEY_FILE");
     command
 }
+
+// Used by the multi-host harness (netns.rs), whose managers are started
+// inside network namespaces but driven like any other Daemon.
+impl Daemon {
+    /// Wraps a running `mgr start` whose control socket in `dir` accepts
+    /// already; it is stopped like any Daemon when dropped.
+    pub(crate) fn adopt(child: Child, dir: &Path) -> Daemon {
+        Daemon { child: Some(child), dir: dir.to_owned(), socket: dir.join("mgr.sock"), _owned: None }
+    }
+
+    /// The manager's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}

@@ -10,4 +10,5 @@ mod detectors;
 mod foundation;
 mod group;
 mod harness;
+mod netns;
 mod registers;
