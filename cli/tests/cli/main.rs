@@ -10,5 +10,6 @@ mod detectors;
 mod foundation;
 mod group;
 mod harness;
+mod multihost;
 mod netns;
 mod registers;
