@@ -43,6 +43,9 @@ cleanup() {
     for i in $(seq 1 "$HOSTS"); do
         local ns="$TAG-h$i"
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        # Deleting our end of the veth removes the pair at once (a deleted
+        # namespace's own end goes only later, in the background).
+        ip link del "mb$$v$i" 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
     done
     ip link del "$TAG" 2>/dev/null || true
@@ -102,7 +105,6 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 # start until all see K alive, then stops them.
 converge() {
     local k=$1 mode=$2 i last done_ms
-    make_hosts "$k"
     rm -rf "$W"/s*
     for i in $(seq 1 "$k"); do
         if [ "$mode" = mdns ]; then
@@ -128,6 +130,10 @@ converge() {
 ROWS=()
 row() { ROWS+=("$1"); }
 
+# Every host the runs below use, made once here: the measurements run in
+# subshells, which could not record hosts made inside them for cleanup.
+make_hosts 8
+
 for k in 2 4 8; do
     log "convergence: $k managers, mDNS and --join ($RUNS runs each)"
     MD=$(for _ in $(seq 1 "$RUNS"); do converge "$k" mdns; done | median)
@@ -136,7 +142,6 @@ for k in 2 4 8; do
 done
 
 log "crash detection: kill -9 of one of 4 ($RUNS runs)"
-make_hosts 4
 DETECT=()
 for _ in $(seq 1 "$RUNS"); do
     rm -rf "$W"/s*
