@@ -461,12 +461,22 @@ fn lab_names_left(pid: u32, n: u32) -> Vec<String> {
     left
 }
 
+/// Waits until `pid` runs inside namespace `ns`: `ip netns exec` joins
+/// the namespace only after it started, and a lab dropped before that
+/// cannot see the process (a test would then race its own cleanup).
+fn inside(ns: &str, pid: u32) -> Result<()> {
+    wait_until("the process inside its namespace", || {
+        ip_output(&["netns", "pids", ns]).split_whitespace().any(|p| p == pid.to_string())
+    })
+}
+
 #[test]
 fn dropping_a_lab_removes_every_namespace_link_and_process() -> Result<()> {
     let lab = Lab::new(2)?;
     let (pid, n) = (lab.pid, lab.n);
     assert_eq!(lab_names_left(pid, n).len(), 2 + 3, "the lab's namespaces and links exist");
     let mut sleeper = lab.command(1, "sleep").arg("600").spawn()?;
+    inside(&lab.ns(1), sleeper.id())?;
     let dir = lab.dir().to_owned();
     drop(lab);
     // The process in the namespace was killed by the drop.
@@ -484,6 +494,7 @@ fn a_panicking_test_still_removes_its_lab() -> Result<()> {
     let result = thread::spawn(move || {
         let lab = Lab::new(1).unwrap();
         let sleeper = lab.command(1, "sleep").arg("600").spawn().unwrap();
+        inside(&lab.ns(1), sleeper.id()).unwrap();
         *seen.lock().unwrap() = Some((lab.pid, lab.n, sleeper));
         panic!("a failing test");
     })

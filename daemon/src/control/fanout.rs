@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 use super::Control;
 use super::ps::run_to_proto;
+use super::status::GroupError;
 use crate::membership::{Liveness, PeerInfo};
 use crate::supervisor::{Error, Target};
 
@@ -37,7 +38,7 @@ where
         async move {
             let result = match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
                 Ok(result) => result.map(tonic::Response::into_inner),
-                Err(_) => Err(Status::deadline_exceeded(format!("member {} did not answer in time", info.name))),
+                Err(_) => Err(GroupError::Timeout(info.name.clone()).into()),
             };
             (info, result)
         }
@@ -168,5 +169,5 @@ pub(super) async fn locate(control: &Control, target: &Target) -> Result<Located
 
 /// The error for a single instance that cannot be reached.
 pub(super) fn lost(run: &str, instance: &str, member: &str) -> Status {
-    Status::failed_precondition(format!("{run}/{instance} is lost: its member {member} is dead or out of reach"))
+    GroupError::Lost { run: run.to_owned(), instance: instance.to_owned(), member: member.to_owned() }.into()
 }

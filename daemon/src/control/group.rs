@@ -112,6 +112,8 @@ enum Msg {
     Heard { from: PeerInfo, members: Vec<PeerInfo>, reply: Option<oneshot::Sender<Result<(), Refusal>>> },
     /// Discovery saw a manager.
     Found(Found),
+    /// A discovered manager refused us (another key, group or version).
+    Refused(String),
 }
 
 /// The handle to the group task. Cheap to clone.
@@ -143,7 +145,7 @@ impl Group {
             view: view_tx,
             tls,
             handle: group.clone_weak(),
-            last_tried: BTreeMap::new(),
+            next_try: BTreeMap::new(),
         };
         tokio::spawn(task.run(rx, found));
         for address in join {
@@ -251,10 +253,17 @@ struct Task {
     view: watch::Sender<Arc<GroupView>>,
     tls: Option<Tls>,
     handle: WeakGroup,
-    /// When discovery last made us try each id, so a flood of mDNS answers
-    /// does not become a flood of handshakes.
-    last_tried: BTreeMap<String, Instant>,
+    /// When discovery may next make us try each id, so a flood of mDNS
+    /// answers does not become a flood of handshakes, and a stranger on the
+    /// network (another key) is tried, and logged, once a minute at most.
+    next_try: BTreeMap<String, Instant>,
 }
+
+/// Pause before a discovered manager is tried again.
+const TRY_AGAIN: Duration = Duration::from_secs(2);
+
+/// Pause before a discovered manager that refused us is tried again.
+const TRY_STRANGER_AGAIN: Duration = Duration::from_secs(60);
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut found: Option<mpsc::Receiver<Found>>) {
@@ -315,6 +324,10 @@ impl Task {
                 self.found(found);
                 false
             }
+            Msg::Refused(id) => {
+                self.next_try.insert(id, Instant::now() + TRY_STRANGER_AGAIN);
+                false
+            }
         }
     }
 
@@ -351,10 +364,10 @@ impl Task {
             return;
         }
         let now = Instant::now();
-        if self.last_tried.get(&found.id).is_some_and(|t| now.duration_since(*t) < Duration::from_secs(2)) {
+        if self.next_try.get(&found.id).is_some_and(|t| now < *t) {
             return;
         }
-        self.last_tried.insert(found.id.clone(), now);
+        self.next_try.insert(found.id.clone(), now + TRY_AGAIN);
         let Some(tx) = self.handle.tx.upgrade() else { return };
         let me = me.clone();
         let tls = self.tls.clone();
@@ -363,8 +376,14 @@ impl Task {
                 let address = addr.to_string();
                 match join(&tx, me.clone(), &address, tls.as_ref()).await {
                     Ok(()) => return,
+                    Err(err) if err.transient() => {
+                        tracing::debug!(member = %found.name, %address, %err, "cannot reach a discovered manager yet")
+                    }
                     Err(err) => {
-                        tracing::warn!(member = %found.name, %address, %err, "cannot join a discovered manager")
+                        tracing::warn!(member = %found.name, %address, %err,
+                            "cannot join a discovered manager (trying again in a minute)");
+                        let _ = tx.send(Msg::Refused(found.id.clone())).await;
+                        return;
                     }
                 }
             }

@@ -5,12 +5,13 @@ use tonic::Status;
 
 use super::Control;
 use super::members::members_to_proto;
+use super::status::GroupError;
 
 pub(super) async fn join(control: &Control, req: JoinRequest) -> Result<JoinReply, Status> {
     if req.address.parse::<std::net::SocketAddr>().is_err() {
-        return Err(Status::invalid_argument(format!("'{}' is not an IP:PORT address", req.address)));
+        return Err(GroupError::BadAddress(req.address).into());
     }
-    control.group.join(&req.address).await.map_err(|err| Status::failed_precondition(err.to_string()))?;
+    control.group.join(&req.address).await?;
     // The members the joined manager named are contacted in the background;
     // give them a heartbeat to answer so the reply shows the merged group.
     tokio::time::sleep(super::group::HEARTBEAT * 2).await;

@@ -18,6 +18,7 @@ use super::Control;
 use super::fanout::{FORWARD_TIMEOUT, instance_number};
 use super::peer::plan_from_proto;
 use super::ps::{placed_to_proto, run_to_proto};
+use super::status::GroupError;
 use crate::membership::PeerInfo;
 use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec};
 
@@ -71,7 +72,7 @@ fn plan(control: &Control, req: &LaunchRequest) -> Result<Vec<Share>, Status> {
                 }
                 Some(_) => {}
                 None => {
-                    return Err(Status::not_found(format!("no live member named '{wanted}' (see: mgrctl members)")));
+                    return Err(GroupError::NoSuchMember(wanted.clone()).into());
                 }
             }
         }
@@ -83,15 +84,10 @@ fn plan(control: &Control, req: &LaunchRequest) -> Result<Vec<Share>, Status> {
         if !req.on.is_empty()
             && let Some((member, _)) = refused.first()
         {
-            return Err(Status::permission_denied(format!(
-                "exec is not allowed on member {} (start it with mgr start --allow-exec)",
-                member.name
-            )));
+            return Err(GroupError::ExecRefused(member.name.clone()).into());
         }
         if allowed.is_empty() && !refused.is_empty() && refused.len() > 1 {
-            return Err(Status::permission_denied(
-                "exec is not allowed on any live member (start mgr with --allow-exec where exec should run)",
-            ));
+            return Err(GroupError::ExecRefusedEverywhere.into());
         }
         if allowed.is_empty() {
             return Err(Error::ExecNotAllowed.into());
@@ -217,7 +213,7 @@ async fn prepare(
                 instances: share.instances.clone(),
                 total,
             };
-            let reply = forward(PeerClient::new(channel.clone()).prepare(request)).await?;
+            let reply = forward(&share.member.name, PeerClient::new(channel.clone()).prepare(request)).await?;
             plan_from_proto(&reply.instances)
         }
     }
@@ -229,8 +225,8 @@ async fn start(control: &Control, share: &Share, name: &str, plan: &[Placed]) ->
         Some(channel) => {
             let request =
                 StartRequest { run: name.to_owned(), plan: plan.iter().cloned().map(placed_to_proto).collect() };
-            let reply = forward(PeerClient::new(channel.clone()).start(request)).await?;
-            reply.run.ok_or_else(|| Status::internal(format!("member {} started no run", share.member.name)))
+            let reply = forward(&share.member.name, PeerClient::new(channel.clone()).start(request)).await?;
+            reply.run.ok_or_else(|| GroupError::NoRun(share.member.name.clone()).into())
         }
     }
 }
@@ -243,7 +239,8 @@ async fn abort(control: &Control, shares: &[Share], name: &str) {
             None => control.supervisor.abort(name.to_owned()).await,
             Some(channel) => {
                 let request = AbortRequest { run: name.to_owned() };
-                if let Err(status) = forward(PeerClient::new(channel.clone()).abort(request)).await {
+                if let Err(status) = forward(&share.member.name, PeerClient::new(channel.clone()).abort(request)).await
+                {
                     tracing::error!(member = %share.member.name, run = name, %status,
                         "cannot undo a failed launch on a member: its share may still hold ports until it expires");
                 }
@@ -253,10 +250,10 @@ async fn abort(control: &Control, shares: &[Share], name: &str) {
     join_all(undo).await;
 }
 
-async fn forward<T>(call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> Result<T, Status> {
+async fn forward<T>(member: &str, call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> Result<T, Status> {
     match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
         Ok(result) => result.map(tonic::Response::into_inner),
-        Err(_) => Err(Status::deadline_exceeded("no answer in time")),
+        Err(_) => Err(GroupError::Timeout(member.to_owned()).into()),
     }
 }
 
@@ -266,5 +263,5 @@ fn blame(control: &Control, share: &Share, status: Status) -> Status {
     if share.channel.is_none() && control.group.view().alive_peers().is_empty() {
         return status;
     }
-    Status::new(status.code(), format!("member {} cannot start its share: {}", share.member.name, status.message()))
+    super::status::on_member(&share.member.name, status)
 }

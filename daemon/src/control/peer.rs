@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::group::{HEARTBEAT, info_from_proto, info_to_proto};
+use super::status::GroupError;
 use super::{Control, ps::run_to_proto};
 use crate::supervisor::{Placed, PrepareSpec};
 
@@ -21,8 +22,7 @@ type ViewStream = ReceiverStream<Result<View, Status>>;
 impl Peer for Control {
     async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
         let from = info_from_proto(req.into_inner().from.unwrap_or_default());
-        let (me, members) =
-            self.group.hello(from).await.map_err(|refusal| Status::failed_precondition(refusal.to_string()))?;
+        let (me, members) = self.group.hello(from).await?;
         Ok(Response::new(HelloReply {
             me: Some(info_to_proto(&me)),
             members: members.iter().map(info_to_proto).collect(),
@@ -35,11 +35,7 @@ impl Peer for Control {
         let from = info_from_proto(req.into_inner().from.unwrap_or_default());
         let view = self.group.view();
         if from.group != view.me().group {
-            return Err(Status::failed_precondition(format!(
-                "this manager is in group '{}', not '{}'",
-                view.me().group,
-                from.group
-            )));
+            return Err(GroupError::OtherGroup { ours: view.me().group.clone(), theirs: from.group }.into());
         }
         let (tx, rx) = mpsc::channel(4);
         let (group, supervisor) = (self.group.clone(), self.supervisor.clone());
@@ -109,10 +105,7 @@ impl Peer for Control {
 pub(super) fn plan_from_proto(plan: &[Instance]) -> Result<Vec<Placed>, Status> {
     plan.iter()
         .map(|i| {
-            let address: SocketAddr = i
-                .address
-                .parse()
-                .map_err(|_| Status::invalid_argument(format!("'{}' is not an address (of {})", i.address, i.name)))?;
+            let address: SocketAddr = i.address.parse().map_err(|_| GroupError::BadAddress(i.address.clone()))?;
             Ok(Placed { name: i.name.clone(), member_id: i.member_id.clone(), member_name: i.member.clone(), address })
         })
         .collect()

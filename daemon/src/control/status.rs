@@ -2,6 +2,8 @@
 
 use tonic::{Code, Status};
 
+use super::group::JoinError;
+use crate::membership::Refusal;
 use crate::supervisor::Error;
 
 impl From<Error> for Status {
@@ -27,4 +29,61 @@ impl From<Error> for Status {
 /// A log that cannot be read while streaming it.
 pub(super) fn log_unreadable(run: &str, instance: &str, err: &std::io::Error) -> Status {
     Status::internal(format!("cannot read the log of {run}/{instance}: {err}"))
+}
+
+/// Why a call across the group failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum GroupError {
+    #[error("{run}/{instance} is lost: its member {member} is dead or out of reach")]
+    Lost { run: String, instance: String, member: String },
+    #[error("no live member named '{0}' (see: mgrctl members)")]
+    NoSuchMember(String),
+    #[error("exec is not allowed on member {0} (start it with mgr start --allow-exec)")]
+    ExecRefused(String),
+    #[error("exec is not allowed on any live member (start mgr with --allow-exec where exec should run)")]
+    ExecRefusedEverywhere,
+    #[error("'{0}' is not an IP:PORT address")]
+    BadAddress(String),
+    #[error("member {0} did not answer in time")]
+    Timeout(String),
+    #[error("member {0} started no run")]
+    NoRun(String),
+    #[error("this manager is in group '{ours}', not '{theirs}'")]
+    OtherGroup { ours: String, theirs: String },
+}
+
+impl From<GroupError> for Status {
+    fn from(err: GroupError) -> Status {
+        let code = match &err {
+            GroupError::Lost { .. } | GroupError::OtherGroup { .. } => Code::FailedPrecondition,
+            GroupError::NoSuchMember(_) => Code::NotFound,
+            GroupError::ExecRefused(_) | GroupError::ExecRefusedEverywhere => Code::PermissionDenied,
+            GroupError::BadAddress(_) => Code::InvalidArgument,
+            GroupError::Timeout(_) => Code::DeadlineExceeded,
+            GroupError::NoRun(_) => Code::Internal,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Status {
+        match refusal {
+            // Not a refusal of the caller: it may try again later.
+            Refusal::Stopping => Status::unavailable(refusal.to_string()),
+            _ => Status::failed_precondition(refusal.to_string()),
+        }
+    }
+}
+
+impl From<JoinError> for Status {
+    fn from(err: JoinError) -> Status {
+        Status::failed_precondition(err.to_string())
+    }
+}
+
+/// A member's failure as the user reads it: which member, and why (the
+/// code stays, so callers can still branch on it).
+pub(super) fn on_member(member: &str, status: Status) -> Status {
+    Status::new(status.code(), format!("member {member} cannot start its share: {}", status.message()))
 }
