@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod events;
 pub mod render;
 
 use std::path::PathBuf;

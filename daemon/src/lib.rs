@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod control;
 pub mod discovery;
+pub mod events;
 pub mod membership;
 pub mod output;
 pub mod registry;

@@ -14,6 +14,7 @@
 
 pub mod broadcast;
 pub mod catalog;
+pub mod check;
 pub mod consensus;
 pub mod detectors;
 pub mod links;

@@ -1,6 +1,7 @@
 //! One file per verb, each mirroring an RPC of the daemon.
 
 mod attach;
+mod events;
 mod fault;
 mod join;
 mod launch;
@@ -47,6 +48,9 @@ pub enum Command {
     Modules(modules::ModulesArgs),
     /// List the members of the group: id, name, address, state, instances, last seen.
     Members(members::MembersArgs),
+    /// The structured events of a run's instances (their MGR_EVENTS files and
+    /// crash records), merged from every member that hosts some.
+    Events(events::EventsArgs),
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
     Join(join::JoinArgs),
@@ -70,6 +74,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Modules(args) => modules::modules(client, args).await,
         Command::Members(args) => members::members(client, args).await,
         Command::Join(args) => join::join(client, args).await,
+        Command::Events(args) => events::events(client, args).await,
     }
 }
 

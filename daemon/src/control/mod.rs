@@ -4,6 +4,7 @@
 //! membership) and converts the answer back. Errors become `tonic::Status`
 //! in one place, `status.rs`.
 
+mod events;
 mod fanout;
 mod fault;
 pub mod group;
@@ -90,6 +91,12 @@ impl Manager for Control {
 
     async fn members(&self, req: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
         members::members(self, req.into_inner()).await.map(Response::new)
+    }
+
+    type EventsStream = events::EventStream;
+
+    async fn events(&self, req: Request<EventsRequest>) -> Result<Response<events::EventStream>, Status> {
+        events::events(self, req.into_inner()).await.map(Response::new)
     }
 
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {

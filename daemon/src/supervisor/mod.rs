@@ -232,6 +232,8 @@ pub struct RunInfo {
     pub instances: Vec<InstanceInfo>,
     /// Every instance of the run, on every member (empty while prepared).
     pub plan: Vec<Placed>,
+    /// The run's folder on this member (logs, events files).
+    pub dir: PathBuf,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -607,6 +609,7 @@ impl Task {
             created_ms: run.created_ms,
             instances: (0..run.instances.len()).map(|i| self.info(run, i)).collect(),
             plan: run.plan.clone(),
+            dir: run.dir.clone(),
         }
     }
 

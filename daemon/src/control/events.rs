@@ -1,0 +1,139 @@
+//! `Events`: the structured events of a run, from every member hosting
+//! some of its instances. Members that are dead are named in a `missing`
+//! chunk: their instances' events cannot be had, and a checker must know.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use mgr_proto::{EventsChunk, EventsRequest};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::Control;
+use super::fanout::{manager, ps_group};
+use crate::events::{Reader, path};
+use crate::supervisor::Supervisor;
+
+pub(super) type EventStream = Pin<Box<dyn Stream<Item = Result<EventsChunk, Status>> + Send>>;
+
+/// How often a followed events file is looked at for new lines.
+const POLL: Duration = Duration::from_millis(100);
+
+pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<EventStream, Status> {
+    let (tx, rx) = mpsc::channel(16);
+    let view = control.group.view();
+    if req.local || view.members.len() == 1 {
+        // Fails now, not in the stream, when the run is unknown here.
+        control.supervisor.ps(Some(req.run.clone())).await?;
+        tokio::spawn(local(control.supervisor.clone(), req, tx));
+        return Ok(Box::pin(ReceiverStream::new(rx)));
+    }
+    let runs = ps_group(control, Some(req.run.clone())).await?;
+    let me = view.me().id.clone();
+    let mut here = false;
+    let mut hosts: Vec<String> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    for inst in runs.iter().flat_map(|r| &r.instances) {
+        if inst.state == "lost" || inst.state == "unreachable" {
+            if !missing.contains(&inst.member) {
+                missing.push(inst.member.clone());
+            }
+        } else if inst.member_id == me {
+            here = true;
+        } else if !hosts.contains(&inst.member_id) {
+            hosts.push(inst.member_id.clone());
+        }
+    }
+    if !missing.is_empty() {
+        let chunk = EventsChunk { run: req.run.clone(), missing, ..Default::default() };
+        let _ = tx.send(Ok(chunk)).await;
+    }
+    if here {
+        tokio::spawn(local(control.supervisor.clone(), req.clone(), tx.clone()));
+    }
+    for id in hosts {
+        let (Some(member), Some(channel)) = (view.member(&id), view.channel(&id)) else { continue };
+        let (tx, name) = (tx.clone(), member.info.name.clone());
+        let request = EventsRequest { local: true, ..req.clone() };
+        tokio::spawn(async move {
+            let mut stream = match manager(channel).events(request.clone()).await {
+                Ok(stream) => stream.into_inner(),
+                Err(status) => {
+                    tracing::warn!(member = %name, %status, "events: a member did not answer");
+                    let _ =
+                        tx.send(Ok(EventsChunk { run: request.run, missing: vec![name], ..Default::default() })).await;
+                    return;
+                }
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => {
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(status) => {
+                        // What was received stays; the rest is missing, and
+                        // the reader is told so.
+                        tracing::warn!(member = %name, %status, "events: a member's stream broke");
+                        let chunk = EventsChunk { run: request.run, missing: vec![name], ..Default::default() };
+                        let _ = tx.send(Ok(chunk)).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// Streams this member's instances' events files; with follow, until none
+/// of the run's instances here is live and the files are read to the end.
+async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Result<EventsChunk, Status>>) {
+    let Ok(runs) = supervisor.ps(Some(req.run.clone())).await else { return };
+    let Some(run) = runs.into_iter().next() else { return };
+    let mut readers: Vec<(String, String, Reader)> = run
+        .instances
+        .iter()
+        .map(|i| (i.name.clone(), i.member.clone(), Reader::new(path(&run.dir, &i.name))))
+        .collect();
+    loop {
+        // Whether anything was live before this pass: a pass after the last
+        // instance ended reads what it wrote last.
+        let live = req.follow
+            && supervisor
+                .ps(Some(req.run.clone()))
+                .await
+                .is_ok_and(|runs| runs.iter().flat_map(|r| &r.instances).any(|i| i.state.is_live()));
+        for (instance, member, reader) in &mut readers {
+            match reader.read_new() {
+                Ok(lines) if lines.is_empty() => {}
+                Ok(lines) => {
+                    let chunk = EventsChunk {
+                        run: req.run.clone(),
+                        instance: instance.clone(),
+                        member: member.clone(),
+                        lines,
+                        missing: Vec::new(),
+                    };
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    let message = format!("cannot read the events of {}/{instance}: {err}", req.run);
+                    let _ = tx.send(Err(Status::internal(message))).await;
+                    return;
+                }
+            }
+        }
+        if !live {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
