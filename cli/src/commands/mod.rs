@@ -1,6 +1,7 @@
 //! One file per verb, each mirroring an RPC of the daemon.
 
 mod attach;
+mod check;
 mod events;
 mod fault;
 mod join;
@@ -51,6 +52,9 @@ pub enum Command {
     /// The structured events of a run's instances (their MGR_EVENTS files and
     /// crash records), merged from every member that hosts some.
     Events(events::EventsArgs),
+    /// Check a run against the book's properties of its module: holds,
+    /// violated (with a counterexample) or undecided, one line each.
+    Check(check::CheckArgs),
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
     Join(join::JoinArgs),
@@ -75,6 +79,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Members(args) => members::members(client, args).await,
         Command::Join(args) => join::join(client, args).await,
         Command::Events(args) => events::events(client, args).await,
+        Command::Check(args) => check::check(client, args).await,
     }
 }
 

@@ -1,0 +1,96 @@
+//! `mgrctl check RUN`: checks a run against the properties its module
+//! declares (or those named with `--property`), from the run's events
+//! merged over the group (the `Events` RPC) and its crash records.
+
+use std::time::{Duration, Instant};
+
+use mgr_modules::check::{self, Property, Verdict};
+
+use crate::client::Client;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when every decided property holds, 1 on a violation.\nLiveness properties are decided once the run has quiesced: its instances ended, or no new event for --quiesce SECS."
+)]
+pub struct CheckArgs {
+    /// The run.
+    pub run: String,
+    /// Wait until no new event came for this many seconds (or the run
+    /// ended) before deciding liveness properties.
+    #[arg(long, value_name = "SECS")]
+    pub quiesce: Option<f64>,
+    /// Check these properties instead of the module's own (book labels,
+    /// comma-separated, e.g. RB4 to check a best-effort broadcast for
+    /// agreement).
+    #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
+    pub property: Vec<String>,
+    /// One JSON object per property: id, verdict, detail.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
+    let mut run = crate::events::collect(&mut client, &args.run).await?;
+    if let Some(secs) = args.quiesce {
+        if !secs.is_finite() || secs < 0.0 {
+            anyhow::bail!("--quiesce must be a number of seconds, not {secs}");
+        }
+        // Quiet for `secs`: no new event and nothing that could write one
+        // changed, or the run ended.
+        let quiet = Duration::from_secs_f64(secs);
+        let mut count = run.all().count();
+        let mut since = Instant::now();
+        while !run.quiesced && since.elapsed() < quiet {
+            tokio::time::sleep(Duration::from_millis(100).min(quiet)).await;
+            run = crate::events::collect(&mut client, &args.run).await?;
+            let now = run.all().count();
+            if now != count {
+                count = now;
+                since = Instant::now();
+            }
+        }
+        run.quiesced = true;
+    }
+    let properties: Vec<Property> = if args.property.is_empty() {
+        check::properties_of(&run.module)
+    } else {
+        args.property
+            .iter()
+            .map(|id| {
+                check::property(id).ok_or_else(|| anyhow::anyhow!("unknown property '{id}' (see: mgrctl modules NAME)"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if properties.is_empty() {
+        anyhow::bail!("module {} declares no property to check (name some with --property)", run.module);
+    }
+    if run.bad_lines > 0 {
+        eprintln!("mgrctl: {} line(s) of the events files are not events and were skipped", run.bad_lines);
+    }
+    for member in &run.missing {
+        eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
+    }
+    let mut violated = false;
+    for (property, verdict) in check::check(&run, &properties) {
+        let (word, detail) = match &verdict {
+            Verdict::Holds => ("holds", String::new()),
+            Verdict::Violated(why) => ("violated", why.clone()),
+            Verdict::Undecided(why) => ("undecided", why.clone()),
+        };
+        violated |= matches!(verdict, Verdict::Violated(_));
+        if args.json {
+            let value = serde_json::json!({"property": property.id, "verdict": word, "detail": detail, "statement": property.statement});
+            println!("{value}");
+        } else if detail.is_empty() {
+            println!("{:<6} {word:<9} {}", property.id, first_clause(property.statement));
+        } else {
+            println!("{:<6} {word:<9} {}: {detail}", property.id, first_clause(property.statement));
+        }
+    }
+    Ok(u8::from(violated))
+}
+
+/// "Reliable delivery: if …" → "Reliable delivery".
+fn first_clause(statement: &str) -> &str {
+    statement.split(':').next().unwrap_or(statement)
+}
