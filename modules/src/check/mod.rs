@@ -206,5 +206,8 @@ pub(crate) mod tests {
         assert_eq!(run.of("p1")[0].id, Some(1));
         assert_eq!(run.crashed().into_iter().collect::<Vec<_>>(), ["p2"]);
         assert_eq!(run.correct(), ["p1"]);
+        let built = RunEvents::from_events(2, [ev("p2", "deliver", Some("p1"), Some(1), Some("hi"))]);
+        assert_eq!(built.of("p2").len(), 1);
+        assert!(built.quiesced && built.crashed().is_empty());
     }
 }
