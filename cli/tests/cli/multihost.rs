@@ -199,3 +199,37 @@ fn a_host_cut_off_for_5s_comes_back_into_one_group() -> Result<()> {
     eprintln!("one group again {:?} after the link came back", restored.elapsed());
     Ok(())
 }
+
+#[test]
+fn events_of_a_run_spread_over_hosts_are_merged_and_a_dead_member_is_missing() -> Result<()> {
+    let lab = Lab::new(3)?;
+    let (mut daemons, _) = start_all(&lab, 3, &[])?;
+    converged(&daemons.iter().collect::<Vec<_>>(), &["h1", "h2", "h3"])?;
+    let h1 = &daemons[0];
+    h1.ok(&["launch", "BestEffortBroadcast", "3", "--name", "spread", "-d"])?;
+    h1.ok(&["send", "spread/p2", "broadcast from-h2"])?;
+    wait_until("every process delivered", || {
+        h1.ok(&["events", "spread", "--json"]).is_ok_and(|out| out.matches("\"event\":\"deliver\"").count() == 3)
+    })?;
+    // Every member's events, in one stream: the broadcast at p2 (on h2) and
+    // the deliveries at p1, p2, p3 (one per host).
+    let out = h1.ok(&["events", "spread"])?;
+    assert!(out.lines().any(|l| l.starts_with("p2@h2") && l.contains("broadcast")), "{out}");
+    for host in 1..=3 {
+        assert!(out.lines().any(|l| l.starts_with(&format!("p{host}@h{host}")) && l.contains("deliver")), "{out}");
+    }
+    // The checkers see the merged events: best-effort broadcast holds.
+    h1.ok(&["stop", "spread"])?;
+    let checked = h1.ctl(&["check", "spread"])?;
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success() && text.contains("BEB1") && !text.contains("violated"), "{text}");
+
+    // A dead member's events are missing, and said to be.
+    daemons[2].kill9();
+    let h1 = &daemons[0];
+    wait_until("h3 dead", || alive(h1).is_ok_and(|a| a == ["h1", "h2"]))?;
+    let out = h1.ctl(&["events", "spread"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("events of member h3 are missing"), "{err}");
+    Ok(())
+}

@@ -125,8 +125,8 @@ async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Resu
                     }
                 }
                 Err(err) => {
-                    let message = format!("cannot read the events of {}/{instance}: {err}", req.run);
-                    let _ = tx.send(Err(Status::internal(message))).await;
+                    tracing::error!(run = %req.run, %instance, %err, "cannot read the events file");
+                    let _ = tx.send(Err(super::status::events_unreadable(&req.run, instance, &err))).await;
                     return;
                 }
             }

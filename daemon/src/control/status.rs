@@ -31,6 +31,11 @@ pub(super) fn log_unreadable(run: &str, instance: &str, err: &std::io::Error) ->
     Status::internal(format!("cannot read the log of {run}/{instance}: {err}"))
 }
 
+/// An events file that cannot be read while streaming it.
+pub(super) fn events_unreadable(run: &str, instance: &str, err: &std::io::Error) -> Status {
+    Status::internal(format!("cannot read the events of {run}/{instance}: {err}"))
+}
+
 /// Why a call across the group failed.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum GroupError {
