@@ -7,6 +7,7 @@ mod auth;
 mod broadcast;
 mod consensus;
 mod detectors;
+mod events;
 mod foundation;
 mod group;
 mod harness;
