@@ -73,8 +73,9 @@ struct StartArgs {
     /// non-loopback IPv4 interface with an address].
     #[arg(long, value_name = "NAME")]
     iface: Vec<String>,
-    /// The IP instances get as theirs [default: the --listen IP, or 127.0.0.1
-    /// when that is unspecified].
+    /// The IP instances get as theirs, and peers reach this manager at
+    /// [default: the --listen IP; for 0.0.0.0, this machine's first
+    /// non-loopback IPv4 address].
     #[arg(long, value_name = "IP")]
     advertise: Option<IpAddr>,
     /// The range instance ports come from.
@@ -96,6 +97,22 @@ struct StartArgs {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+/// The first non-loopback IPv4 address of this machine (by interface
+/// name), for a manager listening on every address: peers and instances of
+/// other machines must be given an address they can reach.
+fn first_lan_ip() -> Option<IpAddr> {
+    let mut found: Vec<(String, IpAddr)> = if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+        .map(|i| (i.name.clone(), i.ip()))
+        .collect();
+    found.sort();
+    let ip = found.first().map(|(_, ip)| *ip)?;
+    tracing::info!(%ip, "advertising the first address of this machine (give --advertise IP to choose)");
+    Some(ip)
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
@@ -185,10 +202,14 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     let state_dir = args.state_dir.unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
     let state = StateDir::open(&state_dir)?;
     let listeners = Listeners::bind(&state, args.listen).await?;
-    let advertise = args.advertise.unwrap_or_else(|| {
-        let ip = args.listen.ip();
-        if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip }
-    });
+    let advertise = match args.advertise {
+        Some(ip) => ip,
+        None if args.listen.ip().is_unspecified() => first_lan_ip().unwrap_or_else(|| {
+            tracing::warn!("no non-loopback IPv4 address here: instances get 127.0.0.1 (give --advertise IP)");
+            IpAddr::from([127, 0, 0, 1])
+        }),
+        None => args.listen.ip(),
+    };
     let config = Config {
         name: args.name.unwrap_or_else(mgr_daemon::host_name),
         state,
