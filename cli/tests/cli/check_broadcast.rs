@@ -1,6 +1,7 @@
 //! `mgrctl check` on real broadcast runs (chapter 3): runs that keep their
 //! promises pass, and a best-effort broadcast whose sender dies half-way
-//! fails reliable broadcast's agreement (RB4).
+//! fails reliable broadcast's agreement (RB4); a probabilistic run leaves PB1
+//! undecided.
 
 use super::harness::*;
 
@@ -135,5 +136,28 @@ fn check_broadcast_causal_runs_pass_crb5_with_both_algorithms() -> Result<()> {
         wait_deliveries(&daemon, &run, &["p1", "p2", "p3"], 3)?;
         assert_holds(&daemon, &run, &["CRB1", "CRB2", "CRB3", "CRB4", "CRB5"])?;
     }
+    Ok(())
+}
+
+#[test]
+fn check_broadcast_uniform_run_passes() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "UniformReliableBroadcast", "3", "--name", "urb", "--detach", "--loss", "0.2"])?;
+    daemon.ok(&["send", "urb/p1", "broadcast", "everyone or nobody"])?;
+    wait_deliveries(&daemon, "urb", &["p1", "p2", "p3"], 1)?;
+    assert_holds(&daemon, "urb", &["URB1", "URB2", "URB3", "URB4"])
+}
+
+#[test]
+fn check_broadcast_probabilistic_validity_stays_undecided() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "ProbabilisticBroadcast", "4", "--name", "pb", "--detach"])?;
+    daemon.ok(&["send", "pb/p1", "broadcast", "rumour"])?;
+    wait_deliveries(&daemon, "pb", &["p1"], 1)?;
+    let Checked { code, verdicts, text } = check(&daemon, "pb", &[])?;
+    assert_eq!(code, 0, "{text}");
+    let got: Vec<(&str, &str)> = verdicts.iter().map(|(id, v)| (id.as_str(), v.as_str())).collect();
+    // One run is one sample of a probability: PB1 is never decided by it.
+    assert_eq!(got, [("PB1", "undecided"), ("PB2", "holds"), ("PB3", "holds")], "{text}");
     Ok(())
 }
