@@ -5,6 +5,7 @@
 
 mod auth;
 mod broadcast;
+mod check_broadcast;
 mod consensus;
 mod detectors;
 mod events;
