@@ -279,7 +279,9 @@ fn reliable_delivery(run: &RunEvents) -> Verdict {
     if let Some(verdict) = not_yet(run) {
         return verdict;
     }
-    let correct = run.correct();
+    // The manager's crash records say who is correct; see
+    // `detectors::correct` for why not `RunEvents::correct`.
+    let correct = super::detectors::correct(run);
     let delivers = delivers(run);
     for ((from, to, k), sent) in sends(run) {
         if !correct.contains(&from) || !correct.contains(&to) {
