@@ -6,6 +6,7 @@
 mod auth;
 mod broadcast;
 mod check_broadcast;
+mod check_links;
 mod consensus;
 mod detectors;
 mod events;

@@ -87,9 +87,12 @@ impl RunEvents {
         self.by_process.get(process).map_or(&[], Vec::as_slice)
     }
 
-    /// Processes with a crash record: the book's faulty processes.
+    /// Processes with a crash record written by the manager: the book's
+    /// faulty processes. (A failure detector's own `crash` indication, which
+    /// names the process it detected in `peer`, is not a crash of the
+    /// detector.)
     pub fn crashed(&self) -> BTreeSet<String> {
-        self.all().filter(|e| e.event == "crash").map(|e| e.process.clone()).collect()
+        self.all().filter(|e| is_crash_record(e)).map(|e| e.process.clone()).collect()
     }
 
     /// Processes that never crashed: the book's correct processes.
@@ -119,6 +122,12 @@ impl RunEvents {
         }
         run
     }
+}
+
+/// Whether `event` is a crash record: written by the manager when the
+/// process ended other than by a requested stop.
+pub fn is_crash_record(event: &Event) -> bool {
+    event.event == "crash" && event.by.as_deref() == Some("mgr")
 }
 
 /// The outcome of checking one property.
