@@ -5,6 +5,7 @@
 
 mod auth;
 mod broadcast;
+mod check_consensus;
 mod consensus;
 mod detectors;
 mod foundation;
