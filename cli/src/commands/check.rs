@@ -15,8 +15,9 @@ use crate::client::Client;
 pub struct CheckArgs {
     /// The run.
     pub run: String,
-    /// Wait until no new event came for this many seconds (or the run
-    /// ended) before deciding liveness properties.
+    /// Wait until no new event (other than link sends and receives, such as
+    /// heartbeats) came for this many seconds, or the run ended, then decide
+    /// liveness properties as of then.
     #[arg(long, value_name = "SECS")]
     pub quiesce: Option<f64>,
     /// Check these properties instead of the module's own (book labels,
@@ -35,15 +36,19 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
         if !secs.is_finite() || secs < 0.0 {
             anyhow::bail!("--quiesce must be a number of seconds, not {secs}");
         }
-        // Quiet for `secs`: no new event and nothing that could write one
-        // changed, or the run ended.
+        // Quiet for `secs`: no new event at the abstractions' interfaces,
+        // or the run ended. Link traffic does not count: failure detectors
+        // exchange heartbeats for as long as they run.
         let quiet = Duration::from_secs_f64(secs);
-        let mut count = run.all().count();
+        let interface = |run: &mgr_modules::check::RunEvents| {
+            run.all().filter(|e| !matches!(e.event.as_str(), "send" | "receive")).count()
+        };
+        let mut count = interface(&run);
         let mut since = Instant::now();
         while !run.quiesced && since.elapsed() < quiet {
             tokio::time::sleep(Duration::from_millis(100).min(quiet)).await;
             run = crate::events::collect(&mut client, &args.run).await?;
-            let now = run.all().count();
+            let now = interface(&run);
             if now != count {
                 count = now;
                 since = Instant::now();

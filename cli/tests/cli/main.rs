@@ -1,11 +1,12 @@
-//! Integration tests: real `mgr` daemons (loopback only, temporary state
-//! dirs, discovery off) driven by the real `mgrctl` binary, with real module
-//! processes exchanging real UDP datagrams. One test binary for the crate;
+//! Integration tests: real `mgr` daemons (on loopback, or in network
+//! namespaces the tests make: `netns.rs`), driven by the real `mgrctl`
+//! binary, with real module processes exchanging real UDP datagrams. One test binary for the crate;
 //! one file per area.
 
 mod auth;
 mod broadcast;
 mod check_broadcast;
+mod check_consensus;
 mod check_links;
 mod consensus;
 mod detectors;
