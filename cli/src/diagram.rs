@@ -232,7 +232,8 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
     let x0 = LEFT + 30.0;
     let x = |c: usize| x0 + c as f64 * dx;
     let y = |p: usize| TOP + 20.0 + p as f64 * ROW;
-    let width = x0 + (columns_used.saturating_sub(1)) as f64 * dx + RIGHT + dx;
+    // The legend needs its room even for a short run.
+    let width = (x0 + (columns_used.saturating_sub(1)) as f64 * dx + RIGHT + dx).max(640.0);
     let height = TOP + names.len() as f64 * ROW + LEGEND;
     let label = |p: usize| match options.members.get(&names[p]) {
         Some(member) if !member.is_empty() => format!("{}@{member}", names[p]),
@@ -305,7 +306,7 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
         }
         let dup = receives.len() > 1;
         let (class, color, marker) = if dup { ("msg dup", DUP, "arrow-dup") } else { ("msg", MSG, "arrow") };
-        for &(q, j) in receives {
+        for (copy, &(q, j)) in receives.iter().enumerate() {
             let (x2, y2) = (x(column[q][j]), y(q));
             let tip = format!("{}\n⇒ {}", tooltip(send), tooltip(&events[q][j]));
             if q == p {
@@ -323,7 +324,11 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
                 );
             }
             if dup {
-                let (lx, ly) = if q == p { ((x1 + x2) / 2.0, y1 - 16.0) } else { ((x1 + x2) / 2.0, (y1 + y2) / 2.0 - 3.0) };
+                // Each copy's label sits at its own place along its arrow,
+                // so that copies sent together do not print over each other.
+                let f = 0.3 + 0.2 * (copy % 3) as f64;
+                let (lx, ly) =
+                    if q == p { ((x1 + x2) / 2.0, y1 - 16.0) } else { (x1 + (x2 - x1) * f + 4.0, y1 + (y2 - y1) * f) };
                 let _ = writeln!(
                     out,
                     r#"<text class="dup-label" x="{lx:.1}" y="{ly:.1}" fill="{DUP}" font-size="10" text-anchor="middle">dup</text>"#

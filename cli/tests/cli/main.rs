@@ -13,3 +13,4 @@ mod harness;
 mod multihost;
 mod netns;
 mod registers;
+mod visualize;
