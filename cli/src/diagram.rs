@@ -81,11 +81,9 @@ fn pair(names: &[String], events: &[&[Event]]) -> Pairs {
     let mut sends: HashMap<(&str, &str, Key), Vec<Node>> = HashMap::new();
     for (p, es) in events.iter().enumerate() {
         for (i, e) in es.iter().enumerate() {
-            if e.event == "send" {
-                if let Some(peer) = &e.peer {
-                    sends.entry((names[p].as_str(), peer.as_str(), key(e))).or_default().push((p, i));
-                    pairs.receives.insert((p, i), Vec::new());
-                }
+            if let (true, Some(peer)) = (e.event == "send", &e.peer) {
+                sends.entry((names[p].as_str(), peer.as_str(), key(e))).or_default().push((p, i));
+                pairs.receives.insert((p, i), Vec::new());
             }
         }
     }
@@ -118,7 +116,9 @@ fn columns(events: &[&[Event]], pairs: &Pairs) -> Vec<Vec<usize>> {
     let mut waiting: Vec<Vec<usize>> = events
         .iter()
         .enumerate()
-        .map(|(p, es)| (0..es.len()).map(|i| usize::from(i > 0) + usize::from(pairs.send_of.contains_key(&(p, i)))).collect())
+        .map(|(p, es)| {
+            (0..es.len()).map(|i| usize::from(i > 0) + usize::from(pairs.send_of.contains_key(&(p, i)))).collect()
+        })
         .collect();
     let mut ready: VecDeque<Node> = VecDeque::new();
     for (p, w) in waiting.iter().enumerate() {
@@ -263,10 +263,10 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
 
     // The process lines, each ending at its crash record if it has one.
     for (p, es) in events.iter().enumerate() {
-        let end = es.iter().position(is_crash_record).map_or_else(
-            || x(es.len().checked_sub(1).map_or(0, |i| column[p][i])) + dx,
-            |i| x(column[p][i]),
-        );
+        let end = es
+            .iter()
+            .position(is_crash_record)
+            .map_or_else(|| x(es.len().checked_sub(1).map_or(0, |i| column[p][i])) + dx, |i| x(column[p][i]));
         let _ = writeln!(
             out,
             r##"<line class="process" x1="{LEFT:.1}" y1="{y:.1}" x2="{end:.1}" y2="{y:.1}" stroke="#555" stroke-width="2"><title>{name}</title></line>"##,

@@ -100,7 +100,13 @@ pub fn json_lines(run: &RunEvents) -> String {
 pub fn describe(e: &Event) -> String {
     let mut line = e.event.clone();
     if let Some(peer) = &e.peer {
-        let arrow = if e.event == "send" { "→" } else if e.event == "receive" || e.event == "deliver" { "←" } else { "" };
+        let arrow = if e.event == "send" {
+            "→"
+        } else if e.event == "receive" || e.event == "deliver" {
+            "←"
+        } else {
+            ""
+        };
         line.push_str(&format!(" {arrow}{}{peer}", if arrow.is_empty() { "" } else { " " }));
     }
     if let Some(id) = e.id {
@@ -184,11 +190,7 @@ pub fn shiviz(run: &RunEvents) -> String {
             .collect();
         let clock: serde_json::Map<String, serde_json::Value> =
             clocks[slot.process][slot.index].iter().map(|(q, n)| (host(&names[*q]), (*n).into())).collect();
-        out.push_str(&format!(
-            "{description}\n{} {}\n",
-            host(&names[slot.process]),
-            serde_json::Value::Object(clock)
-        ));
+        out.push_str(&format!("{description}\n{} {}\n", host(&names[slot.process]), serde_json::Value::Object(clock)));
     }
     out
 }

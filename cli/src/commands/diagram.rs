@@ -30,11 +30,7 @@ pub async fn diagram(mut client: Client, args: DiagramArgs) -> anyhow::Result<u8
     for member in &run.missing {
         eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
-    let reply = client
-        .ps(PsRequest { run: args.run.clone(), local: false })
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let reply = client.ps(PsRequest { run: args.run.clone(), local: false }).await.map_err(super::status)?.into_inner();
     let members = reply.runs.iter().flat_map(|r| &r.instances).map(|i| (i.name.clone(), i.member.clone())).collect();
     let options = Options { members };
     let html = args
