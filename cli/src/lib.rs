@@ -6,8 +6,10 @@
 
 pub mod client;
 pub mod commands;
+pub mod diagram;
 pub mod events;
 pub mod render;
+pub mod trace;
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 
 mod attach;
 mod check;
+mod diagram;
 mod events;
 mod fault;
 mod join;
@@ -12,6 +13,7 @@ mod modules;
 mod ps;
 mod send;
 mod signal;
+mod trace;
 
 use clap::Subcommand;
 use tonic::Status;
@@ -55,6 +57,13 @@ pub enum Command {
     /// Check a run against the book's properties of its module: holds,
     /// violated (with a counterexample) or undecided, one line each.
     Check(check::CheckArgs),
+    /// Write a run's events as a trace file: a ShiViz log (--format shiviz,
+    /// the default) or JSON lines merged by Lamport clock (--format json).
+    Trace(trace::TraceArgs),
+    /// Draw a run's space-time diagram: one line per process, an arrow per
+    /// message, marks for losses, duplicates, crashes, suspicions and
+    /// deliveries; SVG, or a self-contained HTML page with -o FILE.html.
+    Diagram(diagram::DiagramArgs),
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
     Join(join::JoinArgs),
@@ -80,6 +89,8 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Join(args) => join::join(client, args).await,
         Command::Events(args) => events::events(client, args).await,
         Command::Check(args) => check::check(client, args).await,
+        Command::Trace(args) => trace::trace(client, args).await,
+        Command::Diagram(args) => diagram::diagram(client, args).await,
     }
 }
 

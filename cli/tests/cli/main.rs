@@ -17,3 +17,4 @@ mod harness;
 mod multihost;
 mod netns;
 mod registers;
+mod visualize;

@@ -1,0 +1,75 @@
+//! Seeing a run (`mgrctl trace`, `mgrctl diagram`) on real instances.
+
+use super::harness::*;
+
+/// ShiViz's default parsing expression, in Rust's syntax: the description
+/// line, then `host {clock}`.
+const SHIVIZ: &str = r"(?m)(?<event>.*)\n(?<host>\S*) (?<clock>\{.*\})";
+
+#[test]
+fn best_effort_broadcast_of_four_gives_a_shiviz_log_and_a_diagram_of_its_processes_and_arrows() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "BestEffortBroadcast", "4", "--name", "beb", "--detach"])?;
+    daemon.ok(&["send", "beb/p1", "broadcast", "from one"])?;
+    for p in ["p1", "p2", "p3", "p4"] {
+        let target = format!("beb/{p}");
+        wait_until("the broadcast", || deliveries(&daemon, &target).is_ok_and(|d| !d.is_empty()))?;
+    }
+    thread::sleep(Duration::from_millis(300));
+    let events = daemon.ok(&["events", "beb", "--json"])?.lines().count();
+    let dir = tempfile::tempdir()?;
+
+    // The ShiViz log, read as ShiViz's documentation describes a file: the
+    // expression, the delimiter line (empty), then the log.
+    let log = dir.path().join("beb.log");
+    daemon.ok(&["trace", "beb", "--format", "shiviz", "-o", log.to_str().unwrap()])?;
+    let text = std::fs::read_to_string(&log)?;
+    let mut parts = text.splitn(3, '\n');
+    assert_eq!(parts.next(), Some(r"(?<event>.*)\n(?<host>\S*) (?<clock>{.*})"));
+    assert_eq!(parts.next(), Some(""));
+    let body = parts.next().context("no log")?;
+    let re = regex::Regex::new(SHIVIZ)?;
+    let mut own = std::collections::BTreeMap::<String, u64>::new();
+    let mut parsed = 0;
+    let mut end = 0;
+    for c in re.captures_iter(body) {
+        let whole = c.get(0).unwrap();
+        assert!(body[end..whole.start()].trim().is_empty(), "unparsed: {:?}", &body[end..whole.start()]);
+        end = whole.end();
+        let host = c["host"].to_owned();
+        assert!(["p1", "p2", "p3", "p4"].contains(&host.as_str()), "host {host}");
+        let clock: Value = serde_json::from_str(&c["clock"]).context("the clock is JSON")?;
+        let n = own.entry(host.clone()).or_default();
+        *n += 1;
+        assert_eq!(clock[&host].as_u64(), Some(*n), "{host}'s own entry in {clock}");
+        parsed += 1;
+    }
+    assert!(body[end..].trim().is_empty());
+    assert_eq!(parsed, events, "every event is in the log");
+    assert_eq!(own.len(), 4);
+
+    // The JSON lines: the same events.
+    assert_eq!(daemon.ok(&["trace", "beb", "--format", "json"])?.lines().count(), events);
+
+    // The diagram: four process lines, four arrows (p1 to each, itself
+    // included), nothing lost.
+    let svg = dir.path().join("beb.svg");
+    daemon.ok(&["diagram", "beb", "-o", svg.to_str().unwrap()])?;
+    let text = std::fs::read_to_string(&svg)?;
+    let doc = roxmltree::Document::parse(&text).context("the SVG is well-formed")?;
+    let count = |class: &str| {
+        doc.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.split(' ').any(|w| w == class))).count()
+    };
+    assert_eq!(count("process"), 4);
+    assert_eq!(count("msg"), 4);
+    assert_eq!(count("lost"), 0);
+    assert_eq!(count("crash"), 0);
+    for p in ["p1", "p2", "p3", "p4"] {
+        assert!(text.contains(&format!(">{p}@test<")), "{p}'s label");
+    }
+    let html = dir.path().join("beb.html");
+    daemon.ok(&["diagram", "beb", "-o", html.to_str().unwrap()])?;
+    let page = std::fs::read_to_string(&html)?;
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg") && !page.contains("<script"));
+    Ok(())
+}
