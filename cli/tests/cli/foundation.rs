@@ -243,14 +243,16 @@ fn bad_input_gets_a_clear_error_and_the_daemon_stays_up() -> Result<()> {
     assert!(small.err(&["ps", "two"])?.contains("unknown run"));
 
     // A second daemon on the same state dir.
-    let out =
-        Command::new(bin("mgr")).args(["start", "--listen", "127.0.0.1:0", "--state-dir"]).arg(&daemon.dir).output()?;
+    let out = Command::new(bin("mgr"))
+        .args(["start", "--listen", "127.0.0.1:0", "--no-mdns", "--state-dir"])
+        .arg(&daemon.dir)
+        .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another mgr is already running on state dir"));
     // A port reachable from other hosts without the group key is refused
     // before anything is bound.
     let out = Command::new(bin("mgr"))
-        .args(["start", "--listen", "0.0.0.0:0", "--allow-exec", "--state-dir"])
+        .args(["start", "--listen", "0.0.0.0:0", "--no-mdns", "--allow-exec", "--state-dir"])
         .arg(daemon.dir.join("other"))
         .output()?;
     assert!(!out.status.success());
