@@ -43,6 +43,7 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     if total > MAX_INSTANCES as usize {
         return Err(Error::BadCount(total as u32).into());
     }
+    let began = std::time::Instant::now();
     let wanted = Some(req.name.clone()).filter(|n| !n.is_empty());
     let mut attempt = 0;
     loop {
@@ -52,7 +53,10 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
             Err(status) if status.code() == Code::AlreadyExists && wanted.is_none() && attempt < NAME_ATTEMPTS => {
                 tracing::debug!(run = %name, "run name taken on another member: trying the next");
             }
-            result => return result.map(|run| LaunchReply { run: Some(run) }),
+            result => {
+                tracing::debug!(run = %name, took = ?began.elapsed(), "launch timings");
+                return result.map(|run| LaunchReply { run: Some(run) });
+            }
         }
     }
 }

@@ -663,6 +663,7 @@ impl Task {
     }
 
     fn prepare(&mut self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
+        let began = std::time::Instant::now();
         let (module, program) = match &spec.module {
             Some(module) => {
                 let entry = self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
@@ -707,6 +708,7 @@ impl Task {
                 }
             }
         }
+        let ports_taken = began.elapsed();
         let dir = self.config.runs_dir.join(&name);
         if let Err(source) = std::fs::create_dir_all(&dir) {
             for (port, _) in &sockets {
@@ -737,6 +739,7 @@ impl Task {
                 waiters: Vec::new(),
             });
         }
+        let files_made = began.elapsed();
         let addresses = instances.iter().map(|i| (i.name.clone(), i.address)).collect();
         // The log files are created on the blocking pool while the launch
         // goes on: on a busy ext4, creating 64 files took as long as starting
@@ -760,6 +763,8 @@ impl Task {
             instances,
         };
         self.runs.insert(name.clone(), run);
+        // Where a launch spends its time, for `mgr start -v`.
+        tracing::debug!(run = %name, ?ports_taken, ?files_made, total = ?began.elapsed(), "prepare timings");
         let tx = self.tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(PREPARED_TTL).await;
