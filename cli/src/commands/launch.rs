@@ -8,7 +8,7 @@ use std::time::Duration;
 use mgr_proto::{LaunchRequest, SignalKind};
 use tokio::io::AsyncBufReadExt;
 
-use super::logs::{layout, stream};
+use super::logs::{layout_for, stream};
 use crate::client::Client;
 use crate::render::Style;
 
@@ -116,7 +116,8 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
     if options.detach && local {
         anyhow::bail!("--detach cannot be used with --local: the embedded manager ends with this command");
     }
-    let run = client.launch(request).await.map_err(super::status)?.into_inner().run.unwrap_or_default();
+    let reply = client.launch(request).await.map_err(super::status)?.into_inner();
+    let (run, group) = (reply.run.unwrap_or_default(), reply.members);
     if options.detach {
         println!("{}", run.name);
         return Ok(0);
@@ -137,7 +138,9 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
         })
     });
 
-    let (width, members) = layout(&mut client, run.instances.iter().map(|i| i.name.as_str())).await?;
+    // The reply names the group's members: one call fewer before the
+    // output starts.
+    let (width, members) = layout_for(group.iter().map(String::as_str), run.instances.iter().map(|i| i.name.as_str()));
     let request = mgr_proto::LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
     let streamed = stream(&mut client, request, Style::detect(options.json, members), width).await;
     stdin_task.abort();

@@ -45,10 +45,19 @@ pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<u8> {
 /// (only once the group has several).
 pub async fn layout<'a>(client: &mut Client, names: impl Iterator<Item = &'a str>) -> anyhow::Result<(usize, bool)> {
     let members = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner().members;
+    Ok(layout_for(members.iter().map(|m| m.name.as_str()), names))
+}
+
+/// [`layout`] when the member names are known already.
+pub fn layout_for<'m, 'n>(
+    members: impl Iterator<Item = &'m str>,
+    names: impl Iterator<Item = &'n str>,
+) -> (usize, bool) {
+    let members: Vec<&str> = members.collect();
     let several = members.len() > 1;
-    let widest_member = members.iter().map(|m| m.name.len() + 1).max().unwrap_or(0);
+    let widest_member = members.iter().map(|m| m.len() + 1).max().unwrap_or(0);
     let widest = names.map(str::len).max().unwrap_or(0) + if several { widest_member } else { 0 };
-    Ok((widest, several))
+    (widest, several)
 }
 
 /// Prints the stream of a `Logs` request until it ends.

@@ -55,7 +55,8 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
             }
             result => {
                 tracing::debug!(run = %name, took = ?began.elapsed(), "launch timings");
-                return result.map(|run| LaunchReply { run: Some(run) });
+                let members = control.group.view().members.iter().map(|m| m.info.name.clone()).collect();
+                return result.map(|run| LaunchReply { run: Some(run), members });
             }
         }
     }
