@@ -1,0 +1,27 @@
+//! Lab applications built on the runtime, as opposed to the book's
+//! abstractions: the systems of the lab reports mgr grew from. Each file
+//! owns one application and lists its modules here.
+
+pub mod multicast;
+
+use crate::catalog::ModuleInfo;
+
+/// The applications' modules.
+pub const MODULES: &[ModuleInfo] = &[
+    ModuleInfo {
+        name: "MulticastPeer",
+        summary: "multicast lab: peers handshake, multicast numbered messages and report their delivery order (--ordered: Lamport total order)",
+        reference: "Multicast lab",
+        description: include_str!("multicast.md"),
+        algorithms: &["Uncoordinated Multicast", "Lamport Totally Ordered Multicast"],
+        run: multicast::run_peer,
+    },
+    ModuleInfo {
+        name: "MulticastComparator",
+        summary: "multicast lab: collects the peers' delivery orders and reports whether they agree",
+        reference: "Multicast lab",
+        description: include_str!("multicast_comparator.md"),
+        algorithms: &[],
+        run: multicast::run_comparator,
+    },
+];
