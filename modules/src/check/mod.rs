@@ -11,6 +11,7 @@
 //! This module is pure: it reads events given to it and never does I/O, so
 //! checkers are tested on events written by hand as well as on real runs.
 
+pub mod apps;
 pub mod broadcast;
 pub mod consensus;
 pub mod detectors;
@@ -156,7 +157,14 @@ pub struct Property {
 /// The properties `module` declares, in the book's order; empty for a
 /// module with none (or an exec).
 pub fn properties_of(module: &str) -> Vec<Property> {
-    [links::properties, detectors::properties, broadcast::properties, registers::properties, consensus::properties]
+    [
+        links::properties,
+        detectors::properties,
+        broadcast::properties,
+        registers::properties,
+        consensus::properties,
+        apps::properties,
+    ]
         .iter()
         .find_map(|chapter| chapter(module))
         .unwrap_or_default()
