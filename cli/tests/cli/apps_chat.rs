@@ -112,7 +112,9 @@ fn apps_chat_restart_restores_the_history() -> Result<()> {
         daemon.ok(&["logs", "cp/p2"]).is_ok_and(|l| l.contains("restored 4 messages (3 from the checkpoint, 1 more"))
     })?;
     daemon.ok(&["send", "cp/p2", "history"])?;
-    wait_until("p2 lists its history", || daemon.ok(&["logs", "cp/p2"]).is_ok_and(|l| l.contains("history 4 messages")))?;
+    wait_until("p2 lists its history", || {
+        daemon.ok(&["logs", "cp/p2"]).is_ok_and(|l| l.contains("history 4 messages"))
+    })?;
     daemon.ok(&["stop", "cp"])?;
     Ok(())
 }

@@ -99,7 +99,9 @@ impl Config {
             };
             let number = |positive: bool| match value.parse::<u64>() {
                 Ok(n) if n > 0 || !positive => Ok(n),
-                _ => Err(usage(format!("{name}: '{value}' is not a {}number", if positive { "positive " } else { "" }))),
+                _ => {
+                    Err(usage(format!("{name}: '{value}' is not a {}number", if positive { "positive " } else { "" })))
+                }
             };
             match name {
                 "--group" => {
@@ -132,8 +134,13 @@ pub enum MutexState {
     Released,
     /// Requested with sequence number `seq`; `waiting` are the peers whose
     /// reply has not come yet.
-    Wanted { seq: u64, waiting: BTreeSet<String> },
-    Held { seq: u64 },
+    Wanted {
+        seq: u64,
+        waiting: BTreeSet<String>,
+    },
+    Held {
+        seq: u64,
+    },
 }
 
 /// The Ricart-Agrawala algorithm for one process, without I/O: the caller
@@ -300,7 +307,9 @@ impl History {
 /// Reads a replica file; a missing file is an empty replica, and lines
 /// that do not parse (a torn last line after a crash) are skipped.
 pub fn read_replica(path: &Path) -> Vec<ChatMessage> {
-    std::fs::read_to_string(path).map(|text| text.lines().filter_map(ChatMessage::from_line).collect()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().filter_map(ChatMessage::from_line).collect())
+        .unwrap_or_default()
 }
 
 /// Writes `messages` as the whole replica, through a temporary file so that
@@ -336,7 +345,9 @@ impl Checkpoint {
     /// The checkpoint at `path`, `None` when there is none.
     pub fn load(path: &Path) -> anyhow::Result<Option<Checkpoint>> {
         match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?)),
+            Ok(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?))
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -411,7 +422,8 @@ struct Group {
 impl Group {
     fn join(group: SocketAddrV4, interface: Ipv4Addr) -> anyhow::Result<Group> {
         use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-        let rx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("cannot create the group socket")?;
+        let rx =
+            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("cannot create the group socket")?;
         // Every node of the run on this machine binds the same group port.
         rx.set_reuse_address(true).context("SO_REUSEADDR")?;
         // Binding the group address (not 0.0.0.0) keeps unicast traffic to
@@ -422,7 +434,8 @@ impl Group {
         rx.set_nonblocking(true)?;
 
         let tx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("cannot create a socket")?;
-        tx.bind(&SockAddr::from(SocketAddrV4::new(interface, 0))).with_context(|| format!("cannot bind {interface}:0"))?;
+        tx.bind(&SockAddr::from(SocketAddrV4::new(interface, 0)))
+            .with_context(|| format!("cannot bind {interface}:0"))?;
         tx.set_multicast_loop_v4(true)?;
         tx.set_multicast_ttl_v4(1)?;
         // Multicast leaves by the interface of MGR_ADDR rather than by the
@@ -672,7 +685,8 @@ impl ChatNode {
             self.inbox.push((Instant::now() + Duration::from_millis(delay), stamp, message));
         }
         let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox).into_iter().partition(|(at, ..)| *at <= now);
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.inbox).into_iter().partition(|(at, ..)| *at <= now);
         self.inbox = later;
         let mut due = due;
         due.sort_by_key(|(at, ..)| *at);
@@ -847,4 +861,164 @@ pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let config = Config::parse(args)?;
     let dir = contract.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     runtime::run(contract, ChatNode::new(config, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn msg(sender: &str, id: u64, text: &str) -> ChatMessage {
+        ChatMessage { sender: sender.into(), id, lamport: id * 10, text: text.into() }
+    }
+
+    #[test]
+    fn a_released_process_replies_at_once() {
+        let mut p1 = RicartAgrawala::new("p1", 0);
+        assert!(p1.on_request("p2", 4));
+        assert_eq!(p1.highest_seq, 4);
+        // The next request of p1 comes after every one it has seen.
+        assert_eq!(p1.request(&names(&["p1", "p2", "p3"])), 5);
+    }
+
+    #[test]
+    fn the_smaller_seq_wins_and_the_later_request_is_deferred() {
+        let mut p1 = RicartAgrawala::new("p1", 0);
+        let seq = p1.request(&names(&["p2", "p3"]));
+        assert_eq!(seq, 1);
+        // p2's request with a larger seq comes after ours: deferred.
+        assert!(!p1.on_request("p2", 2));
+        // p3's with a smaller one (impossible to beat) comes first: reply.
+        let mut p1b = RicartAgrawala::new("p1", 5);
+        let mine = p1b.request(&names(&["p3"]));
+        assert!(p1b.on_request("p3", mine - 1));
+        assert!(p1b.deferred.is_empty());
+        // Equal seqs: the smaller name goes first.
+        let mut p2 = RicartAgrawala::new("p2", 0);
+        let s = p2.request(&names(&["p1", "p3"]));
+        assert!(p2.on_request("p1", s), "p1 < p2 at equal seq");
+        assert!(!p2.on_request("p3", s), "p3 > p2 at equal seq");
+        assert_eq!(p2.deferred.get("p3"), Some(&s));
+    }
+
+    #[test]
+    fn the_section_is_held_with_every_reply_and_deferred_replies_go_on_release() {
+        let mut p1 = RicartAgrawala::new("p1", 0);
+        let seq = p1.request(&names(&["p1", "p2", "p3"]));
+        assert!(!p1.on_reply("p2", seq));
+        // A reply to an older, abandoned request counts for nothing.
+        assert!(!p1.on_reply("p3", seq + 7));
+        assert!(p1.on_reply("p3", seq));
+        assert_eq!(p1.state, MutexState::Held { seq });
+        // Holding, p1 defers everyone.
+        assert!(!p1.on_request("p2", 1));
+        assert!(!p1.on_request("p3", 9));
+        assert_eq!(p1.release(), vec![("p2".to_owned(), 1), ("p3".to_owned(), 9)]);
+        assert_eq!(p1.state, MutexState::Released);
+        assert!(p1.deferred.is_empty());
+    }
+
+    #[test]
+    fn giving_up_releases_and_ignores_late_replies() {
+        let mut p1 = RicartAgrawala::new("p1", 0);
+        let seq = p1.request(&names(&["p2"]));
+        assert!(!p1.on_request("p3", seq + 1));
+        assert_eq!(p1.release(), vec![("p3".to_owned(), seq + 1)]);
+        assert!(!p1.on_reply("p2", seq));
+        assert_eq!(p1.state, MutexState::Released);
+        // Alone, a process holds the section at once.
+        let mut alone = RicartAgrawala::new("p1", 0);
+        let seq = alone.request(&names(&["p1"]));
+        assert_eq!(alone.state, MutexState::Held { seq });
+    }
+
+    #[test]
+    fn replicas_reconcile_with_the_history() {
+        let dir = std::env::temp_dir().join(format!("mgr-chat-replicas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut history = History::default();
+        assert!(history.add(msg("p1", 1, "a\tb")));
+        assert!(!history.add(msg("p1", 1, "again")), "a message is held once");
+        history.add(msg("p2", 1, "c"));
+        let path = dir.join("p1.replica1.log");
+        write_replica(&path, &history.messages).unwrap();
+        assert_eq!(read_replica(&path), history.messages, "tabs in the text survive");
+        assert!(history.matches(&read_replica(&path)));
+        // A replica that lost a message, and one that has a message the
+        // history lacks, both differ; merging takes the extra message in.
+        assert!(!history.matches(&history.messages[..1]));
+        let mut extra = history.messages.clone();
+        extra.push(msg("p3", 2, "d"));
+        assert!(!history.matches(&extra));
+        assert_eq!(history.merge(extra.clone()), 1);
+        assert!(history.matches(&extra));
+        assert_eq!(history.next_id("p3"), 3);
+        assert_eq!(history.next_id("p4"), 1);
+        // A torn last line after a crash is skipped.
+        std::fs::write(&path, "p1\t1\t10\ta\np2\t1").unwrap();
+        assert_eq!(read_replica(&path), vec![msg("p1", 1, "a")]);
+        assert!(read_replica(&dir.join("missing")).is_empty());
+
+        // The node's periodic check rewrites a damaged replica.
+        let mut node = ChatNode::new(Config { replicas: 2, ..Config::default() }, dir.clone());
+        node.history = history.clone();
+        node.repair_replicas("p1");
+        for i in 1..=2 {
+            assert!(history.matches(&read_replica(&dir.join(format!("p1.replica{i}.log")))), "replica {i}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_written() {
+        let dir = std::env::temp_dir().join(format!("mgr-chat-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p2.checkpoint.json");
+        assert_eq!(Checkpoint::load(&path).unwrap(), None);
+        let cp = Checkpoint {
+            process: "p2".into(),
+            highest_seq: 7,
+            next_id: 3,
+            messages: vec![msg("p1", 1, "hello"), msg("p2", 2, "hi there")],
+        };
+        cp.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), Some(cp));
+        std::fs::write(&path, "{").unwrap();
+        assert!(Checkpoint::load(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn frames_read_back_as_written() {
+        let stamp = Stamp { lamport: 3, vc: vec![1, 2, 0] };
+        let frames = [
+            Frame::Msg { run: "r".into(), stamp: stamp.clone(), message: msg("p1", 4, "hello there") },
+            Frame::Req { seq: 9, stamp: stamp.clone() },
+            Frame::Rep { seq: 9, stamp },
+            Frame::Sync,
+            Frame::Have(msg("p3", 1, "x y")),
+        ];
+        for frame in frames {
+            assert_eq!(Frame::decode(frame.encode().as_bytes()), Some(frame));
+        }
+        assert_eq!(Frame::decode(b"beb 1 hello"), None);
+        assert_eq!(Frame::decode(b"chat REQ x 1/"), None);
+    }
+
+    #[test]
+    fn arguments() {
+        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(Config::parse(&[]).unwrap(), Config::default());
+        let c =
+            Config::parse(&args("--group 239.1.2.3:6000 --replicas=2 --delay-ms 0 --mutex-timeout-ms 500")).unwrap();
+        assert_eq!(c.group, "239.1.2.3:6000".parse().unwrap());
+        assert_eq!((c.replicas, c.delay, c.mutex_timeout), (2, Duration::ZERO, Duration::from_millis(500)));
+        assert!(Config::parse(&args("--group 10.0.0.1:5")).is_err());
+        assert!(Config::parse(&args("--replicas 0")).is_err());
+        assert!(Config::parse(&args("--replicas")).is_err());
+        assert!(Config::parse(&args("--bogus 1")).is_err());
+    }
 }

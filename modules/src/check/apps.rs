@@ -200,7 +200,9 @@ mod tests {
         let same = RunEvents::from_events(2, [d("p1", "p1", 1), d("p2", "p1", 1), d("p2", "p2", 1), d("p1", "p2", 1)]);
         assert_eq!(eventual_consistency(&same), Verdict::Holds);
         let missing = RunEvents::from_events(2, [d("p1", "p1", 1), d("p2", "p1", 1), d("p2", "p2", 1)]);
-        assert!(matches!(eventual_consistency(&missing), Verdict::Violated(m) if m.contains("p1 never delivered message 1 of p2")));
+        assert!(
+            matches!(eventual_consistency(&missing), Verdict::Violated(m) if m.contains("p1 never delivered message 1 of p2"))
+        );
         let mut early = same.clone();
         early.quiesced = false;
         assert!(matches!(eventual_consistency(&early), Verdict::Undecided(_)));

@@ -165,9 +165,9 @@ pub fn properties_of(module: &str) -> Vec<Property> {
         consensus::properties,
         apps::properties,
     ]
-        .iter()
-        .find_map(|chapter| chapter(module))
-        .unwrap_or_default()
+    .iter()
+    .find_map(|chapter| chapter(module))
+    .unwrap_or_default()
 }
 
 /// Every property of every module, for `--property ID` (checking a run
