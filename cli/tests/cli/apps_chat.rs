@@ -118,3 +118,44 @@ fn apps_chat_restart_restores_the_history() -> Result<()> {
     daemon.ok(&["stop", "cp"])?;
     Ok(())
 }
+
+#[test]
+fn apps_chat_mutex_timeout_gives_up_cleanly() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let g = group(13);
+    daemon.ok(&[
+        "launch",
+        "ChatNode",
+        "2",
+        "--name",
+        "to",
+        "--detach",
+        "--",
+        "--group",
+        &g,
+        "--mutex-timeout-ms",
+        "300",
+    ])?;
+    wait_until("2 nodes started", || {
+        daemon.ok(&["logs", "to"]).is_ok_and(|l| l.matches("restored 0 messages").count() == 2)
+    })?;
+    // A paused p2 cannot reply: p1 gives the message up.
+    daemon.ok(&["pause", "to/p2"])?;
+    daemon.ok(&["send", "to/p1", "lost"])?;
+    wait_until("p1 gave up", || {
+        daemon
+            .ok(&["logs", "to/p1"])
+            .is_ok_and(|l| l.contains("error: mutex timeout after 300 ms (no reply from p2): message not sent: lost"))
+    })?;
+    // Resumed, p2 answers the abandoned request (p1 ignores that reply),
+    // and the next message goes through.
+    daemon.ok(&["resume", "to/p2"])?;
+    daemon.ok(&["send", "to/p1", "kept"])?;
+    wait_until("p2 delivered the next message", || deliveries(&daemon, "to/p2").is_ok_and(|d| d == ["p1 kept"]))?;
+    assert_eq!(deliveries(&daemon, "to/p1")?, ["p1 kept"]);
+    let out = daemon.ctl(&["check", "to", "--quiesce", "0.5"])?;
+    let text = String::from_utf8(out.stdout)?;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    daemon.ok(&["stop", "to"])?;
+    Ok(())
+}

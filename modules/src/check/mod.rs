@@ -6,7 +6,8 @@
 //! hosted the run. Each property of the book is a [`Property`]: a function
 //! from the [`RunEvents`] to a [`Verdict`]. The chapters' files
 //! (`links.rs`, `detectors.rs`, `broadcast.rs`, `registers.rs`,
-//! `consensus.rs`) hold their properties and say which modules declare them.
+//! `consensus.rs`, and `apps.rs` for the applications) hold their
+//! properties and say which modules declare them.
 //!
 //! This module is pure: it reads events given to it and never does I/O, so
 //! checkers are tested on events written by hand as well as on real runs.
