@@ -5,7 +5,8 @@
 //!   loop that turns stdin commands, UDP datagrams and timers into calls of a
 //!   module's `upon_*` handlers, and the `MGR_EVENTS` log with its Lamport clock;
 //! - the built-in modules ([`links`]), one file each, written to be read next
-//!   to the book's pseudo-code;
+//!   to the book's pseudo-code, and the lab applications built on them
+//!   ([`apps`]: the group chat);
 //! - the [`catalog`] of built-in modules, static data the daemon may use.
 //!
 //! It knows nothing of the daemon, gRPC or the CLI: a module's whole world is

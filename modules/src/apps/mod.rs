@@ -1,7 +1,9 @@
 //! Lab applications built on the runtime, as opposed to the book's
 //! abstractions: the systems of the lab reports mgr grew from. Each file
-//! owns one application and lists its modules here.
+//! owns one application (its protocol in the `.md` next to it) and lists
+//! its modules here.
 
+pub mod chat;
 pub mod multicast;
 
 use crate::catalog::ModuleInfo;
@@ -24,4 +26,5 @@ pub const MODULES: &[ModuleInfo] = &[
         algorithms: &[],
         run: multicast::run_comparator,
     },
+    chat::INFO,
 ];

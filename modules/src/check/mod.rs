@@ -6,11 +6,13 @@
 //! hosted the run. Each property of the book is a [`Property`]: a function
 //! from the [`RunEvents`] to a [`Verdict`]. The chapters' files
 //! (`links.rs`, `detectors.rs`, `broadcast.rs`, `registers.rs`,
-//! `consensus.rs`) hold their properties and say which modules declare them.
+//! `consensus.rs`, and `apps.rs` for the applications) hold their
+//! properties and say which modules declare them.
 //!
 //! This module is pure: it reads events given to it and never does I/O, so
 //! checkers are tested on events written by hand as well as on real runs.
 
+pub mod apps;
 pub mod broadcast;
 pub mod consensus;
 pub mod detectors;
@@ -156,10 +158,17 @@ pub struct Property {
 /// The properties `module` declares, in the book's order; empty for a
 /// module with none (or an exec).
 pub fn properties_of(module: &str) -> Vec<Property> {
-    [links::properties, detectors::properties, broadcast::properties, registers::properties, consensus::properties]
-        .iter()
-        .find_map(|chapter| chapter(module))
-        .unwrap_or_default()
+    [
+        links::properties,
+        detectors::properties,
+        broadcast::properties,
+        registers::properties,
+        consensus::properties,
+        apps::properties,
+    ]
+    .iter()
+    .find_map(|chapter| chapter(module))
+    .unwrap_or_default()
 }
 
 /// Every property of every module, for `--property ID` (checking a run
