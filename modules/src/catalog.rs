@@ -37,6 +37,7 @@ pub fn all() -> impl Iterator<Item = &'static ModuleInfo> {
         .chain(crate::broadcast::MODULES)
         .chain(crate::registers::MODULES)
         .chain(crate::consensus::MODULES)
+        .chain(crate::apps::MODULES)
 }
 
 /// The module called `name`, if it is built in.

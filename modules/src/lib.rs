@@ -12,6 +12,7 @@
 //! the launch contract described in `modules/README.md`, which modules written
 //! in other languages implement just the same.
 
+pub mod apps;
 pub mod broadcast;
 pub mod catalog;
 pub mod check;

@@ -11,6 +11,7 @@
 //! This module is pure: it reads events given to it and never does I/O, so
 //! checkers are tested on events written by hand as well as on real runs.
 
+pub mod ack;
 pub mod broadcast;
 pub mod consensus;
 pub mod detectors;
@@ -156,10 +157,17 @@ pub struct Property {
 /// The properties `module` declares, in the book's order; empty for a
 /// module with none (or an exec).
 pub fn properties_of(module: &str) -> Vec<Property> {
-    [links::properties, detectors::properties, broadcast::properties, registers::properties, consensus::properties]
-        .iter()
-        .find_map(|chapter| chapter(module))
-        .unwrap_or_default()
+    [
+        links::properties,
+        detectors::properties,
+        broadcast::properties,
+        registers::properties,
+        consensus::properties,
+        ack::properties,
+    ]
+    .iter()
+    .find_map(|chapter| chapter(module))
+    .unwrap_or_default()
 }
 
 /// Every property of every module, for `--property ID` (checking a run
