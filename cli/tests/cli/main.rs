@@ -3,6 +3,7 @@
 //! binary, with real module processes exchanging real UDP datagrams. One test binary for the crate;
 //! one file per area.
 
+mod apps_ack;
 mod auth;
 mod broadcast;
 mod check_broadcast;
