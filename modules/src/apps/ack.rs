@@ -536,6 +536,7 @@ impl AckClient {
             _ => ctx.sender_name(from),
         };
         ctx.cancel_timer("client.wait");
+        ctx.cancel_timer("client.ask");
         self.acked += 1;
         ctx.events.record("acked", Some(&name), Some(request), None);
         say(format_args!("acked request {request} by {name} after {} attempts", self.tries));
