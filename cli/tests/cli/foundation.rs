@@ -325,7 +325,9 @@ fn modules_are_listed_and_described() -> Result<()> {
     let listed: Vec<&str> = list.lines().filter_map(|l| l.split_whitespace().next()).collect();
     // The lab applications (modules/src/apps/) come after the book's modules.
     assert_eq!(listed[..book.len().min(listed.len())], book);
-    assert!(listed[book.len()..].contains(&"ChatNode"), "{list}");
+    for app in ["MulticastPeer", "ChatNode", "AckClient"] {
+        assert!(listed[book.len()..].contains(&app), "{list}");
+    }
     // Each is described with its interface, properties and algorithms.
     for line in daemon.ok(&["modules", "--json"])?.lines() {
         let m: Value = serde_json::from_str(line)?;

@@ -3,6 +3,7 @@
 //! binary, with real module processes exchanging real UDP datagrams. One test binary for the crate;
 //! one file per area.
 
+mod apps_ack;
 mod apps_chat;
 mod apps_multicast;
 mod auth;

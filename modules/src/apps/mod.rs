@@ -3,6 +3,7 @@
 //! owns one application (its protocol in the `.md` next to it) and lists
 //! its modules here.
 
+pub mod ack;
 pub mod chat;
 pub mod multicast;
 
@@ -27,4 +28,28 @@ pub const MODULES: &[ModuleInfo] = &[
         run: multicast::run_comparator,
     },
     chat::INFO,
+    ModuleInfo {
+        name: "AckDiscovery",
+        summary: "ack-based group communication: the registry of live receivers",
+        reference: "Lab: ack-based group communication",
+        description: include_str!("ack_discovery.md"),
+        algorithms: &[],
+        run: ack::run_discovery,
+    },
+    ModuleInfo {
+        name: "AckReceiver",
+        summary: "ack-based group communication: processes a request and acks it, or crashes first",
+        reference: "Lab: ack-based group communication",
+        description: include_str!("ack_receiver.md"),
+        algorithms: &[],
+        run: ack::run_receiver,
+    },
+    ModuleInfo {
+        name: "AckClient",
+        summary: "ack-based group communication: sends each request to a receiver until one acks",
+        reference: "Lab: ack-based group communication",
+        description: include_str!("ack_client.md"),
+        algorithms: &[],
+        run: ack::run_client,
+    },
 ];

@@ -12,6 +12,7 @@
 //! This module is pure: it reads events given to it and never does I/O, so
 //! checkers are tested on events written by hand as well as on real runs.
 
+pub mod ack;
 pub mod apps;
 pub mod broadcast;
 pub mod consensus;
@@ -165,6 +166,7 @@ pub fn properties_of(module: &str) -> Vec<Property> {
         registers::properties,
         consensus::properties,
         apps::properties,
+        ack::properties,
     ]
     .iter()
     .find_map(|chapter| chapter(module))

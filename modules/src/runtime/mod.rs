@@ -285,6 +285,11 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     // The largest possible UDP payload, so that no datagram is truncated.
     let mut buf = vec![0u8; 65_536];
 
+    // Tokio's `try_send_to` fails with WouldBlock until the reactor has
+    // reported the new socket writable, which would silently drop every
+    // datagram a module sends from `upon_init` (a registration, a first
+    // query): wait for that report first. A UDP socket is writable at once.
+    let _ = ctx.socket.writable().await;
     module.upon_init(&mut ctx);
     loop {
         let next = ctx.timers.iter().min_by_key(|(_, at)| **at).map(|(timer, at)| (timer.clone(), *at));
