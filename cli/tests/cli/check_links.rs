@@ -101,19 +101,7 @@ fn a_perfect_failure_detector_with_a_killed_process_passes() -> Result<()> {
 #[test]
 fn an_eventually_perfect_failure_detector_with_a_killed_process_passes() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    daemon.ok(&[
-        "launch",
-        "EventuallyPerfectFailureDetector",
-        "3",
-        "--name",
-        "epfd",
-        "--detach",
-        "--",
-        "--delta-ms",
-        "300",
-        "--period-ms",
-        "50",
-    ])?;
+    launch_detector(&daemon, "EventuallyPerfectFailureDetector", "epfd")?;
     thread::sleep(Duration::from_millis(700));
     daemon.ok(&["kill", "epfd/p3"])?;
     for p in ["p1", "p2"] {
@@ -133,19 +121,7 @@ fn an_eventually_perfect_failure_detector_with_a_killed_process_passes() -> Resu
 #[test]
 fn leader_election_with_the_leader_killed_passes() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    daemon.ok(&[
-        "launch",
-        "LeaderElection",
-        "3",
-        "--name",
-        "le",
-        "--detach",
-        "--",
-        "--delta-ms",
-        "300",
-        "--period-ms",
-        "50",
-    ])?;
+    launch_detector(&daemon, "LeaderElection", "le")?;
     for p in ["p1", "p2", "p3"] {
         let target = format!("le/{p}");
         wait_until("p1 to be elected", || lines_starting(&daemon, &target, "leader").is_ok_and(|l| !l.is_empty()))?;
@@ -164,19 +140,7 @@ fn leader_election_with_the_leader_killed_passes() -> Result<()> {
 #[test]
 fn an_eventual_leader_detector_with_the_leader_killed_passes() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    daemon.ok(&[
-        "launch",
-        "EventualLeaderDetector",
-        "3",
-        "--name",
-        "omega",
-        "--detach",
-        "--",
-        "--delta-ms",
-        "300",
-        "--period-ms",
-        "50",
-    ])?;
+    launch_detector(&daemon, "EventualLeaderDetector", "omega")?;
     thread::sleep(Duration::from_millis(500));
     daemon.ok(&["kill", "omega/p1"])?;
     for p in ["p2", "p3"] {
@@ -190,4 +154,12 @@ fn an_eventual_leader_detector_with_the_leader_killed_passes() -> Result<()> {
     let (code, stdout) = check(&daemon, &["omega"])?;
     assert_holds(code, &stdout, &["ELD1", "ELD2"]);
     Ok(())
+}
+
+/// Three instances of a failure detector or leader election module, named
+/// `name`, with short timeouts (heartbeats every 50 ms, a 300 ms delay), so
+/// a crash is detected in well under a second.
+fn launch_detector(daemon: &Daemon, module: &str, name: &str) -> Result<()> {
+    let args = ["launch", module, "3", "--name", name, "--detach", "--", "--delta-ms", "300", "--period-ms", "50"];
+    daemon.ok(&args).map(drop)
 }
