@@ -34,6 +34,34 @@ pub struct RunOptions {
     /// Only on these members (names or ids, comma-separated).
     #[arg(long, value_name = "NAME,NAME", value_delimiter = ',')]
     pub on: Vec<String>,
+    /// Start an instance that fails by itself (exits non-zero or dies of a
+    /// signal nobody sent) again: on-failure, or no.
+    #[arg(long, value_enum, default_value = "no")]
+    pub restart: Restart,
+    /// With --restart on-failure: at most this many restarts per instance.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_restarts: u32,
+    /// With --restart on-failure: the pause before each restart, e.g. 500ms or 2s.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub restart_backoff: Duration,
+}
+
+/// When instances are started again by the manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Restart {
+    No,
+    OnFailure,
+}
+
+impl RunOptions {
+    /// The restart policy fields of a `LaunchRequest`.
+    fn restart_fields(&self) -> (String, u32, u32) {
+        let kind = match self.restart {
+            Restart::No => "no",
+            Restart::OnFailure => "on-failure",
+        };
+        (kind.to_owned(), self.max_restarts, self.restart_backoff.as_millis().min(u32::MAX as u128) as u32)
+    }
 }
 
 /// Where a launch puts its instances.
@@ -85,6 +113,7 @@ pub struct ExecArgs {
 }
 
 pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<u8> {
+    let (restart, max_restarts, restart_backoff_ms) = args.options.restart_fields();
     let request = LaunchRequest {
         module: args.module,
         count: args.count,
@@ -94,11 +123,15 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
         faults: args.faults.spec(),
         placement: args.options.placement.as_str().to_owned(),
         on: args.options.on.clone(),
+        restart,
+        max_restarts,
+        restart_backoff_ms,
     };
     start(client, request, args.options, local).await
 }
 
 pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<u8> {
+    let (restart, max_restarts, restart_backoff_ms) = args.options.restart_fields();
     let request = LaunchRequest {
         module: String::new(),
         count: args.count,
@@ -108,6 +141,9 @@ pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result
         faults: String::new(),
         placement: args.options.placement.as_str().to_owned(),
         on: args.options.on.clone(),
+        restart,
+        max_restarts,
+        restart_backoff_ms,
     };
     start(client, request, args.options, local).await
 }

@@ -20,4 +20,5 @@ mod harness;
 mod multihost;
 mod netns;
 mod registers;
+mod restart;
 mod visualize;

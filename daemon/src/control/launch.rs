@@ -20,7 +20,7 @@ use super::peer::plan_from_proto;
 use super::ps::{placed_to_proto, run_to_proto};
 use super::status::GroupError;
 use crate::membership::PeerInfo;
-use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec};
+use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy};
 
 /// How often an automatic run name is tried again when another member has
 /// a run of that name already.
@@ -196,6 +196,7 @@ async fn prepare(
                 faults: req.faults.clone(),
                 instances: share.instances.clone(),
                 total,
+                restart: restart_policy(&req.restart, req.max_restarts, req.restart_backoff_ms)?,
             };
             let addresses = control.supervisor.prepare(spec).await?;
             Ok(addresses
@@ -217,6 +218,9 @@ async fn prepare(
                 faults: req.faults.clone(),
                 instances: share.instances.clone(),
                 total,
+                restart: req.restart.clone(),
+                max_restarts: req.max_restarts,
+                restart_backoff_ms: req.restart_backoff_ms,
             };
             let reply = forward(&share.member.name, PeerClient::new(channel.clone()).prepare(request)).await?;
             plan_from_proto(&reply.instances)
@@ -233,6 +237,16 @@ async fn start(control: &Control, share: &Share, name: &str, plan: &[Placed]) ->
             let reply = forward(&share.member.name, PeerClient::new(channel.clone()).start(request)).await?;
             reply.run.ok_or_else(|| GroupError::NoRun(share.member.name.clone()).into())
         }
+    }
+}
+
+/// The restart policy of a request: "on-failure" (with its limit and
+/// backoff) or none.
+pub(super) fn restart_policy(kind: &str, max: u32, backoff_ms: u32) -> Result<Option<RestartPolicy>, Status> {
+    match kind {
+        "" | "no" => Ok(None),
+        "on-failure" => Ok(Some(RestartPolicy { max, backoff: std::time::Duration::from_millis(backoff_ms.into()) })),
+        other => Err(Error::BadRequest(format!("unknown restart policy '{other}' (use no or on-failure)")).into()),
     }
 }
 

@@ -69,6 +69,7 @@ impl Peer for Control {
             faults: req.faults,
             instances: req.instances,
             total: req.total,
+            restart: super::launch::restart_policy(&req.restart, req.max_restarts, req.restart_backoff_ms)?,
         };
         let view = self.group.view();
         let me = view.me();

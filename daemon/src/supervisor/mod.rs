@@ -119,6 +119,16 @@ pub struct PrepareSpec {
     pub instances: Vec<String>,
     /// Instances in the whole run, on every member.
     pub total: u32,
+    /// Restart instances that fail by themselves; `None`: never.
+    pub restart: Option<RestartPolicy>,
+}
+
+/// Restarting instances that fail by themselves (`--restart on-failure`):
+/// at most `max` times per instance, each after `backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub max: u32,
+    pub backoff: Duration,
 }
 
 /// One instance of a run's plan, wherever it runs.
@@ -265,6 +275,12 @@ enum Msg {
     },
     /// From a timer: a prepared run that is still not started goes.
     Expire(String),
+    /// From a timer: the backoff of a failed instance (`start`) is over.
+    Revive {
+        run: String,
+        instance: String,
+        start: u32,
+    },
     /// Stop everything; reply when every instance has ended.
     Shutdown(oneshot::Sender<()>),
 }
@@ -413,6 +429,11 @@ struct Instance {
     log: LogHandle,
     /// Callers waiting for the current `intent` to complete.
     waiters: Vec<Reply<Vec<InstanceInfo>>>,
+    /// Automatic restarts done under the run's restart policy.
+    restarts: u32,
+    /// Failed, and to be started again when the backoff is over: its log
+    /// stays open so that viewers follow it across the restart.
+    revive_pending: bool,
 }
 
 /// What a prepared run holds until it starts.
@@ -430,6 +451,8 @@ struct Run {
     total: u32,
     /// Set between prepare and start.
     pending: Option<Pending>,
+    /// Restart instances that fail by themselves.
+    restart: Option<RestartPolicy>,
     /// Program and arguments every instance runs.
     program: Vec<String>,
     args: Vec<String>,
@@ -565,6 +588,7 @@ impl Task {
                     self.exited(&run, &instance, start, status, writer).await;
                 }
                 Msg::Escalate { run, instance, start } => self.escalate(&run, &instance, start),
+                Msg::Revive { run, instance, start } => self.revive(&run, &instance, start).await,
                 Msg::Shutdown(reply) => self.shutdown(reply),
             }
             if !self.any_live()
@@ -737,6 +761,8 @@ impl Task {
                 notes: None,
                 log,
                 waiters: Vec::new(),
+                restarts: 0,
+                revive_pending: false,
             });
         }
         let files_made = began.elapsed();
@@ -750,6 +776,7 @@ impl Task {
             module,
             plan: Vec::new(),
             total: spec.total,
+            restart: spec.restart,
             pending: Some(Pending {
                 sockets: sockets.into_iter().enumerate().map(|(i, (_, socket))| (i, socket)).collect(),
                 opening,
@@ -902,6 +929,7 @@ impl Task {
             let pid = child.pid;
             inst.pid = Some(pid);
             inst.state = State::Running;
+            inst.revive_pending = false;
             inst.exit_code = None;
             inst.signal = None;
             inst.intent = None;
@@ -1042,6 +1070,18 @@ impl Task {
                     done.push((run, i));
                 }
                 Action::Stop | Action::Kill if !live => {
+                    let inst = &mut self.runs.get_mut(&run).expect("known").instances[i];
+                    if inst.revive_pending {
+                        // A stop of a failed instance waiting to be restarted
+                        // cancels the restart.
+                        inst.revive_pending = false;
+                        if let Some(writer) = inst.writer.as_mut() {
+                            let _ = writer.note("automatic restart cancelled");
+                            writer.close();
+                        }
+                        done.push((run, i));
+                        continue;
+                    }
                     if single {
                         let _ = reply.send(Err(Error::NotRunning(who)));
                         return;
@@ -1213,6 +1253,34 @@ impl Task {
         self.ports.release(port);
         tracing::info!(run = run_name, instance, "{how}{why}");
 
+        // A failure the user did not ask for, under a restart policy with
+        // restarts left: start it again after the backoff.
+        if let Some(policy) = run.restart
+            && intent.is_none()
+            && inst.state == State::Failed
+            && inst.restarts < policy.max
+            && self.shutting_down.is_none()
+        {
+            inst.revive_pending = true;
+            let note = format!(
+                "restarting in {} ms (automatic restart {} of {})",
+                policy.backoff.as_millis(),
+                inst.restarts + 1,
+                policy.max
+            );
+            if let Some(writer) = inst.writer.as_mut()
+                && let Err(err) = writer.note(&note)
+            {
+                tracing::error!(run = run_name, instance, %err, "cannot write to the instance log");
+            }
+            let (tx, run, instance) = (self.tx.clone(), run_name.to_owned(), instance.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(policy.backoff).await;
+                if let Some(tx) = tx.upgrade() {
+                    let _ = tx.send(Msg::Revive { run, instance, start }).await;
+                }
+            });
+        }
         let mut result = Ok(());
         if intent == Some(Intent::Restart) && self.shutting_down.is_none() {
             result = match self.ports.take_port(self.config.advertise, port) {
@@ -1223,6 +1291,7 @@ impl Task {
         let run = self.runs.get_mut(run_name).expect("known");
         let inst = &mut run.instances[i];
         if !inst.state.is_live()
+            && !inst.revive_pending
             && let Some(writer) = inst.writer.as_mut()
         {
             writer.close();
@@ -1240,6 +1309,35 @@ impl Task {
                     source: std::io::Error::other(err.to_string()),
                 }),
             });
+        }
+    }
+
+    /// Starts a failed instance again once its backoff is over, unless a
+    /// user acted on it meanwhile or the manager is shutting down.
+    async fn revive(&mut self, run_name: &str, instance: &str, start: u32) {
+        let Some(i) = self.runs.get(run_name).and_then(|r| r.instances.iter().position(|x| x.name == instance)) else {
+            return;
+        };
+        let inst = &mut self.runs.get_mut(run_name).expect("known").instances[i];
+        if inst.starts != start || !inst.revive_pending {
+            return;
+        }
+        inst.revive_pending = false;
+        let port = inst.address.port();
+        if self.shutting_down.is_none() {
+            inst.restarts += 1;
+            let result = match self.ports.take_port(self.config.advertise, port) {
+                Ok(socket) => self.start_instances(run_name, vec![(i, socket)], None).await,
+                Err(source) => Err(Error::Spawn { what: format!("{run_name}/{instance} on port {port}"), source }),
+            };
+            let Err(err) = result else { return };
+            self.ports.release(port);
+            tracing::error!(run = run_name, instance, %err, "automatic restart failed");
+        }
+        let inst = &mut self.runs.get_mut(run_name).expect("known").instances[i];
+        if let Some(writer) = inst.writer.as_mut() {
+            let _ = writer.note("not restarted");
+            writer.close();
         }
     }
 
