@@ -9,6 +9,7 @@ pub mod commands;
 pub mod diagram;
 pub mod events;
 pub mod render;
+pub mod scenario;
 pub mod trace;
 
 use std::path::PathBuf;

@@ -1,0 +1,549 @@
+//! Scenario files: a lab exercise as one TOML file that `mgrctl up` runs
+//! (issue 6; the runner is not written yet, this is its input).
+//!
+//! ```toml
+//! name = "mcast"                      # the run's name (optional)
+//!
+//! [[role]]                            # roles, in order: their instances are
+//! name = "peer"                       # p1..pN across roles, in this order
+//! module = "MulticastPeer"            # or: command = ["python3", "peer.py"]
+//! count = 4
+//! args = ["--msgs", "20", "--jitter", "5"]
+//! placement = "spread"                # spread | each | pack (default spread)
+//! on = ["lab-01"]                     # members (optional)
+//! restart = "on-failure"              # no | on-failure (default no)
+//! max_restarts = 3
+//! restart_backoff = "500ms"
+//!
+//! [[role]]
+//! name = "comparator"
+//! module = "MulticastComparator"
+//! args = ["--peers", "4"]             # count defaults to 1
+//!
+//! [[at]]                              # the timeline: one action per step
+//! time = "2s"
+//! send = { to = "peer", line = "hello" }   # to: an instance (p2), a role or "all"
+//! [[at]]
+//! time = "5s"
+//! kill = "p3"                         # also stop, pause, resume, restart: an instance or a role
+//! [[at]]
+//! time = "6s"
+//! fault = { loss = 0.2, partition = "p1,p2/p3,p4" }   # or heal = true
+//!
+//! [end]
+//! exited = "peer"                     # all of a role exited; or: after = "30s"
+//! timeout = "60s"                     # give up (a failure) after this long
+//!
+//! [check]
+//! properties = true                   # the modules' own properties (or a list of ids)
+//! expect = [{ role = "comparator", line = "verdict agree" }]
+//! ```
+//!
+//! This module owns parsing and validation, with errors that name the line
+//! and the field; it must not talk to a manager.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: Option<String>,
+    pub roles: Vec<Role>,
+    pub timeline: Vec<Step>,
+    pub end: End,
+    pub check: Check,
+}
+
+/// One role: `count` instances of a module or command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub name: String,
+    /// A module name, or `None` for `command`.
+    pub module: Option<String>,
+    pub command: Vec<String>,
+    pub count: u32,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub placement: String,
+    pub on: Vec<String>,
+    /// `Some((max, backoff))` for `restart = "on-failure"`.
+    pub restart: Option<(u32, Duration)>,
+    /// The names of its instances (`p3`, `p4`, …).
+    pub instances: Vec<String>,
+}
+
+/// What a step of the timeline does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A line to the stdin of the target's instances.
+    Send {
+        line: String,
+    },
+    Stop,
+    Kill,
+    Pause,
+    Resume,
+    Restart,
+    Fault {
+        loss: Option<f64>,
+        dup: Option<f64>,
+        delay: Option<String>,
+        partition: Option<String>,
+        heal: bool,
+    },
+}
+
+/// One step of the timeline: at `time` after the start, `action` on the
+/// instances named by `target` (an instance, a role's instances, or all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub time: Duration,
+    pub action: Action,
+    /// The instances acted on (every instance for faults).
+    pub instances: Vec<String>,
+    /// The file's line, for messages while running.
+    pub line: usize,
+}
+
+/// When the run ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// After a fixed time.
+    After(Duration),
+    /// When every instance of a role has exited.
+    Exited { role: String, timeout: Option<Duration> },
+}
+
+/// What is checked at the end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Check {
+    /// `None`: no property check; `Some(empty)`: the modules' own.
+    pub properties: Option<Vec<String>>,
+    /// Lines that must appear in the output of an instance of a role.
+    pub expect: Vec<(String, String)>,
+}
+
+/// A scenario that cannot be run, with the line and field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<String>,
+    #[serde(default)]
+    role: Vec<Spanned<RawRole>>,
+    #[serde(default)]
+    at: Vec<Spanned<RawStep>>,
+    end: Option<Spanned<RawEnd>>,
+    #[serde(default)]
+    check: Option<RawCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: String,
+    module: Option<String>,
+    command: Option<Vec<String>>,
+    count: Option<u32>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    placement: Option<String>,
+    #[serde(default)]
+    on: Vec<String>,
+    restart: Option<String>,
+    max_restarts: Option<u32>,
+    restart_backoff: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSend {
+    to: String,
+    line: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    loss: Option<f64>,
+    dup: Option<f64>,
+    delay: Option<String>,
+    partition: Option<String>,
+    #[serde(default)]
+    heal: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    time: String,
+    send: Option<RawSend>,
+    stop: Option<String>,
+    kill: Option<String>,
+    pause: Option<String>,
+    resume: Option<String>,
+    restart: Option<String>,
+    fault: Option<RawFault>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnd {
+    after: Option<String>,
+    exited: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProperties {
+    All(bool),
+    These(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    role: String,
+    line: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    properties: Option<RawProperties>,
+    #[serde(default)]
+    expect: Vec<RawExpect>,
+}
+
+/// Parses and validates a scenario. `file` names it in errors; `scale`
+/// overrides role counts (`--scale peer=8`).
+pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario, ScenarioError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let fail = |offset: usize, message: String| ScenarioError { file: file.to_owned(), line: line_of(offset), message };
+    let raw: RawFile = toml::from_str(text).map_err(|err| {
+        let offset = err.span().map_or(0, |s| s.start);
+        fail(offset, err.message().trim().to_owned())
+    })?;
+
+    // Roles, and the instance names they get, in file order.
+    if raw.role.is_empty() {
+        return Err(fail(0, "no [[role]]: a scenario needs at least one role".into()));
+    }
+    let mut roles: Vec<Role> = Vec::new();
+    let mut next = 1;
+    for spanned in &raw.role {
+        let at = spanned.span().start;
+        let r = spanned.get_ref();
+        let what = format!("role '{}'", r.name);
+        if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(fail(at, format!("role name '{}' is not valid (letters, digits, '-' or '_')", r.name)));
+        }
+        if is_instance_name(&r.name) || r.name == "all" {
+            return Err(fail(at, format!("role name '{}' would read as an instance or as all", r.name)));
+        }
+        if roles.iter().any(|o| o.name == r.name) {
+            return Err(fail(at, format!("{what} is defined twice")));
+        }
+        let (module, command) = match (&r.module, &r.command) {
+            (Some(module), None) => (Some(module.clone()), Vec::new()),
+            (None, Some(command)) if !command.is_empty() => (None, command.clone()),
+            (None, Some(_)) => return Err(fail(at, format!("{what}: command is empty"))),
+            (Some(_), Some(_)) => return Err(fail(at, format!("{what}: give module or command, not both"))),
+            (None, None) => return Err(fail(at, format!("{what}: needs module (or command)"))),
+        };
+        let mut count = r.count.unwrap_or(1);
+        if let Some((_, n)) = scale.iter().find(|(name, _)| name == &r.name) {
+            count = *n;
+        }
+        if count == 0 {
+            return Err(fail(at, format!("{what}: count must be at least 1")));
+        }
+        let placement = r.placement.clone().unwrap_or_else(|| "spread".into());
+        if !matches!(placement.as_str(), "spread" | "each" | "pack") {
+            return Err(fail(at, format!("{what}: placement '{placement}' is not spread, each or pack")));
+        }
+        let restart = match r.restart.as_deref() {
+            None | Some("no") => None,
+            Some("on-failure") => {
+                let backoff = match &r.restart_backoff {
+                    Some(text) => duration(text).map_err(|e| fail(at, format!("{what}: restart_backoff: {e}")))?,
+                    None => Duration::from_millis(500),
+                };
+                Some((r.max_restarts.unwrap_or(3), backoff))
+            }
+            Some(other) => return Err(fail(at, format!("{what}: restart '{other}' is not no or on-failure"))),
+        };
+        let instances = (next..next + count).map(|i| format!("p{i}")).collect();
+        next += count;
+        roles.push(Role {
+            name: r.name.clone(),
+            module,
+            command,
+            count,
+            args: r.args.clone(),
+            env: r.env.clone(),
+            placement,
+            on: r.on.clone(),
+            restart,
+            instances,
+        });
+    }
+    for (name, _) in scale {
+        if !roles.iter().any(|r| &r.name == name) {
+            return Err(fail(0, format!("--scale names role '{name}', which the scenario does not have")));
+        }
+    }
+    let every: Vec<String> = roles.iter().flat_map(|r| r.instances.clone()).collect();
+    let known = || {
+        roles
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.instances.first().cloned().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let target = |text: &str, at: usize| -> Result<Vec<String>, ScenarioError> {
+        if text == "all" {
+            return Ok(every.clone());
+        }
+        if let Some(role) = roles.iter().find(|r| r.name == text) {
+            return Ok(role.instances.clone());
+        }
+        if every.iter().any(|i| i == text) {
+            return Ok(vec![text.to_owned()]);
+        }
+        Err(fail(at, format!("no role or instance named '{text}' (roles, with their first instance: {})", known())))
+    };
+
+    // The timeline, in time order (steps at the same time in file order).
+    let mut timeline = Vec::new();
+    for (n, spanned) in raw.at.iter().enumerate() {
+        let at = spanned.span().start;
+        let s = spanned.get_ref();
+        let step = format!("timeline step {}", n + 1);
+        let time = duration(&s.time).map_err(|e| fail(at, format!("{step}: time: {e}")))?;
+        let mut actions = Vec::new();
+        if let Some(send) = &s.send {
+            actions.push((Action::Send { line: send.line.clone() }, target(&send.to, at)?));
+        }
+        for (field, action) in [
+            (&s.stop, Action::Stop),
+            (&s.kill, Action::Kill),
+            (&s.pause, Action::Pause),
+            (&s.resume, Action::Resume),
+            (&s.restart, Action::Restart),
+        ] {
+            if let Some(name) = field {
+                actions.push((action, target(name, at)?));
+            }
+        }
+        if let Some(f) = &s.fault {
+            if f.loss.is_none() && f.dup.is_none() && f.delay.is_none() && f.partition.is_none() && !f.heal {
+                return Err(fail(at, format!("{step}: fault changes nothing (loss, dup, delay, partition or heal)")));
+            }
+            for p in [f.loss, f.dup].into_iter().flatten() {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(fail(at, format!("{step}: fault: {p} is not a probability between 0 and 1")));
+                }
+            }
+            let fault = Action::Fault {
+                loss: f.loss,
+                dup: f.dup,
+                delay: f.delay.clone(),
+                partition: f.partition.clone(),
+                heal: f.heal,
+            };
+            actions.push((fault, every.clone()));
+        }
+        match actions.len() {
+            0 => {
+                return Err(fail(at, format!("{step}: no action (send, stop, kill, pause, resume, restart or fault)")));
+            }
+            1 => {}
+            _ => return Err(fail(at, format!("{step}: one action per step ([[at]] again for the next)"))),
+        }
+        let (action, instances) = actions.pop().expect("one action");
+        timeline.push(Step { time, action, instances, line: line_of(at) });
+    }
+    timeline.sort_by_key(|s| s.time);
+
+    let end = match raw.end {
+        None => return Err(fail(text.len(), "no [end]: say after = \"30s\" or exited = \"ROLE\"".into())),
+        Some(spanned) => {
+            let at = spanned.span().start;
+            let e = spanned.into_inner();
+            let timeout = match &e.timeout {
+                Some(t) => Some(duration(t).map_err(|err| fail(at, format!("end: timeout: {err}")))?),
+                None => None,
+            };
+            match (e.after, e.exited) {
+                (Some(after), None) => {
+                    if timeout.is_some() {
+                        return Err(fail(at, "end: timeout goes with exited, not after".into()));
+                    }
+                    End::After(duration(&after).map_err(|err| fail(at, format!("end: after: {err}")))?)
+                }
+                (None, Some(role)) => {
+                    if !roles.iter().any(|r| r.name == role) {
+                        return Err(fail(at, format!("end: exited names role '{role}', which is not defined")));
+                    }
+                    End::Exited { role, timeout }
+                }
+                (Some(_), Some(_)) => return Err(fail(at, "end: give after or exited, not both".into())),
+                (None, None) => return Err(fail(at, "end: needs after = \"30s\" or exited = \"ROLE\"".into())),
+            }
+        }
+    };
+
+    let check = match raw.check {
+        None => Check::default(),
+        Some(c) => {
+            let properties = match c.properties {
+                None | Some(RawProperties::All(false)) => None,
+                Some(RawProperties::All(true)) => Some(Vec::new()),
+                Some(RawProperties::These(ids)) => Some(ids),
+            };
+            for expect in &c.expect {
+                if !roles.iter().any(|r| r.name == expect.role) {
+                    return Err(fail(
+                        text.find("[check]").unwrap_or(0),
+                        format!("check: expect names role '{}', which is not defined", expect.role),
+                    ));
+                }
+            }
+            Check { properties, expect: c.expect.into_iter().map(|e| (e.role, e.line)).collect() }
+        }
+    };
+    Ok(Scenario { name: raw.name, roles, timeline, end, check })
+}
+
+fn is_instance_name(name: &str) -> bool {
+    name.strip_prefix('p').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("'{text}' is not a duration such as 500ms or 2s ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MULTICAST: &str = r#"
+name = "mcast"
+
+[[role]]
+name = "peer"
+module = "MulticastPeer"
+count = 4
+args = ["--msgs", "20"]
+restart = "on-failure"
+
+[[role]]
+name = "comparator"
+module = "MulticastComparator"
+args = ["--peers", "4"]
+
+[[at]]
+time = "5s"
+kill = "p3"
+
+[[at]]
+time = "2s"
+send = { to = "peer", line = "hello" }
+
+[[at]]
+time = "6s"
+fault = { loss = 0.2, partition = "p1,p2/p3,p4" }
+
+[end]
+exited = "peer"
+timeout = "60s"
+
+[check]
+properties = true
+expect = [{ role = "comparator", line = "verdict agree" }]
+"#;
+
+    #[test]
+    fn a_whole_scenario_reads_with_instances_numbered_across_roles() {
+        let s = parse("m.toml", MULTICAST, &[]).unwrap();
+        assert_eq!(s.name.as_deref(), Some("mcast"));
+        assert_eq!(s.roles[0].instances, ["p1", "p2", "p3", "p4"]);
+        assert_eq!(s.roles[1].instances, ["p5"]);
+        assert_eq!(s.roles[0].restart, Some((3, Duration::from_millis(500))));
+        // The timeline is in time order, each step knowing its line.
+        assert_eq!(s.timeline[0].time, Duration::from_secs(2));
+        assert_eq!(s.timeline[0].instances, ["p1", "p2", "p3", "p4"]);
+        assert_eq!(s.timeline[0].action, Action::Send { line: "hello".into() });
+        assert_eq!((s.timeline[1].action.clone(), s.timeline[1].instances.clone()), (Action::Kill, vec!["p3".into()]));
+        assert_eq!(s.timeline[1].line, 16, "the line of its [[at]]");
+        assert_eq!(s.end, End::Exited { role: "peer".into(), timeout: Some(Duration::from_secs(60)) });
+        assert_eq!(s.check.properties, Some(Vec::new()));
+        assert_eq!(s.check.expect, [("comparator".to_owned(), "verdict agree".to_owned())]);
+    }
+
+    #[test]
+    fn scale_changes_a_roles_count_and_the_numbering_after_it() {
+        let s = parse("m.toml", MULTICAST, &[("peer".into(), 8)]).unwrap();
+        assert_eq!(s.roles[0].count, 8);
+        assert_eq!(s.roles[1].instances, ["p9"]);
+        let err = parse("m.toml", MULTICAST, &[("nobody".into(), 2)]).unwrap_err();
+        assert!(err.message.contains("--scale names role 'nobody'"), "{err}");
+    }
+
+    fn error(text: &str) -> String {
+        parse("s.toml", text, &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_name_the_line_and_the_field() {
+        let role = "[[role]]\nname = \"peer\"\nmodule = \"M\"\n";
+        let end = "\n[end]\nafter = \"1s\"\n";
+        assert!(
+            error(&format!("{role}cont = 3\n{end}")).starts_with("s.toml:4: unknown field `cont`"),
+            "{}",
+            error(&format!("{role}cont = 3\n{end}"))
+        );
+        assert!(error(&format!("{role}count = \"three\"\n{end}")).starts_with("s.toml:4:"));
+        let e = error(&format!("{role}{end}\n[[at]]\ntime = \"2s\"\nkill = \"p9\"\n"));
+        assert!(
+            e.starts_with("s.toml:8:") && e.contains("no role or instance named 'p9'") && e.contains("peer p1"),
+            "{e}"
+        );
+        let e = error(&format!("{role}{end}\n[[at]]\ntime = \"soon\"\nkill = \"p1\"\n"));
+        assert!(e.contains("timeline step 1: time: 'soon' is not a duration"), "{e}");
+        let e = error(&format!("{role}{end}\n[[at]]\ntime = \"1s\"\nkill = \"p1\"\nstop = \"p1\"\n"));
+        assert!(e.contains("one action per step"), "{e}");
+        let e = error(&format!("{role}{end}\n[[at]]\ntime = \"1s\"\n"));
+        assert!(e.contains("no action"), "{e}");
+        assert!(error(role).contains("no [end]"));
+        assert!(error(&format!("{role}\n[end]\nexited = \"client\"\n")).contains("exited names role 'client'"));
+        assert!(error(&format!("{role}\n[end]\nafter = \"1s\"\nexited = \"peer\"\n")).contains("not both"));
+        assert!(error(&format!("{role}placement = \"everywhere\"\n{end}")).starts_with("s.toml:1:"));
+        assert!(error(&format!("{role}count = 0\n{end}")).contains("count must be at least 1"));
+        assert!(error(&format!("{role}command = [\"x\"]\n{end}")).contains("module or command, not both"));
+        assert!(error(&format!("{role}{role}{end}")).contains("defined twice"));
+        assert!(
+            error(&format!("[[role]]\nname = \"p2\"\nmodule = \"M\"\n{end}")).contains("would read as an instance")
+        );
+        assert!(error(end).contains("no [[role]]"));
+        let e = error(&format!("{role}{end}\n[[at]]\ntime = \"1s\"\nfault = {{ loss = 2.0 }}\n"));
+        assert!(e.contains("not a probability"), "{e}");
+        let e = error(&format!("{role}{end}\n[check]\nexpect = [{{ role = \"x\", line = \"y\" }}]\n"));
+        assert!(e.contains("expect names role 'x'"), "{e}");
+    }
+}
