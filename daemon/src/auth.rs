@@ -144,9 +144,7 @@ impl AuthError {
                 | AuthError::NotKeyed { .. }
         )
     }
-}
 
-impl AuthError {
     /// Whether trying again later can help: the manager was not reachable
     /// or the handshake broke, rather than a refusal or bad input.
     pub fn is_transient(&self) -> bool {

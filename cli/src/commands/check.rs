@@ -45,8 +45,11 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
         };
         let mut count = interface(&run);
         let mut since = Instant::now();
+        // Each look fetches every event of the run from the group: a few
+        // looks per quiet period are enough, not one every 100 ms.
+        let every = (quiet / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         while !run.quiesced && since.elapsed() < quiet {
-            tokio::time::sleep(Duration::from_millis(100).min(quiet)).await;
+            tokio::time::sleep(every.min(quiet)).await;
             run = crate::events::collect(&mut client, &args.run).await?;
             let now = interface(&run);
             if now != count {

@@ -21,29 +21,10 @@ fn join_arg(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// (name, state) of each member `daemon` sees.
-fn members(daemon: &Daemon) -> Result<Vec<(String, String)>> {
-    daemon
-        .ok(&["members", "--json"])?
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)?;
-            Ok((v["name"].as_str().unwrap_or("").to_owned(), v["state"].as_str().unwrap_or("").to_owned()))
-        })
-        .collect()
-}
-
-fn alive_names(daemon: &Daemon) -> Result<Vec<String>> {
-    let mut names: Vec<String> =
-        members(daemon)?.into_iter().filter(|(_, state)| state == "alive").map(|(name, _)| name).collect();
-    names.sort();
-    Ok(names)
-}
-
 /// Waits until `daemon` sees exactly `want` alive; returns how long it took.
 fn wait_alive(daemon: &Daemon, want: &[&str]) -> Result<Duration> {
     let began = Instant::now();
-    wait_until(&format!("members {want:?}"), || alive_names(daemon).is_ok_and(|names| names == want))?;
+    wait_until(&format!("members {want:?}"), || daemon.alive_members().is_ok_and(|names| names == want))?;
     Ok(began.elapsed())
 }
 
@@ -136,7 +117,7 @@ fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itsel
     let b_ports = port_range(40);
     let mut b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
     wait_alive(&a, &["a", "b"])?;
-    let b_id = b.ok(&["members", "--json"])?.lines().find(|l| l.contains("\"me\":true")).context("me")?.to_owned();
+    let b_id = b.member_id()?;
 
     a.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "crash", "-d"])?;
     let mut viewer = a.spawn(&["logs", "crash", "-f"])?;
@@ -144,7 +125,7 @@ fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itsel
 
     b.kill9();
     let killed = Instant::now();
-    wait_until("b dead", || members(&a).is_ok_and(|m| m.contains(&("b".to_owned(), "dead".to_owned()))))?;
+    wait_until("b dead", || a.members().is_ok_and(|m| m.contains(&("b".to_owned(), "dead".to_owned()))))?;
     let detected = killed.elapsed();
     // The target is 2 s; a busy 2-core machine gets some slack here, and
     // BENCHMARKS.md reports the measured median.
@@ -158,10 +139,8 @@ fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itsel
     // Restarted on its state dir, b is the same member again.
     let b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
     wait_alive(&a, &["a", "b"])?;
-    let again = b.ok(&["members", "--json"])?.lines().find(|l| l.contains("\"me\":true")).context("me")?.to_owned();
-    let id = |line: &str| serde_json::from_str::<Value>(line).map(|v| v["id"].clone());
-    assert_eq!(id(&again)?, id(&b_id)?, "a restarted manager keeps its member id");
-    assert_eq!(members(&a)?.len(), 2, "and is not counted twice");
+    assert_eq!(b.member_id()?, b_id, "a restarted manager keeps its member id");
+    assert_eq!(a.members()?.len(), 2, "and is not counted twice");
     a.ok(&["stop", "crash"])?;
     Ok(())
 }
@@ -210,8 +189,8 @@ fn managers_of_another_group_are_refused_and_never_members() -> Result<()> {
     assert!(c.log().contains("group 'default'"), "the refused side says why:\n{}", c.log());
     let err = c.err(&["join", &join_arg(pa)])?;
     assert!(err.contains("refused") && err.contains("group"), "{err}");
-    assert_eq!(alive_names(&a)?, ["a"]);
-    assert_eq!(alive_names(&c)?, ["c"]);
+    assert_eq!(a.alive_members()?, ["a"]);
+    assert_eq!(c.alive_members()?, ["c"]);
     Ok(())
 }
 
@@ -220,8 +199,7 @@ fn a_manager_with_another_key_is_refused_on_both_sides_and_never_a_member() -> R
     let keys = tempfile::tempdir()?;
     let (ours, theirs) = (keys.path().join("ours.key"), keys.path().join("theirs.key"));
     for key in [&ours, &theirs] {
-        let out = Command::new(bin("mgr")).arg("keygen").arg(key).output()?;
-        assert!(out.status.success());
+        keygen(key)?;
     }
     let (ours, theirs) = (ours.to_str().context("path")?, theirs.to_str().context("path")?);
     let (pa, pb, px) = (free_port(), free_port(), free_port());
@@ -234,8 +212,8 @@ fn a_manager_with_another_key_is_refused_on_both_sides_and_never_a_member() -> R
     })?;
     let err = x.err(&["join", &join_arg(pb)])?;
     assert!(err.contains("does not hold this group's key"), "{err}");
-    assert_eq!(alive_names(&a)?, ["a", "b"]);
-    assert_eq!(alive_names(&b)?, ["a", "b"]);
-    assert_eq!(alive_names(&x)?, ["x"]);
+    assert_eq!(a.alive_members()?, ["a", "b"]);
+    assert_eq!(b.alive_members()?, ["a", "b"]);
+    assert_eq!(x.alive_members()?, ["x"]);
     Ok(())
 }

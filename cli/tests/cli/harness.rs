@@ -359,3 +359,43 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 }
+
+/// Writes a new group key to `path` with the real `mgr keygen`.
+pub(crate) fn keygen(path: &Path) -> Result<()> {
+    let mut command = Command::new(bin("mgr"));
+    command.arg("keygen").arg(path);
+    let out = run_with_timeout(command)?;
+    if !out.status.success() {
+        bail!("mgr keygen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+// The group as one manager sees it (`mgrctl members --json`).
+impl Daemon {
+    /// (name, state) of each member this manager sees.
+    pub(crate) fn members(&self) -> Result<Vec<(String, String)>> {
+        self.ok(&["members", "--json"])?
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l)?;
+                Ok((v["name"].as_str().unwrap_or("").to_owned(), v["state"].as_str().unwrap_or("").to_owned()))
+            })
+            .collect()
+    }
+
+    /// The names of the members it sees alive, sorted.
+    pub(crate) fn alive_members(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> =
+            self.members()?.into_iter().filter(|(_, state)| state == "alive").map(|(name, _)| name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// This manager's member id.
+    pub(crate) fn member_id(&self) -> Result<String> {
+        let out = self.ok(&["members", "--json"])?;
+        let me = out.lines().find(|l| l.contains("\"me\":true")).context("no member marked me")?;
+        Ok(serde_json::from_str::<Value>(me)?["id"].as_str().unwrap_or("").to_owned())
+    }
+}

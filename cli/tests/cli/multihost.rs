@@ -6,31 +6,6 @@
 use crate::harness::*;
 use crate::netns::{Lab, MGR_PORT, NetDaemon};
 
-/// (name, state) of each member `daemon` sees.
-fn members(daemon: &Daemon) -> Result<Vec<(String, String)>> {
-    daemon
-        .ok(&["members", "--json"])?
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)?;
-            Ok((v["name"].as_str().unwrap_or("").to_owned(), v["state"].as_str().unwrap_or("").to_owned()))
-        })
-        .collect()
-}
-
-fn alive(daemon: &Daemon) -> Result<Vec<String>> {
-    let mut names: Vec<String> =
-        members(daemon)?.into_iter().filter(|(_, state)| state == "alive").map(|(name, _)| name).collect();
-    names.sort();
-    Ok(names)
-}
-
-fn my_id(daemon: &Daemon) -> Result<String> {
-    let line = daemon.ok(&["members", "--json"])?;
-    let me = line.lines().find(|l| l.contains("\"me\":true")).context("no member marked me")?;
-    Ok(serde_json::from_str::<Value>(me)?["id"].as_str().unwrap_or("").to_owned())
-}
-
 /// Starts managers on hosts 1..=k of `lab` with mDNS on eth0 and nothing
 /// else; returns them and the moment the last one accepted on its socket.
 fn start_all(lab: &Lab, k: usize, extra: &[&str]) -> Result<(Vec<NetDaemon>, Instant)> {
@@ -43,7 +18,7 @@ fn start_all(lab: &Lab, k: usize, extra: &[&str]) -> Result<(Vec<NetDaemon>, Ins
 /// Waits until every one of `daemons` sees exactly `want` alive.
 fn converged(daemons: &[&NetDaemon], want: &[&str]) -> Result<()> {
     wait_until(&format!("every member sees {want:?}"), || {
-        daemons.iter().all(|d| alive(d).is_ok_and(|names| names == want))
+        daemons.iter().all(|d| d.alive_members().is_ok_and(|names| names == want))
     })
 }
 
@@ -95,13 +70,13 @@ fn a_killed_manager_is_dead_within_2s_its_instance_lost_and_it_rejoins_as_itself
     let lab = Lab::new(3)?;
     let (mut daemons, _) = start_all(&lab, 3, &[])?;
     converged(&daemons.iter().collect::<Vec<_>>(), &["h1", "h2", "h3"])?;
-    let id = my_id(&daemons[2])?;
+    let id = daemons[2].member_id()?;
     daemons[0].ok(&["launch", "FairLossPointToPointLink", "3", "--name", "crash", "-d"])?;
 
     daemons[2].kill9();
     let killed = Instant::now();
     let h1 = &daemons[0];
-    wait_until("h3 dead at h1", || members(h1).is_ok_and(|m| m.contains(&("h3".into(), "dead".into()))))?;
+    wait_until("h3 dead at h1", || h1.members().is_ok_and(|m| m.contains(&("h3".into(), "dead".into()))))?;
     let detected = killed.elapsed();
     // The target is 2 s (BENCHMARKS.md reports the median); a loaded 2-core
     // machine gets a little slack in a test.
@@ -112,8 +87,8 @@ fn a_killed_manager_is_dead_within_2s_its_instance_lost_and_it_rejoins_as_itself
 
     daemons[2].restart()?;
     converged(&daemons.iter().collect::<Vec<_>>(), &["h1", "h2", "h3"])?;
-    assert_eq!(my_id(&daemons[2])?, id, "a restarted manager is the same member");
-    assert_eq!(members(&daemons[0])?.len(), 3, "and is not listed twice");
+    assert_eq!(daemons[2].member_id()?, id, "a restarted manager is the same member");
+    assert_eq!(daemons[0].members()?.len(), 3, "and is not listed twice");
     Ok(())
 }
 
@@ -121,12 +96,7 @@ fn a_killed_manager_is_dead_within_2s_its_instance_lost_and_it_rejoins_as_itself
 fn another_key_and_another_group_on_the_same_bridge_never_become_members() -> Result<()> {
     let lab = Lab::new(4)?;
     let stranger_key = lab.dir().join("stranger.key");
-    let out = run_with_timeout({
-        let mut c = Command::new(bin("mgr"));
-        c.arg("keygen").arg(&stranger_key);
-        c
-    })?;
-    assert!(out.status.success());
+    keygen(&stranger_key)?;
     let stranger_key = stranger_key.to_str().context("path")?.to_owned();
     let h1 = lab.start_mgr(1, &["--iface", "eth0"])?;
     let h2 = lab.start_mgr(2, &["--iface", "eth0"])?;
@@ -140,10 +110,10 @@ fn another_key_and_another_group_on_the_same_bridge_never_become_members() -> Re
     })?;
     // Give discovery time to have shown everyone to everyone, then check.
     thread::sleep(Duration::from_secs(2));
-    assert_eq!(alive(&h1)?, ["h1", "h2"]);
-    assert_eq!(alive(&h2)?, ["h1", "h2"]);
-    assert_eq!(alive(&h3)?, ["h3"]);
-    assert_eq!(alive(&h4)?, ["h4"]);
+    assert_eq!(h1.alive_members()?, ["h1", "h2"]);
+    assert_eq!(h2.alive_members()?, ["h1", "h2"]);
+    assert_eq!(h3.alive_members()?, ["h3"]);
+    assert_eq!(h4.alive_members()?, ["h4"]);
     assert!(!h1.ok(&["members"])?.contains("h4"), "another group is not even listed");
 
     // mgrctl with the wrong key, from a lab host, gets a clear error.
@@ -227,7 +197,7 @@ fn events_of_a_run_spread_over_hosts_are_merged_and_a_dead_member_is_missing() -
     // A dead member's events are missing, and said to be.
     daemons[2].kill9();
     let h1 = &daemons[0];
-    wait_until("h3 dead", || alive(h1).is_ok_and(|a| a == ["h1", "h2"]))?;
+    wait_until("h3 dead", || h1.alive_members().is_ok_and(|a| a == ["h1", "h2"]))?;
     let out = h1.ctl(&["events", "spread"])?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("events of member h3 are missing"), "{err}");

@@ -241,14 +241,7 @@ impl Lab {
             return Ok(key.clone());
         }
         let path = self.dir().join("group.key");
-        let out = run_with_timeout({
-            let mut c = Command::new(bin("mgr"));
-            c.arg("keygen").arg(&path);
-            c
-        })?;
-        if !out.status.success() {
-            bail!("mgr keygen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
+        keygen(&path)?;
         Ok(self.key.get_or_init(|| path).clone())
     }
 

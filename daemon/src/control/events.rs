@@ -12,9 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::Control;
-use super::fanout::{manager, ps_group};
+use super::fanout::{locate, manager};
 use crate::events::{Reader, path};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Supervisor, Target};
 
 pub(super) type EventStream = Pin<Box<dyn Stream<Item = Result<EventsChunk, Status>> + Send>>;
 
@@ -30,32 +30,22 @@ pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<Even
         tokio::spawn(local(control.supervisor.clone(), req, tx));
         return Ok(Box::pin(ReceiverStream::new(rx)));
     }
-    let runs = ps_group(control, Some(req.run.clone())).await?;
-    let me = view.me().id.clone();
-    let mut here = false;
-    let mut hosts: Vec<String> = Vec::new();
+    let located = locate(control, &Target { run: req.run.clone(), instance: None }).await?;
     let mut missing: Vec<String> = Vec::new();
-    for inst in runs.iter().flat_map(|r| &r.instances) {
-        if inst.state == "lost" || inst.state == "unreachable" {
-            if !missing.contains(&inst.member) {
-                missing.push(inst.member.clone());
-            }
-        } else if inst.member_id == me {
-            here = true;
-        } else if !hosts.contains(&inst.member_id) {
-            hosts.push(inst.member_id.clone());
+    for (_, member) in located.lost {
+        if !missing.contains(&member) {
+            missing.push(member);
         }
     }
     if !missing.is_empty() {
         let chunk = EventsChunk { run: req.run.clone(), missing, ..Default::default() };
         let _ = tx.send(Ok(chunk)).await;
     }
-    if here {
+    if located.local {
         tokio::spawn(local(control.supervisor.clone(), req.clone(), tx.clone()));
     }
-    for id in hosts {
-        let (Some(member), Some(channel)) = (view.member(&id), view.channel(&id)) else { continue };
-        let (tx, name) = (tx.clone(), member.info.name.clone());
+    for (member, channel, _) in located.remote {
+        let (tx, name) = (tx.clone(), member.name);
         let request = EventsRequest { local: true, ..req.clone() };
         tokio::spawn(async move {
             let mut stream = match manager(channel).events(request.clone()).await {
