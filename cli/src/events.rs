@@ -25,6 +25,12 @@ pub async fn collect(client: &mut Client, run: &str) -> anyhow::Result<RunEvents
         processes: info.instances.iter().map(|i| i.name.clone()).collect(),
         quiesced: !info.instances.iter().any(|i| is_live(&i.state)),
         missing_processes: info.instances.iter().filter(|i| i.state == "lost").map(|i| i.name.clone()).collect(),
+        // A run of several roles is checked module by module.
+        module_of: if info.instances.iter().any(|i| !i.role.is_empty()) {
+            info.instances.iter().map(|i| (i.name.clone(), i.module.clone())).collect()
+        } else {
+            Default::default()
+        },
         ..Default::default()
     };
     let request = EventsRequest { run: run.to_owned(), follow: false, local: false };

@@ -103,8 +103,13 @@ pub enum Action {
 pub struct Step {
     pub time: Duration,
     pub action: Action,
-    /// The instances acted on (every instance for faults).
+    /// The instances acted on (every instance for faults), as numbered
+    /// from the file's counts.
     pub instances: Vec<String>,
+    /// As written: an instance, a role or "all" ("all" for faults). A role
+    /// placed `each` has a count per member, so the runner resolves roles
+    /// on the run as launched.
+    pub target: String,
     /// The file's line, for messages while running.
     pub line: usize,
 }
@@ -337,7 +342,7 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
         let time = duration(&s.time).map_err(|e| fail(at, format!("{step}: time: {e}")))?;
         let mut actions = Vec::new();
         if let Some(send) = &s.send {
-            actions.push((Action::Send { line: send.line.clone() }, target(&send.to, at)?));
+            actions.push((Action::Send { line: send.line.clone() }, send.to.clone(), target(&send.to, at)?));
         }
         for (field, action) in [
             (&s.stop, Action::Stop),
@@ -347,7 +352,7 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             (&s.restart, Action::Restart),
         ] {
             if let Some(name) = field {
-                actions.push((action, target(name, at)?));
+                actions.push((action, name.clone(), target(name, at)?));
             }
         }
         if let Some(f) = &s.fault {
@@ -366,7 +371,7 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
                 partition: f.partition.clone(),
                 heal: f.heal,
             };
-            actions.push((fault, every.clone()));
+            actions.push((fault, "all".to_owned(), every.clone()));
         }
         match actions.len() {
             0 => {
@@ -375,8 +380,8 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             1 => {}
             _ => return Err(fail(at, format!("{step}: one action per step ([[at]] again for the next)"))),
         }
-        let (action, instances) = actions.pop().expect("one action");
-        timeline.push(Step { time, action, instances, line: line_of(at) });
+        let (action, target, instances) = actions.pop().expect("one action");
+        timeline.push(Step { time, action, instances, target, line: line_of(at) });
     }
     timeline.sort_by_key(|s| s.time);
 

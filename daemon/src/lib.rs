@@ -65,7 +65,8 @@ pub struct Config {
 }
 
 /// The protocol version peers must share to merge.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: runs of several roles (`PrepareRequest.roles`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The group joined when none is named.
 pub const DEFAULT_GROUP: &str = "default";

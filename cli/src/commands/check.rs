@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mgr_modules::check::{self, Property, Verdict};
+use mgr_modules::check::{self, Property, RunEvents, Verdict};
 
 use crate::client::Client;
 
@@ -59,19 +59,7 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
         }
         run.quiesced = true;
     }
-    let properties: Vec<Property> = if args.property.is_empty() {
-        check::properties_of(&run.module)
-    } else {
-        args.property
-            .iter()
-            .map(|id| {
-                check::property(id).ok_or_else(|| anyhow::anyhow!("unknown property '{id}' (see: mgrctl modules NAME)"))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if properties.is_empty() {
-        anyhow::bail!("module {} declares no property to check (name some with --property)", run.module);
-    }
+    let verdicts = verdicts(&run, &args.property)?;
     if run.bad_lines > 0 {
         eprintln!("mgrctl: {} line(s) of the events files are not events and were skipped", run.bad_lines);
     }
@@ -79,23 +67,64 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
         eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
     let mut violated = false;
-    for (property, verdict) in check::check(&run, &properties) {
-        let (word, detail) = match &verdict {
-            Verdict::Holds => ("holds", String::new()),
-            Verdict::Violated(why) => ("violated", why.clone()),
-            Verdict::Undecided(why) => ("undecided", why.clone()),
-        };
+    for (property, verdict) in &verdicts {
         violated |= matches!(verdict, Verdict::Violated(_));
-        if args.json {
-            let value = serde_json::json!({"property": property.id, "verdict": word, "detail": detail, "statement": property.statement});
-            println!("{value}");
-        } else if detail.is_empty() {
-            println!("{:<6} {word:<9} {}", property.id, first_clause(property.statement));
-        } else {
-            println!("{:<6} {word:<9} {}: {detail}", property.id, first_clause(property.statement));
-        }
+        println!("{}", verdict_line(property, verdict, args.json));
     }
     Ok(u8::from(violated))
+}
+
+/// Checks `run` against the properties named in `ids`, or, with none, the
+/// properties of the modules it ran. A run of several roles is checked one
+/// module at a time, each on its own processes; a property named by id is
+/// checked on the processes of the modules that declare it, or on the whole
+/// run when none does (a best-effort broadcast against RB4).
+pub(super) fn verdicts(run: &RunEvents, ids: &[String]) -> anyhow::Result<Vec<(Property, Verdict)>> {
+    let parts = run.by_module();
+    let mut verdicts = Vec::new();
+    if ids.is_empty() {
+        for (module, part) in &parts {
+            verdicts.extend(check::check(part, &check::properties_of(module)));
+        }
+        if verdicts.is_empty() {
+            anyhow::bail!("module {} declares no property to check (name some with --property)", run.module);
+        }
+        return Ok(verdicts);
+    }
+    for id in ids {
+        let property =
+            check::property(id).ok_or_else(|| anyhow::anyhow!("unknown property '{id}' (see: mgrctl modules NAME)"))?;
+        let declaring: Vec<&RunEvents> = parts
+            .iter()
+            .filter(|(module, _)| check::properties_of(module).iter().any(|p| p.id == property.id))
+            .map(|(_, part)| part)
+            .collect();
+        if declaring.is_empty() || parts.len() == 1 {
+            verdicts.extend(check::check(run, &[property]));
+        } else {
+            for part in declaring {
+                verdicts.extend(check::check(part, &[property]));
+            }
+        }
+    }
+    Ok(verdicts)
+}
+
+/// One property's verdict as `check` prints it (or as a JSON object).
+pub(super) fn verdict_line(property: &Property, verdict: &Verdict, json: bool) -> String {
+    let (word, detail) = match verdict {
+        Verdict::Holds => ("holds", String::new()),
+        Verdict::Violated(why) => ("violated", why.clone()),
+        Verdict::Undecided(why) => ("undecided", why.clone()),
+    };
+    if json {
+        serde_json::json!({"property": property.id, "verdict": word, "detail": detail, "statement": property.statement})
+            .to_string()
+    } else if detail.is_empty() {
+        format!("{:<6} {word:<9} {}", property.id, first_clause(property.statement))
+    } else {
+        format!("{:<6} {word:<9} {}: {detail}", property.id, first_clause(property.statement))
+    }
 }
 
 /// "Reliable delivery: if …" → "Reliable delivery".

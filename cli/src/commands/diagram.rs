@@ -26,20 +26,25 @@ pub struct DiagramArgs {
 }
 
 pub async fn diagram(mut client: Client, args: DiagramArgs) -> anyhow::Result<u8> {
-    let run = crate::events::collect(&mut client, &args.run).await?;
+    draw(&mut client, &args.run, args.output.as_deref()).await
+}
+
+/// Draws `run` into `output` (by its extension), or to stdout; 1 when a
+/// member's events are missing.
+pub(super) async fn draw(client: &mut Client, run_name: &str, output: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    let run = crate::events::collect(client, run_name).await?;
     for member in &run.missing {
         eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
-    let reply = client.ps(PsRequest { run: args.run.clone(), local: false }).await.map_err(super::status)?.into_inner();
+    let reply =
+        client.ps(PsRequest { run: run_name.to_owned(), local: false }).await.map_err(super::status)?.into_inner();
     let members = reply.runs.iter().flat_map(|r| &r.instances).map(|i| (i.name.clone(), i.member.clone())).collect();
     let options = Options { members };
-    let html = args
-        .output
-        .as_ref()
+    let html = output
         .and_then(|p| p.extension())
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
     let text = if html { diagram::html(&run, &options) } else { diagram::svg(&run, &options) };
-    match &args.output {
+    match output {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();

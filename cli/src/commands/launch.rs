@@ -126,6 +126,7 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
         restart,
         max_restarts,
         restart_backoff_ms,
+        roles: Vec::new(),
     };
     start(client, request, args.options, local).await
 }
@@ -144,6 +145,7 @@ pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result
         restart,
         max_restarts,
         restart_backoff_ms,
+        roles: Vec::new(),
     };
     start(client, request, args.options, local).await
 }
@@ -220,7 +222,7 @@ fn route(line: &str) -> Result<(Option<&str>, &str), String> {
     Ok(((who != "all").then_some(who), text))
 }
 
-async fn route_stdin(mut client: Client, run: String) {
+pub(super) async fn route_stdin(mut client: Client, run: String) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim().is_empty() {
@@ -244,7 +246,11 @@ async fn route_stdin(mut client: Client, run: String) {
     }
 }
 
-async fn stop_on_ctrl_c(client: Client, run: String, interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+pub(super) async fn stop_on_ctrl_c(
+    client: Client,
+    run: String,
+    interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut presses = 0;
     while tokio::signal::ctrl_c().await.is_ok() {
         presses += 1;

@@ -14,6 +14,7 @@ mod ps;
 mod send;
 mod signal;
 mod trace;
+mod up;
 
 use clap::Subcommand;
 use tonic::Status;
@@ -64,6 +65,12 @@ pub enum Command {
     /// message, marks for losses, duplicates, crashes, suspicions and
     /// deliveries; SVG, or a self-contained HTML page with -o FILE.html.
     Diagram(diagram::DiagramArgs),
+    /// Run a scenario file: its roles as one run, its timeline of inputs and
+    /// faults, its end condition, then its checks and a summary (see
+    /// examples/).
+    Up(up::UpArgs),
+    /// Stop a run started by `up` (or any run): every instance, gracefully.
+    Down(up::DownArgs),
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
     Join(join::JoinArgs),
@@ -91,6 +98,8 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Check(args) => check::check(client, args).await,
         Command::Trace(args) => trace::trace(client, args).await,
         Command::Diagram(args) => diagram::diagram(client, args).await,
+        Command::Up(args) => up::up(client, args).await,
+        Command::Down(args) => up::down(client, args).await,
     }
 }
 

@@ -10,7 +10,7 @@
 
 use futures_util::future::join_all;
 use mgr_proto::peer_client::PeerClient;
-use mgr_proto::{AbortRequest, LaunchReply, LaunchRequest, PrepareRequest, Run, StartRequest};
+use mgr_proto::{AbortRequest, LaunchReply, LaunchRequest, PrepareRequest, Role, Run, StartRequest};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -20,7 +20,7 @@ use super::peer::plan_from_proto;
 use super::ps::{placed_to_proto, run_to_proto};
 use super::status::GroupError;
 use crate::membership::PeerInfo;
-use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy};
+use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy, RoleSpec};
 
 /// How often an automatic run name is tried again when another member has
 /// a run of that name already.
@@ -31,15 +31,20 @@ const NAME_ATTEMPTS: usize = 5;
 struct Share {
     member: PeerInfo,
     channel: Option<Channel>,
-    instances: Vec<String>,
+    /// For each role of the launch, the instances this member hosts.
+    roles: Vec<Vec<String>>,
+}
+
+impl Share {
+    fn count(&self) -> usize {
+        self.roles.iter().map(Vec::len).sum()
+    }
 }
 
 pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<LaunchReply, Status> {
-    if req.count == 0 || req.count > MAX_INSTANCES {
-        return Err(Error::BadCount(req.count).into());
-    }
-    let shares = plan(control, &req)?;
-    let total: usize = shares.iter().map(|s| s.instances.len()).sum();
+    let roles = roles_of(&req)?;
+    let shares = plan(control, &roles)?;
+    let total: usize = shares.iter().map(Share::count).sum();
     if total > MAX_INSTANCES as usize {
         return Err(Error::BadCount(total as u32).into());
     }
@@ -49,7 +54,8 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     loop {
         attempt += 1;
         let name = control.supervisor.name_run(wanted.clone()).await?;
-        match launch_as(control, &req, &shares, &name, total as u32).await {
+        let launch = Launch { roles: &roles, named: !req.roles.is_empty(), faults: &req.faults, shares: &shares };
+        match launch_as(control, &launch, &name, total as u32).await {
             Err(status) if status.code() == Code::AlreadyExists && wanted.is_none() && attempt < NAME_ATTEMPTS => {
                 tracing::debug!(run = %name, "run name taken on another member: trying the next");
             }
@@ -62,79 +68,226 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     }
 }
 
-/// Which members take part, and which instances each hosts.
-fn plan(control: &Control, req: &LaunchRequest) -> Result<Vec<Share>, Status> {
+/// What a launch runs: the request's roles, or its one program as a role
+/// with no name.
+fn roles_of(req: &LaunchRequest) -> Result<Vec<Role>, Status> {
+    if req.roles.is_empty() {
+        if req.count == 0 || req.count > MAX_INSTANCES {
+            return Err(Error::BadCount(req.count).into());
+        }
+        return Ok(vec![Role {
+            name: String::new(),
+            module: req.module.clone(),
+            command: req.command.clone(),
+            count: req.count,
+            args: req.args.clone(),
+            env: Vec::new(),
+            placement: req.placement.clone(),
+            on: req.on.clone(),
+            restart: req.restart.clone(),
+            max_restarts: req.max_restarts,
+            restart_backoff_ms: req.restart_backoff_ms,
+            instances: Vec::new(),
+        }]);
+    }
+    for (i, role) in req.roles.iter().enumerate() {
+        let valid =
+            !role.name.is_empty() && role.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Error::BadRequest(format!(
+                "role '{}': a role's name is letters, digits, '-' and '_'",
+                role.name
+            ))
+            .into());
+        }
+        if req.roles[..i].iter().any(|r| r.name == role.name) {
+            return Err(Error::BadRequest(format!("role '{}' is given twice", role.name)).into());
+        }
+        if role.count == 0 || role.count > MAX_INSTANCES {
+            return Err(Error::BadCount(role.count).into());
+        }
+        role_spec(role.clone())?;
+    }
+    Ok(req.roles.clone())
+}
+
+/// A role as the supervisor takes it.
+pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
+    let mut env = Vec::new();
+    for pair in &role.env {
+        let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(Error::BadRequest(format!(
+                "role '{}': environment entry '{pair}' is not KEY=VALUE",
+                role.name
+            ))
+            .into());
+        };
+        env.push((key.to_owned(), value.to_owned()));
+    }
+    Ok(RoleSpec {
+        restart: restart_policy(&role.restart, role.max_restarts, role.restart_backoff_ms)?,
+        module: role.command.is_empty().then_some(role.module),
+        command: role.command,
+        args: role.args,
+        env,
+        instances: role.instances,
+        name: role.name,
+    })
+}
+
+/// Which members take part, and which instances of each role each hosts.
+/// Instances are numbered p1..pN across the roles, in order.
+fn plan(control: &Control, roles: &[Role]) -> Result<Vec<Share>, Status> {
     let view = control.group.view();
     let mut members: Vec<(PeerInfo, Option<Channel>)> = vec![(view.me().clone(), None)];
     members.extend(view.alive_peers().into_iter().map(|(info, channel)| (info, Some(channel))));
-    if !req.on.is_empty() {
-        let mut chosen = Vec::new();
-        for wanted in &req.on {
-            let found = members.iter().find(|(m, _)| &m.name == wanted || &m.id == wanted);
-            match found {
-                Some(member) if !chosen.iter().any(|(m, _): &(PeerInfo, _)| m.id == member.0.id) => {
-                    chosen.push(member.clone())
-                }
-                Some(_) => {}
-                None => {
-                    return Err(GroupError::NoSuchMember(wanted.clone()).into());
+    let mut shares: Vec<Share> = members
+        .into_iter()
+        .map(|(member, channel)| Share { member, channel, roles: vec![Vec::new(); roles.len()] })
+        .collect();
+    let mut next = 1;
+    // Spreading goes on where the previous role's spread stopped, so that a
+    // role of one instance after a role of four does not land on the
+    // member that already hosts the most.
+    let mut turn = 0;
+    for (r, role) in roles.iter().enumerate() {
+        let chosen = choose(&shares, role)?;
+        let count = role.count as usize;
+        let mut place = |share: usize, shares: &mut Vec<Share>| {
+            shares[share].roles[r].push(format!("p{next}"));
+            next += 1;
+        };
+        match role.placement.as_str() {
+            "" | "spread" => {
+                for _ in 0..count {
+                    place(chosen[turn % chosen.len()], &mut shares);
+                    turn += 1;
                 }
             }
+            "each" => {
+                for &share in &chosen {
+                    for _ in 0..count {
+                        place(share, &mut shares);
+                    }
+                }
+            }
+            // With no notion of a member's capacity, "fill the local member
+            // first" puts the whole role on the first member chosen: this one
+            // unless --on leaves it out.
+            "pack" => {
+                for _ in 0..count {
+                    place(chosen[0], &mut shares);
+                }
+            }
+            other => {
+                return Err(Error::BadRequest(format!("unknown placement '{other}' (use spread, each or pack)")).into());
+            }
         }
-        members = chosen;
     }
-    if !req.command.is_empty() {
-        // exec runs any command: only where its manager allows it.
-        let (allowed, refused): (Vec<_>, Vec<_>) = members.into_iter().partition(|(m, _)| m.allow_exec);
-        if !req.on.is_empty()
-            && let Some((member, _)) = refused.first()
-        {
-            return Err(GroupError::ExecRefused(member.name.clone()).into());
+    shares.retain(|s| s.count() > 0);
+    Ok(shares)
+}
+
+/// The members (indices into `shares`) a role may be placed on: those
+/// named by its `on`, and for a command only those that allow exec.
+fn choose(shares: &[Share], role: &Role) -> Result<Vec<usize>, Status> {
+    let mut chosen: Vec<usize> = Vec::new();
+    if role.on.is_empty() {
+        chosen.extend(0..shares.len());
+    } else {
+        for wanted in &role.on {
+            let found = shares.iter().position(|s| &s.member.name == wanted || &s.member.id == wanted);
+            match found {
+                Some(i) if !chosen.contains(&i) => chosen.push(i),
+                Some(_) => {}
+                None => return Err(GroupError::NoSuchMember(wanted.clone()).into()),
+            }
         }
-        if allowed.is_empty() && !refused.is_empty() && refused.len() > 1 {
+    }
+    if !role.command.is_empty() {
+        // exec runs any command: only where its manager allows it.
+        let (allowed, refused): (Vec<usize>, Vec<usize>) =
+            chosen.into_iter().partition(|&i| shares[i].member.allow_exec);
+        if !role.on.is_empty()
+            && let Some(&i) = refused.first()
+        {
+            return Err(GroupError::ExecRefused(shares[i].member.name.clone()).into());
+        }
+        if allowed.is_empty() && refused.len() > 1 {
             return Err(GroupError::ExecRefusedEverywhere.into());
         }
         if allowed.is_empty() {
             return Err(Error::ExecNotAllowed.into());
         }
-        members = allowed;
+        chosen = allowed;
     }
-    let count = req.count as usize;
-    let mut shares: Vec<Share> =
-        members.into_iter().map(|(member, channel)| Share { member, channel, instances: Vec::new() }).collect();
-    match req.placement.as_str() {
-        "" | "spread" => {
-            let n = shares.len();
-            for i in 0..count {
-                shares[i % n].instances.push(format!("p{}", i + 1));
-            }
-        }
-        "each" => {
-            for (j, share) in shares.iter_mut().enumerate() {
-                share.instances = (1..=count).map(|k| format!("p{}", j * count + k)).collect();
-            }
-        }
-        // With no notion of a member's capacity, "fill the local member
-        // first" puts the whole run on the first member chosen: this one
-        // unless --on leaves it out.
-        "pack" => shares[0].instances = (1..=count).map(|k| format!("p{k}")).collect(),
-        other => {
-            return Err(Error::BadRequest(format!("unknown placement '{other}' (use spread, each or pack)")).into());
-        }
-    }
-    shares.retain(|s| !s.instances.is_empty());
-    Ok(shares)
+    Ok(chosen)
 }
 
-async fn launch_as(
-    control: &Control,
-    req: &LaunchRequest,
-    shares: &[Share],
-    name: &str,
-    total: u32,
-) -> Result<Run, Status> {
+/// One launch attempt's inputs, the same for every member.
+struct Launch<'a> {
+    roles: &'a [Role],
+    /// Whether the roles have names (a scenario): then instances learn them.
+    named: bool,
+    faults: &'a str,
+    shares: &'a [Share],
+}
+
+impl Launch<'_> {
+    /// `MGR_ROLES`: every role and all its instances, in order.
+    fn role_table(&self) -> String {
+        if !self.named {
+            return String::new();
+        }
+        let table: Vec<String> = (0..self.roles.len())
+            .map(|r| {
+                let mut names: Vec<&String> = self.shares.iter().flat_map(|s| &s.roles[r]).collect();
+                names.sort_by_key(|n| instance_number(n));
+                let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+                format!("{}={}", self.roles[r].name, names.join(","))
+            })
+            .collect();
+        table.join(";")
+    }
+
+    /// What `share` prepares: every role (the supervisor names the run's
+    /// modules after all of them), each with the instances it hosts.
+    fn request(&self, share: &Share, run: &str, total: u32, multicast: &str) -> PrepareRequest {
+        let roles = self
+            .roles
+            .iter()
+            .zip(&share.roles)
+            .map(|(role, instances)| Role { instances: instances.clone(), ..role.clone() })
+            .collect();
+        PrepareRequest {
+            run: run.to_owned(),
+            roles,
+            faults: self.faults.to_owned(),
+            total,
+            role_table: self.role_table(),
+            multicast: multicast.to_owned(),
+        }
+    }
+}
+
+/// A multicast group for a run: in 239.255.0.0/16 (site-local scope),
+/// chosen at random so that two runs, even of two groups on one network,
+/// do not hear each other.
+fn multicast_group(run: &str) -> String {
+    use std::hash::BuildHasher;
+    let bits = std::hash::RandomState::new().hash_one(run);
+    let [a, b, c, d, ..] = bits.to_le_bytes();
+    let port = 20000 + u16::from_le_bytes([c, d]) % 10000;
+    format!("239.255.{a}.{b}:{port}")
+}
+
+async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u32) -> Result<Run, Status> {
+    let shares = launch.shares;
+    let multicast = multicast_group(name);
     // Phase one: every member binds its addresses.
-    let prepared = join_all(shares.iter().map(|share| prepare(control, req, share, name, total))).await;
+    let prepared =
+        join_all(shares.iter().map(|share| prepare(control, launch.request(share, name, total, &multicast), share)))
+            .await;
     let mut plan: Vec<Placed> = Vec::new();
     let mut failure = None;
     for (share, result) in shares.iter().zip(prepared) {
@@ -179,24 +332,16 @@ async fn launch_as(
     Ok(run)
 }
 
-async fn prepare(
-    control: &Control,
-    req: &LaunchRequest,
-    share: &Share,
-    name: &str,
-    total: u32,
-) -> Result<Vec<Placed>, Status> {
+async fn prepare(control: &Control, request: PrepareRequest, share: &Share) -> Result<Vec<Placed>, Status> {
     match &share.channel {
         None => {
             let spec = PrepareSpec {
-                run: name.to_owned(),
-                module: (req.command.is_empty()).then(|| req.module.clone()),
-                command: req.command.clone(),
-                args: req.args.clone(),
-                faults: req.faults.clone(),
-                instances: share.instances.clone(),
-                total,
-                restart: restart_policy(&req.restart, req.max_restarts, req.restart_backoff_ms)?,
+                run: request.run,
+                roles: request.roles.into_iter().map(role_spec).collect::<Result<_, _>>()?,
+                faults: request.faults,
+                total: request.total,
+                role_table: request.role_table,
+                multicast: request.multicast,
             };
             let addresses = control.supervisor.prepare(spec).await?;
             Ok(addresses
@@ -210,18 +355,6 @@ async fn prepare(
                 .collect())
         }
         Some(channel) => {
-            let request = PrepareRequest {
-                run: name.to_owned(),
-                module: req.module.clone(),
-                args: req.args.clone(),
-                command: req.command.clone(),
-                faults: req.faults.clone(),
-                instances: share.instances.clone(),
-                total,
-                restart: req.restart.clone(),
-                max_restarts: req.max_restarts,
-                restart_backoff_ms: req.restart_backoff_ms,
-            };
             let reply = forward(&share.member.name, PeerClient::new(channel.clone()).prepare(request)).await?;
             plan_from_proto(&reply.instances)
         }

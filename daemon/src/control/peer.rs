@@ -63,13 +63,11 @@ impl Peer for Control {
         let req = req.into_inner();
         let spec = PrepareSpec {
             run: req.run.clone(),
-            module: (req.command.is_empty()).then_some(req.module),
-            command: req.command,
-            args: req.args,
+            roles: req.roles.into_iter().map(super::launch::role_spec).collect::<Result<_, _>>()?,
             faults: req.faults,
-            instances: req.instances,
             total: req.total,
-            restart: super::launch::restart_policy(&req.restart, req.max_restarts, req.restart_backoff_ms)?,
+            role_table: req.role_table,
+            multicast: req.multicast,
         };
         let view = self.group.view();
         let me = view.me();

@@ -44,6 +44,8 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         starts: i.starts,
         last_seq: i.last_seq,
         member_id: i.member_id,
+        role: i.role,
+        module: i.module,
     }
 }
 

@@ -108,17 +108,36 @@ pub struct SupervisorConfig {
 pub struct PrepareSpec {
     /// The run name, chosen by the member that coordinates the launch.
     pub run: String,
+    /// What runs: one role with an empty name for a plain launch, or the
+    /// roles of a scenario. Each lists the instances this member hosts.
+    pub roles: Vec<RoleSpec>,
+    /// Network faults from the start (see [`Faults`]); empty for none.
+    pub faults: String,
+    /// Instances in the whole run, on every member.
+    pub total: u32,
+    /// Every role and its instances on every member
+    /// (`peer=p1,p2;comparator=p3`, given as `MGR_ROLES`); empty for a plain
+    /// launch.
+    pub role_table: String,
+    /// The run's IP multicast group (`MGR_MULTICAST`), the same on every
+    /// member; empty for none.
+    pub multicast: String,
+}
+
+/// One role of a run, as far as this member is concerned.
+#[derive(Debug, Clone, Default)]
+pub struct RoleSpec {
+    /// Empty for a plain launch (no `MGR_ROLE` is given then).
+    pub name: String,
     /// A registered module, or `None` for `exec`.
     pub module: Option<String>,
     /// For `exec`: program and arguments.
     pub command: Vec<String>,
     pub args: Vec<String>,
-    /// Network faults from the start (see [`Faults`]); empty for none.
-    pub faults: String,
-    /// The names of the instances this member hosts ("p1", "p3").
+    /// Extra environment of its instances.
+    pub env: Vec<(String, String)>,
+    /// The names of its instances this member hosts ("p1", "p3").
     pub instances: Vec<String>,
-    /// Instances in the whole run, on every member.
-    pub total: u32,
     /// Restart instances that fail by themselves; `None`: never.
     pub restart: Option<RestartPolicy>,
 }
@@ -229,6 +248,10 @@ pub struct InstanceInfo {
     pub signal: Option<i32>,
     pub starts: u32,
     pub last_seq: u64,
+    /// Its role in a run of several roles; empty otherwise.
+    pub role: String,
+    /// The module it runs ("exec" for a command).
+    pub module: String,
 }
 
 /// A view of one run.
@@ -429,7 +452,9 @@ struct Instance {
     log: LogHandle,
     /// Callers waiting for the current `intent` to complete.
     waiters: Vec<Reply<Vec<InstanceInfo>>>,
-    /// Automatic restarts done under the run's restart policy.
+    /// Index of its role in the run's `roles`.
+    role: usize,
+    /// Automatic restarts done under its role's restart policy.
     restarts: u32,
     /// Failed, and to be started again when the backoff is over: its log
     /// stays open so that viewers follow it across the restart.
@@ -442,8 +467,22 @@ struct Pending {
     opening: JoinHandle<std::io::Result<Vec<Writer>>>,
 }
 
+/// A role of a run on this member: what its instances run.
+struct RoleRun {
+    name: String,
+    /// The module's name, or "exec".
+    module: String,
+    /// Program and arguments every instance of the role runs.
+    program: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Restart instances that fail by themselves.
+    restart: Option<RestartPolicy>,
+}
+
 struct Run {
     name: String,
+    /// The module (or "exec"); the roles' modules joined by '+' for a run of
+    /// several roles.
     module: String,
     /// Every instance of the run, on every member.
     plan: Vec<Placed>,
@@ -451,10 +490,11 @@ struct Run {
     total: u32,
     /// Set between prepare and start.
     pending: Option<Pending>,
-    /// Restart instances that fail by themselves.
-    restart: Option<RestartPolicy>,
-    /// Program and arguments every instance runs.
-    program: Vec<String>,
+    roles: Vec<RoleRun>,
+    /// `MGR_ROLES` and `MGR_MULTICAST`; empty when not given.
+    role_table: String,
+    multicast: String,
+    /// The arguments of a plain launch, for `ps`.
     args: Vec<String>,
     peers: String,
     /// Network faults in force, given to every (re)started instance.
@@ -622,6 +662,8 @@ impl Task {
             signal: inst.signal,
             starts: inst.starts,
             last_seq: inst.log.seq(),
+            role: run.roles[inst.role].name.clone(),
+            module: run.roles[inst.role].module.clone(),
         }
     }
 
@@ -688,30 +730,55 @@ impl Task {
 
     fn prepare(&mut self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
         let began = std::time::Instant::now();
-        let (module, program) = match &spec.module {
-            Some(module) => {
-                let entry = self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
-                let mut program = entry.argv;
-                program.extend(spec.args.iter().cloned());
-                (module.clone(), program)
-            }
-            None => {
-                if !self.config.allow_exec {
-                    return Err(Error::ExecNotAllowed);
+        // Only the roles with instances here need their program here (a
+        // manifest module may exist on the members it is placed on only).
+        let mut roles = Vec::new();
+        for role in &spec.roles {
+            let (module, program) = match &role.module {
+                Some(module) if role.instances.is_empty() => (module.clone(), Vec::new()),
+                Some(module) => {
+                    let entry =
+                        self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
+                    let mut program = entry.argv;
+                    program.extend(role.args.iter().cloned());
+                    (module.clone(), program)
                 }
-                if spec.command.is_empty() {
-                    return Err(Error::NoCommand);
+                None => {
+                    if !self.config.allow_exec && !role.instances.is_empty() {
+                        return Err(Error::ExecNotAllowed);
+                    }
+                    if role.command.is_empty() {
+                        return Err(Error::NoCommand);
+                    }
+                    ("exec".to_owned(), role.command.clone())
                 }
-                ("exec".to_owned(), spec.command.clone())
+            };
+            roles.push(RoleRun {
+                name: role.name.clone(),
+                module,
+                program,
+                env: role.env.clone(),
+                restart: role.restart,
+            });
+        }
+        let mut module = String::new();
+        for role in &roles {
+            if !module.split('+').any(|m| m == role.module) {
+                if !module.is_empty() {
+                    module.push('+');
+                }
+                module.push_str(&role.module);
             }
-        };
-        let count = spec.instances.len() as u32;
+        }
+        let here: Vec<(usize, &String)> =
+            spec.roles.iter().enumerate().flat_map(|(r, role)| role.instances.iter().map(move |i| (r, i))).collect();
+        let count = here.len() as u32;
         if count == 0 || spec.total > MAX_INSTANCES || count > spec.total {
             return Err(Error::BadCount(spec.total));
         }
         let name = self.pick_run_name(Some(spec.run.clone()))?;
         let faults = Faults::parse(&spec.faults).map_err(|e| Error::BadFaults(e.to_string()))?;
-        if !faults.is_none() && spec.module.is_none() {
+        if !faults.is_none() && roles.iter().any(|r| r.module == "exec") {
             return Err(Error::FaultsNeedModule(name));
         }
         check_partition(&faults, spec.total)?;
@@ -743,12 +810,13 @@ impl Task {
 
         let mut instances = Vec::new();
         let mut unopened = Vec::new();
-        for (inst_name, (port, _)) in spec.instances.iter().zip(&sockets) {
+        for ((role, inst_name), (port, _)) in here.iter().zip(&sockets) {
             let (log_file, log) =
                 Writer::prepare(&dir.join(format!("{inst_name}.log")), &name, inst_name, &self.config.member_name);
             unopened.push(log_file);
             instances.push(Instance {
-                name: inst_name.clone(),
+                name: (*inst_name).clone(),
+                role: *role,
                 address: SocketAddr::new(ip, *port),
                 state: State::Starting,
                 pid: None,
@@ -776,13 +844,17 @@ impl Task {
             module,
             plan: Vec::new(),
             total: spec.total,
-            restart: spec.restart,
             pending: Some(Pending {
                 sockets: sockets.into_iter().enumerate().map(|(i, (_, socket))| (i, socket)).collect(),
                 opening,
             }),
-            program,
-            args: spec.args.clone(),
+            args: match spec.roles.as_slice() {
+                [only] => only.args.clone(),
+                _ => Vec::new(),
+            },
+            roles,
+            role_table: spec.role_table,
+            multicast: spec.multicast,
             peers: String::new(),
             faults,
             dir,
@@ -869,27 +941,40 @@ impl Task {
             .iter()
             .map(|(i, socket)| {
                 let inst = &run.instances[*i];
+                let role = &run.roles[inst.role];
+                let mut env: Vec<(String, std::ffi::OsString)> = vec![
+                    ("MGR_RUN".into(), run_name.into()),
+                    ("MGR_SELF".into(), inst.name.clone().into()),
+                    ("MGR_ADDR".into(), inst.address.to_string().into()),
+                    ("MGR_PEERS".into(), run.peers.clone().into()),
+                    ("MGR_MEMBER".into(), config.member_name.clone().into()),
+                    ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
+                    ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
+                    ("MGR_DIR".into(), run.dir.clone().into()),
+                    ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
+                    ("MGR_FAULTS".into(), run.faults.to_string().into()),
+                ];
+                if !role.name.is_empty() {
+                    env.push(("MGR_ROLE".into(), role.name.clone().into()));
+                    env.push(("MGR_ROLES".into(), run.role_table.clone().into()));
+                }
+                if !run.multicast.is_empty() {
+                    env.push(("MGR_MULTICAST".into(), run.multicast.clone().into()));
+                }
+                // The role's own environment comes last, so that it can set
+                // anything but the contract (which the manager owns).
+                env.extend(role.env.iter().filter(|(k, _)| !k.starts_with("MGR_")).map(|(k, v)| (k.clone(), v.into())));
                 spawner::SpawnSpec {
-                    argv: run.program.clone(),
-                    env: vec![
-                        ("MGR_RUN".into(), run_name.into()),
-                        ("MGR_SELF".into(), inst.name.clone().into()),
-                        ("MGR_ADDR".into(), inst.address.to_string().into()),
-                        ("MGR_PEERS".into(), run.peers.clone().into()),
-                        ("MGR_MEMBER".into(), config.member_name.clone().into()),
-                        ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
-                        ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
-                        ("MGR_DIR".into(), run.dir.clone().into()),
-                        ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
-                        ("MGR_FAULTS".into(), run.faults.to_string().into()),
-                    ],
+                    argv: role.program.clone(),
+                    env,
                     cwd: run.dir.clone(),
                     inherit: Some(socket.as_raw_fd()),
                     cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
                 }
             })
             .collect();
-        let program = run.program[0].clone();
+        let programs: Vec<String> =
+            starts.iter().map(|(i, _)| run.roles[run.instances[*i].role].program[0].clone()).collect();
         let (spawned, writers) = match opening {
             Some(opening) => {
                 let (spawned, writers) = tokio::join!(self.spawner.spawn_all(specs), opening);
@@ -915,7 +1000,7 @@ impl Task {
         }
 
         let mut first_error = None;
-        for (i, result) in indices.into_iter().zip(spawned) {
+        for ((i, result), program) in indices.into_iter().zip(spawned).zip(programs) {
             let run = self.runs.get_mut(run_name).expect("a known run");
             let inst = &mut run.instances[i];
             let what = format!("{run_name}/{}", inst.name);
@@ -958,7 +1043,7 @@ impl Task {
 
     fn fault(&mut self, run_name: &str, change: FaultChange) -> Result<(String, Vec<String>), Error> {
         let run = self.runs.get_mut(run_name).ok_or_else(|| Error::UnknownRun(run_name.to_owned()))?;
-        if run.module == "exec" {
+        if run.roles.iter().any(|r| r.module == "exec") {
             return Err(Error::FaultsNeedModule(run_name.to_owned()));
         }
         let bad = |e: faults::FaultsError| Error::BadFaults(e.to_string());
@@ -1241,9 +1326,11 @@ impl Task {
             tracing::error!(run = run_name, instance, %err, "cannot write to the instance log");
         }
         inst.writer = Some(writer);
-        // Crash-stop: every end but a requested stop is a crash, and the
-        // run's event log must say so for a checker to know who is correct.
-        if intent != Some(Intent::Stop) {
+        // Crash-stop: every end but a requested stop or a process finishing
+        // by itself (exit code 0, e.g. a client whose requests are all
+        // acked, a chat node told to quit) is a crash, and the run's event
+        // log must say so for a checker to know who is correct.
+        if intent != Some(Intent::Stop) && inst.state != State::Exited {
             let events = run.dir.join(format!("{instance}.events.jsonl"));
             if let Err(err) = record_crash(&events, run_name, instance, &format!("{how}{why}")) {
                 tracing::error!(run = run_name, instance, %err, "cannot record the crash in the events file");
@@ -1255,7 +1342,7 @@ impl Task {
 
         // A failure the user did not ask for, under a restart policy with
         // restarts left: start it again after the backoff.
-        if let Some(policy) = run.restart
+        if let Some(policy) = run.roles[inst.role].restart
             && intent.is_none()
             && inst.state == State::Failed
             && inst.restarts < policy.max

@@ -59,8 +59,12 @@ pub struct Event {
 #[derive(Debug, Clone, Default)]
 pub struct RunEvents {
     pub run: String,
-    /// The module the run ran ("exec" for a command).
+    /// The module the run ran ("exec" for a command); for a run of several
+    /// roles, their modules joined by '+'.
     pub module: String,
+    /// Each process's module, for a run of several roles (a scenario);
+    /// empty when every process runs `module`.
+    pub module_of: BTreeMap<String, String>,
     /// Every process of the run, in `p1..pN` order.
     pub processes: Vec<String>,
     /// Each process's events in the order it wrote them (crash records
@@ -113,6 +117,49 @@ impl RunEvents {
                 Err(_) => self.bad_lines += 1,
             }
         }
+    }
+
+    /// The same run seen through `processes` only: their events, as if
+    /// the run had no other process. A run of several roles is checked one
+    /// module at a time this way, since each module's properties speak of
+    /// its own processes (a discovery service is not a client).
+    pub fn only(&self, processes: &[String]) -> RunEvents {
+        let keep = |p: &String| processes.contains(p);
+        RunEvents {
+            run: self.run.clone(),
+            module: self.module.clone(),
+            module_of: self.module_of.iter().filter(|(p, _)| keep(p)).map(|(p, m)| (p.clone(), m.clone())).collect(),
+            processes: self.processes.iter().filter(|p| keep(p)).cloned().collect(),
+            by_process: self.by_process.iter().filter(|(p, _)| keep(p)).map(|(p, e)| (p.clone(), e.clone())).collect(),
+            missing: self.missing.clone(),
+            missing_processes: self.missing_processes.iter().filter(|p| keep(p)).cloned().collect(),
+            bad_lines: self.bad_lines,
+            quiesced: self.quiesced,
+        }
+    }
+
+    /// The run split by module, each part with the processes that run it,
+    /// in order of first process: one part for a plain run.
+    pub fn by_module(&self) -> Vec<(String, RunEvents)> {
+        if self.module_of.is_empty() {
+            return vec![(self.module.clone(), self.clone())];
+        }
+        let mut modules: Vec<&String> = Vec::new();
+        for process in &self.processes {
+            if let Some(module) = self.module_of.get(process)
+                && !modules.contains(&module)
+            {
+                modules.push(module);
+            }
+        }
+        modules
+            .into_iter()
+            .map(|module| {
+                let mine: Vec<String> =
+                    self.processes.iter().filter(|p| self.module_of.get(*p) == Some(module)).cloned().collect();
+                (module.clone(), self.only(&mine))
+            })
+            .collect()
     }
 
     /// Builds a run from events (tests, and tools that have them at hand):

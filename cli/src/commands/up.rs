@@ -1,0 +1,454 @@
+//! `mgrctl up FILE`: runs a scenario file (see [`crate::scenario`]) as one
+//! run of several roles (the `Launch` RPC with `roles`), streams its output
+//! as `launch` does, carries out its timeline (`Send`, `Signal`, `Fault`),
+//! ends it when its end condition is met (`Ps`, then `Signal`), then checks
+//! it (`Events`, and `Logs` for the expected lines), prints a summary and
+//! exits 0 only when every check passed. `mgrctl down RUN` stops a run.
+//!
+//! This file composes RPCs the other verbs mirror; it must not parse
+//! scenario files itself (that is [`crate::scenario`]'s) nor render output
+//! differently from `launch`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mgr_modules::check::{Verdict, is_crash_record};
+use mgr_proto::{
+    FaultRequest, LaunchRequest, LogsRequest, PsRequest, Role, Run, SendRequest, SignalKind, SignalRequest,
+};
+use tonic::Code;
+
+use super::logs::{layout_for, stream};
+use crate::client::Client;
+use crate::render::Style;
+use crate::scenario::{self, Action, End, Scenario, Step};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (see examples/README.md):
+  mgrctl up examples/multicast.toml --local     on this machine, with an embedded manager
+  mgrctl up examples/multicast.toml             on the group of the local mgr daemon
+  mgrctl up examples/multicast.toml --scale peer=8 --diagram run.html
+
+While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.
+Ctrl-C stops the run (the checks still run on what it did); a second Ctrl-C kills it.
+Exit status: 0 when the end condition was met and every check passed, 1 otherwise, 130 on Ctrl-C.")]
+pub struct UpArgs {
+    /// The scenario file (TOML: roles, timeline, end, checks).
+    pub file: PathBuf,
+    /// Another count for a role, e.g. --scale peer=8 (may be repeated).
+    #[arg(long, value_name = "ROLE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+    /// Name of the run [default: the file's `name` (with -2, -3… when
+    /// taken), else r1, r2, …].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// One JSON object per output line, as `launch --json`.
+    #[arg(long)]
+    pub json: bool,
+    /// At the end, write the run's space-time diagram to FILE (.svg, or
+    /// .html for a page).
+    #[arg(long, value_name = "FILE")]
+    pub diagram: Option<PathBuf>,
+}
+
+fn parse_scale(text: &str) -> Result<(String, u32), String> {
+    let (role, count) = text.split_once('=').ok_or_else(|| format!("'{text}' is not ROLE=N"))?;
+    let count = count.parse().map_err(|_| format!("'{count}' is not a count of instances"))?;
+    Ok((role.to_owned(), count))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// The run (as printed by `mgrctl up`).
+    pub run: String,
+}
+
+/// How many other names `up` tries when the scenario's name is taken.
+const NAME_ATTEMPTS: u32 = 50;
+
+/// How often the end condition looks at the run.
+const END_POLL: Duration = Duration::from_millis(200);
+
+pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
+    let file = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {file}"))?;
+    let scenario = scenario::parse(&file, &text, &args.scale)?;
+    let (run, group) = launch(&mut client, &scenario, args.name.as_deref()).await?;
+    let roles = roles_of(&run);
+    let summary: Vec<String> =
+        roles.iter().map(|(role, names)| format!("{role} × {} ({})", names.len(), names.join(","))).collect();
+    eprintln!("run {}: {}", run.name, summary.join(", "));
+
+    let began = Instant::now();
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stdin_task = tokio::spawn(super::launch::route_stdin(client.clone(), run.name.clone()));
+    let signal_task =
+        tokio::spawn(super::launch::stop_on_ctrl_c(client.clone(), run.name.clone(), interrupted.clone()));
+    let timeline_task =
+        tokio::spawn(timeline(client.clone(), run.name.clone(), scenario.timeline.clone(), roles.clone(), began));
+    let ending = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let end_task =
+        tokio::spawn(end(client.clone(), run.name.clone(), scenario.end.clone(), roles.clone(), began, ending.clone()));
+
+    let (width, several) = layout_for(group.iter().map(String::as_str), run.instances.iter().map(|i| i.name.as_str()));
+    let request = LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
+    let streamed = stream(&mut client, request, Style::detect(args.json, several), width).await;
+    stdin_task.abort();
+    signal_task.abort();
+    timeline_task.abort();
+    let took = began.elapsed();
+    end_task.abort();
+    // The run ended: by the end condition (which said so before stopping
+    // it), or by itself before the condition was met.
+    let ending = ending.lock().expect("the end task does not panic").take().unwrap_or(Ending::Ended);
+    streamed?;
+
+    let mut report = Report::default();
+    match &ending {
+        Ending::Reached(why) => report.pass(format!("end: {why} ({:.1} s)", took.as_secs_f64())),
+        Ending::Ended => report.pass(format!("end: every instance ended by itself ({:.1} s)", took.as_secs_f64())),
+        Ending::TimedOut(why) => report.fail(format!("end: {why}")),
+    }
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        report.fail("end: interrupted (Ctrl-C)".to_owned());
+    }
+    let mut events = crate::events::collect(&mut client, &run.name).await?;
+    events.quiesced = true;
+    let crashes = events.all().filter(|e| is_crash_record(e)).count();
+    let ended = client.ps(PsRequest { run: run.name.clone(), local: false }).await.map_err(super::status)?.into_inner();
+    let restarts: u32 = ended.runs.iter().flat_map(|r| &r.instances).map(|i| i.starts.saturating_sub(1)).sum();
+    report.note(format!("instances: {}; {crashes} crash(es) recorded, {restarts} restart(s)", summary.join(", ")));
+    for member in &events.missing {
+        report.fail(format!("events: member {member}'s are missing (dead or out of reach)"));
+    }
+
+    if let Some(ids) = &scenario.check.properties {
+        match super::check::verdicts(&events, ids) {
+            Ok(verdicts) => {
+                for (property, verdict) in verdicts {
+                    let line = super::check::verdict_line(&property, &verdict, false);
+                    match verdict {
+                        Verdict::Violated(_) => report.fail(line),
+                        // A liveness property cannot be decided while a
+                        // member's events are missing: not a pass.
+                        Verdict::Undecided(_) if !events.missing.is_empty() => report.fail(line),
+                        _ => report.pass(line),
+                    }
+                }
+            }
+            Err(err) => report.fail(format!("check: {err}")),
+        }
+    }
+    for (role, line) in &scenario.check.expect {
+        let names = roles.get(role).cloned().unwrap_or_default();
+        let found = find_line(&mut client, &run.name, &names, line).await?;
+        match found {
+            Some(instance) => report.pass(format!("expect {role} \"{line}\": printed by {instance}")),
+            None => report.fail(format!("expect {role} \"{line}\": printed by no instance of {role}")),
+        }
+    }
+    if let Some(path) = &args.diagram {
+        super::diagram::draw(&mut client, &run.name, Some(path)).await?;
+        report.note(format!("diagram: {}", path.display()));
+    }
+    report.print(&run.name, &file);
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(130);
+    }
+    Ok(u8::from(!report.passed()))
+}
+
+pub async fn down(mut client: Client, args: DownArgs) -> anyhow::Result<u8> {
+    let request = SignalRequest { target: args.run.clone(), kind: SignalKind::Stop.into(), local: false };
+    let reply = client.signal(request).await.map_err(super::status)?.into_inner();
+    println!("run {}: {} instance(s) stopped", args.run, reply.instances.len());
+    Ok(0)
+}
+
+/// Launches the scenario's roles, under its name (or the next free
+/// `name-2`, `name-3`…) unless `--name` says otherwise.
+async fn launch(client: &mut Client, scenario: &Scenario, wanted: Option<&str>) -> anyhow::Result<(Run, Vec<String>)> {
+    let roles: Vec<Role> = scenario
+        .roles
+        .iter()
+        .map(|r| {
+            let (restart, max_restarts, backoff) = match r.restart {
+                Some((max, backoff)) => ("on-failure", max, backoff.as_millis().min(u32::MAX as u128) as u32),
+                None => ("no", 0, 0),
+            };
+            Role {
+                name: r.name.clone(),
+                module: r.module.clone().unwrap_or_default(),
+                command: r.command.clone(),
+                count: r.count,
+                args: r.args.clone(),
+                env: r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                placement: r.placement.clone(),
+                on: r.on.clone(),
+                restart: restart.to_owned(),
+                max_restarts,
+                restart_backoff_ms: backoff,
+                instances: Vec::new(),
+            }
+        })
+        .collect();
+    let base = wanted.map(str::to_owned).or_else(|| scenario.name.clone());
+    let mut attempt = 1;
+    loop {
+        let name = match (&base, attempt) {
+            (None, _) => String::new(),
+            (Some(base), 1) => base.clone(),
+            (Some(base), n) => format!("{base}-{n}"),
+        };
+        let request = LaunchRequest { name, roles: roles.clone(), ..Default::default() };
+        match client.launch(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                return Ok((reply.run.unwrap_or_default(), reply.members));
+            }
+            // A scenario run again on a long-lived daemon: take the next name.
+            Err(status)
+                if status.code() == Code::AlreadyExists
+                    && base.is_some()
+                    && wanted.is_none()
+                    && attempt < NAME_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(status) => return Err(super::status(status)),
+        }
+    }
+}
+
+/// Each role and its instances in the run as launched, in role order.
+#[derive(Debug, Clone, Default)]
+struct Roles(Vec<(String, Vec<String>)>);
+
+impl Roles {
+    fn get(&self, role: &str) -> Option<&Vec<String>> {
+        self.0.iter().find(|(name, _)| name == role).map(|(_, names)| names)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(String, Vec<String>)> {
+        self.0.iter()
+    }
+}
+
+fn roles_of(run: &Run) -> Roles {
+    let mut roles = Roles::default();
+    for instance in &run.instances {
+        match roles.0.iter_mut().find(|(name, _)| *name == instance.role) {
+            Some((_, names)) => names.push(instance.name.clone()),
+            None => roles.0.push((instance.role.clone(), vec![instance.name.clone()])),
+        }
+    }
+    roles
+}
+
+/// The instances a step acts on, in the run as launched.
+fn targets(step: &Step, roles: &Roles) -> Vec<String> {
+    if step.target == "all" {
+        return roles.iter().flat_map(|(_, names)| names.clone()).collect();
+    }
+    roles.get(&step.target).cloned().unwrap_or_else(|| vec![step.target.clone()])
+}
+
+/// Carries out the timeline, each step at its time after `began`. A step
+/// that fails is reported and the run goes on (an instance may have ended).
+async fn timeline(mut client: Client, run: String, steps: Vec<Step>, roles: Roles, began: Instant) {
+    for step in steps {
+        tokio::time::sleep_until((began + step.time).into()).await;
+        let instances = targets(&step, &roles);
+        let what = describe(&step, &instances);
+        eprintln!("mgrctl: {:>6.1}s {what}", began.elapsed().as_secs_f64());
+        if let Err(err) = act(&mut client, &run, &step, &instances).await {
+            eprintln!("mgrctl: {what} (line {}): {err}", step.line);
+        }
+    }
+}
+
+fn describe(step: &Step, instances: &[String]) -> String {
+    let who =
+        if instances.len() == 1 { instances[0].clone() } else { format!("{} ({})", step.target, instances.join(",")) };
+    match &step.action {
+        Action::Send { line } => format!("send to {who}: {line}"),
+        Action::Stop => format!("stop {who}"),
+        Action::Kill => format!("kill {who}"),
+        Action::Pause => format!("pause {who}"),
+        Action::Resume => format!("resume {who}"),
+        Action::Restart => format!("restart {who}"),
+        Action::Fault { loss, dup, delay, partition, heal } => {
+            let mut parts = Vec::new();
+            parts.extend(loss.map(|l| format!("loss={l}")));
+            parts.extend(dup.map(|d| format!("dup={d}")));
+            parts.extend(delay.as_ref().map(|d| format!("delay={d}")));
+            parts.extend(partition.as_ref().map(|p| format!("partition={p}")));
+            if *heal {
+                parts.push("heal".into());
+            }
+            format!("fault {}", parts.join(" "))
+        }
+    }
+}
+
+async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) -> anyhow::Result<()> {
+    let kind = match &step.action {
+        Action::Send { line } => {
+            for instance in instances {
+                let request = SendRequest {
+                    target: format!("{run}/{instance}"),
+                    line: line.clone().into_bytes().into(),
+                    local: false,
+                };
+                client.send(request).await.map_err(super::status)?;
+            }
+            return Ok(());
+        }
+        Action::Fault { loss, dup, delay, partition, heal } => {
+            let request = FaultRequest {
+                run: run.to_owned(),
+                loss: *loss,
+                dup: *dup,
+                delay: delay.clone(),
+                partition: partition.clone(),
+                heal: *heal,
+                local: false,
+            };
+            client.fault(request).await.map_err(super::status)?;
+            return Ok(());
+        }
+        Action::Stop => SignalKind::Stop,
+        Action::Kill => SignalKind::Kill,
+        Action::Pause => SignalKind::Pause,
+        Action::Resume => SignalKind::Resume,
+        Action::Restart => SignalKind::Restart,
+    };
+    for instance in instances {
+        let request = SignalRequest { target: format!("{run}/{instance}"), kind: kind.into(), local: false };
+        client.signal(request).await.map_err(super::status)?;
+    }
+    Ok(())
+}
+
+/// How the run came to its end.
+enum Ending {
+    /// The end condition was met (and the run stopped), and why.
+    Reached(String),
+    /// Every instance ended by itself first.
+    Ended,
+    /// The end condition was not met in time (the run was stopped).
+    TimedOut(String),
+}
+
+/// Waits for the end condition, then says how the run ends (in `outcome`)
+/// and stops it.
+async fn end(
+    mut client: Client,
+    run: String,
+    end: End,
+    roles: Roles,
+    began: Instant,
+    outcome: std::sync::Arc<std::sync::Mutex<Option<Ending>>>,
+) {
+    let ending = match end {
+        End::After(after) => {
+            tokio::time::sleep_until((began + after).into()).await;
+            Ending::Reached(format!("{} elapsed", humantime::format_duration(after)))
+        }
+        End::Exited { role, timeout } => {
+            let names = roles.get(&role).cloned().unwrap_or_default();
+            loop {
+                if let Some(limit) = timeout
+                    && began.elapsed() >= limit
+                {
+                    break Ending::TimedOut(format!(
+                        "role {role} had not exited after {} (timeout)",
+                        humantime::format_duration(limit)
+                    ));
+                }
+                let reply = client.ps(PsRequest { run: run.clone(), local: false }).await;
+                if let Ok(reply) = reply {
+                    let all_ended = reply
+                        .into_inner()
+                        .runs
+                        .iter()
+                        .flat_map(|r| &r.instances)
+                        .filter(|i| names.contains(&i.name))
+                        .all(|i| !crate::events::is_live(&i.state));
+                    if all_ended {
+                        break Ending::Reached(format!("every {role} exited"));
+                    }
+                }
+                tokio::time::sleep(END_POLL).await;
+            }
+        }
+    };
+    *outcome.lock().expect("no panic while holding it") = Some(ending);
+    let request = SignalRequest { target: run, kind: SignalKind::Stop.into(), local: false };
+    if let Err(status) = client.signal(request).await {
+        eprintln!("mgrctl: cannot stop the run at its end: {}", super::status(status));
+    }
+}
+
+/// The first of `instances` whose output has a line containing `line`.
+async fn find_line(client: &mut Client, run: &str, instances: &[String], line: &str) -> anyhow::Result<Option<String>> {
+    for instance in instances {
+        let request =
+            LogsRequest { target: format!("{run}/{instance}"), since: 1, follow: false, tail: 0, local: false };
+        let mut chunks = client.logs(request).await.map_err(super::status)?.into_inner();
+        while let Some(chunk) = chunks.message().await.map_err(super::status)? {
+            // Records are "o text\n" (stdout), "e text\n" (stderr), "m …"
+            // (the manager's notes) and "t …" (time): only the process's own
+            // output counts.
+            let found = chunk.records.split(|b| *b == b'\n').any(|record| {
+                matches!(record.first(), Some(b'o' | b'e'))
+                    && String::from_utf8_lossy(record.get(2..).unwrap_or_default()).contains(line)
+            });
+            if found {
+                return Ok(Some(instance.clone()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The summary that ends a run: what passed, what failed, what to know.
+#[derive(Default)]
+struct Report {
+    lines: Vec<(Option<bool>, String)>,
+}
+
+impl Report {
+    fn pass(&mut self, line: String) {
+        self.lines.push((Some(true), line));
+    }
+
+    fn fail(&mut self, line: String) {
+        self.lines.push((Some(false), line));
+    }
+
+    fn note(&mut self, line: String) {
+        self.lines.push((None, line));
+    }
+
+    fn passed(&self) -> bool {
+        self.lines.iter().all(|(ok, _)| *ok != Some(false))
+    }
+
+    /// On stderr, like the other notes of `mgrctl`, so that stdout holds
+    /// only the instances' output.
+    fn print(&self, run: &str, file: &str) {
+        eprintln!("── run {run} ({file}) ──");
+        for (ok, line) in &self.lines {
+            let mark = match ok {
+                Some(true) => "ok  ",
+                Some(false) => "FAIL",
+                None => "    ",
+            };
+            eprintln!("{mark} {line}");
+        }
+        let verdict = if self.passed() { "passed" } else { "FAILED" };
+        eprintln!("run {run}: {verdict}");
+    }
+}
