@@ -1,5 +1,5 @@
 //! Scenario files: a lab exercise as one TOML file that `mgrctl up` runs
-//! (issue 6; the runner is not written yet, this is its input).
+//! (the runner is `commands/up.rs`; the lab's examples are in `examples/`).
 //!
 //! ```toml
 //! name = "mcast"                      # the run's name (optional)

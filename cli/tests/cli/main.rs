@@ -21,4 +21,5 @@ mod multihost;
 mod netns;
 mod registers;
 mod restart;
+mod scenarios;
 mod visualize;

@@ -277,4 +277,29 @@ pub(crate) mod tests {
         assert_eq!(built.of("p2").len(), 1);
         assert!(built.quiesced && built.crashed().is_empty());
     }
+
+    #[test]
+    fn a_run_of_several_roles_is_split_by_module_with_only_its_processes() {
+        let mut run = RunEvents::from_events(
+            3,
+            [
+                ev("p1", "send", Some("p3"), Some(1), Some("x")),
+                ev("p3", "acked", None, Some(1), None),
+                Event { event: "crash".into(), by: Some("mgr".into()), ..ev("p2", "crash", None, None, None) },
+            ],
+        );
+        assert_eq!(run.by_module().len(), 1, "a plain run is one part");
+        run.module = "AckReceiver+AckClient".into();
+        run.module_of = [("p1", "AckReceiver"), ("p2", "AckReceiver"), ("p3", "AckClient")]
+            .map(|(p, m)| (p.into(), m.into()))
+            .into();
+        let parts = run.by_module();
+        let names: Vec<&str> = parts.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["AckReceiver", "AckClient"]);
+        let (receivers, client) = (&parts[0].1, &parts[1].1);
+        assert_eq!(receivers.processes, ["p1", "p2"]);
+        assert_eq!(receivers.crashed().into_iter().collect::<Vec<_>>(), ["p2"]);
+        assert_eq!(client.processes, ["p3"]);
+        assert!(client.of("p1").is_empty() && client.of("p3").len() == 1 && client.crashed().is_empty());
+    }
 }
