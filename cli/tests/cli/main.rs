@@ -14,6 +14,7 @@ mod check_links;
 mod consensus;
 mod detectors;
 mod events;
+mod examples;
 mod foundation;
 mod group;
 mod harness;
