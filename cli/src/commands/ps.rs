@@ -38,11 +38,13 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
     }
     for run in reply.runs {
         for i in &run.instances {
+            // In a run of several roles each instance runs its role's module.
+            let module = if i.module.is_empty() { &run.module } else { &i.module };
             if args.json {
                 let value = serde_json::json!({
                     "run": i.run, "instance": i.name, "member": i.member, "member_id": i.member_id, "address": i.address,
                     "pid": i.pid, "state": i.state, "exit_code": i.exit_code, "signal": i.signal,
-                    "starts": i.starts, "last_seq": i.last_seq, "module": run.module,
+                    "starts": i.starts, "last_seq": i.last_seq, "module": module, "role": i.role,
                 });
                 println!("{value}");
             } else {
@@ -55,7 +57,7 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
                     i.pid,
                     i.state,
                     exit_text(i),
-                    run.module
+                    if i.role.is_empty() { module.clone() } else { format!("{module} ({})", i.role) }
                 );
             }
         }

@@ -197,6 +197,9 @@ fn down_stops_a_run_that_up_streams_and_a_second_up_takes_the_next_name() -> Res
     second.expect("the second run's output", |l| l.contains("up"))?;
     let runs = daemon.ok(&["ps"])?;
     assert!(runs.contains("lab ") && runs.contains("lab-2"), "{runs}");
+    assert!(runs.contains("exec (idle)"), "ps names each instance's module and role: {runs}");
+    let instance = daemon.instance("lab", "p1")?;
+    assert_eq!((&instance["role"], &instance["module"]), (&Value::from("idle"), &Value::from("exec")));
     assert!(daemon.ok(&["down", "lab"])?.contains("run lab: 1 instance(s) stopped"));
     let (code, _) = first.finish()?;
     assert_eq!(code, 0, "the run ended by itself before its end: stopped by down");
