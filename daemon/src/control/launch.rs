@@ -303,6 +303,17 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
         return Err(status);
     }
     plan.sort_by_key(|p| instance_number(&p.name));
+    // The plan says what each instance runs, for `ps` to show it even when
+    // its member is gone.
+    for placed in &mut plan {
+        if let Some((r, _)) =
+            shares.iter().flat_map(|s| s.roles.iter().enumerate()).find(|(_, names)| names.contains(&placed.name))
+        {
+            let role = &launch.roles[r];
+            placed.role = role.name.clone();
+            placed.module = if role.command.is_empty() { role.module.clone() } else { "exec".to_owned() };
+        }
+    }
 
     // Phase two: every member starts its share with the whole table.
     let started = join_all(shares.iter().map(|share| start(control, share, name, &plan))).await;
@@ -351,6 +362,8 @@ async fn prepare(control: &Control, request: PrepareRequest, share: &Share) -> R
                     member_id: share.member.id.clone(),
                     member_name: share.member.name.clone(),
                     address,
+                    role: String::new(),
+                    module: String::new(),
                 })
                 .collect())
         }

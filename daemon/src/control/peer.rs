@@ -105,7 +105,14 @@ pub(super) fn plan_from_proto(plan: &[Instance]) -> Result<Vec<Placed>, Status> 
     plan.iter()
         .map(|i| {
             let address: SocketAddr = i.address.parse().map_err(|_| GroupError::BadAddress(i.address.clone()))?;
-            Ok(Placed { name: i.name.clone(), member_id: i.member_id.clone(), member_name: i.member.clone(), address })
+            Ok(Placed {
+                name: i.name.clone(),
+                member_id: i.member_id.clone(),
+                member_name: i.member.clone(),
+                address,
+                role: i.role.clone(),
+                module: i.module.clone(),
+            })
         })
         .collect()
 }

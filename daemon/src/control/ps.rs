@@ -55,6 +55,8 @@ pub(super) fn placed_to_proto(p: Placed) -> Instance {
         member: p.member_name,
         member_id: p.member_id,
         address: p.address.to_string(),
+        role: p.role,
+        module: p.module,
         ..Default::default()
     }
 }

@@ -157,6 +157,9 @@ pub struct Placed {
     pub member_id: String,
     pub member_name: String,
     pub address: SocketAddr,
+    /// Its role and module, so that `ps` can say what a lost instance ran.
+    pub role: String,
+    pub module: String,
 }
 
 /// How long a prepared run waits for its start before its ports are freed
