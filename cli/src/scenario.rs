@@ -551,4 +551,158 @@ expect = [{ role = "comparator", line = "verdict agree" }]
         let e = error(&format!("{role}{end}\n[check]\nexpect = [{{ role = \"x\", line = \"y\" }}]\n"));
         assert!(e.contains("expect names role 'x'"), "{e}");
     }
+
+    /// Every scenario of the workspace's `examples/` parses with the real
+    /// parser into the roles, timeline, end and checks its comments and
+    /// `examples/README.md` describe, naming modules, properties and
+    /// instances that exist.
+    #[test]
+    fn the_examples_parse_into_the_runs_they_describe() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".toml"))
+            .collect();
+        files.sort();
+        assert_eq!(files, ["ack.toml", "chat.toml", "multicast-ordered.toml", "multicast.toml"]);
+        let roles = |s: &Scenario| -> Vec<(String, String, Vec<String>)> {
+            s.roles
+                .iter()
+                .map(|r| (r.name.clone(), r.module.clone().unwrap_or_default(), r.instances.clone()))
+                .collect()
+        };
+        let role = |name: &str, module: &str, instances: &[&str]| {
+            (name.to_owned(), module.to_owned(), instances.iter().map(|i| (*i).to_owned()).collect::<Vec<_>>())
+        };
+        let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(role, line)| ((*role).to_owned(), (*line).to_owned())).collect()
+        };
+        let ids = |list: &[&str]| Some(list.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>());
+        let secs = |s: f64| Duration::from_secs_f64(s);
+        for file in &files {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let s = parse(file, &text, &[]).unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(s.name, None, "{file}: no fixed run name, so that it can run again on the same manager");
+            // Every module exists and every property is one of the run's modules'.
+            let modules: Vec<&str> = s.roles.iter().filter_map(|r| r.module.as_deref()).collect();
+            for module in &modules {
+                assert!(mgr_modules::catalog::all().any(|m| m.name == *module), "{file}: no module {module}");
+            }
+            for id in s.check.properties.iter().flatten() {
+                let declared = modules.iter().flat_map(|m| mgr_modules::check::properties_of(m)).any(|p| p.id == id);
+                assert!(declared, "{file}: no module of the run declares {id}");
+            }
+            // Every example ends by itself, well before CI's patience runs out.
+            let End::Exited { timeout: Some(timeout), .. } = &s.end else { panic!("{file}: {:?}", s.end) };
+            assert!(*timeout <= secs(20.0), "{file}: {timeout:?}");
+            match file.as_str() {
+                "multicast.toml" | "multicast-ordered.toml" => {
+                    assert_eq!(
+                        roles(&s),
+                        [
+                            role("peer", "MulticastPeer", &["p1", "p2", "p3", "p4"]),
+                            role("comparator", "MulticastComparator", &["p5"])
+                        ]
+                    );
+                    // No --comparator and no --peers: the roles say it all.
+                    assert!(s.roles.iter().flat_map(|r| &r.args).all(|a| a != "--comparator" && a != "--peers"));
+                    assert_eq!(s.end, End::Exited { role: "comparator".into(), timeout: Some(secs(20.0)) });
+                    assert_eq!(s.check.properties, None);
+                }
+                _ => {}
+            }
+            match file.as_str() {
+                "multicast.toml" => {
+                    assert_eq!(s.roles[0].args, ["--msgs", "40", "--jitter", "5"]);
+                    assert!(s.timeline.is_empty());
+                    assert_eq!(s.check.expect, expect(&[("comparator", "verdict diverge")]));
+                }
+                "multicast-ordered.toml" => {
+                    assert!(s.roles[0].args.iter().any(|a| a == "--ordered"));
+                    let faults: Vec<(Duration, Action)> =
+                        s.timeline.iter().map(|t| (t.time, t.action.clone())).collect();
+                    let fault = |loss, dup, partition: Option<&str>, heal| Action::Fault {
+                        loss,
+                        dup,
+                        delay: None,
+                        partition: partition.map(str::to_owned),
+                        heal,
+                    };
+                    assert_eq!(
+                        faults,
+                        [
+                            (secs(0.0), fault(Some(0.1), Some(0.05), None, false)),
+                            (secs(0.5), fault(None, None, Some("p1,p2,p5/p3,p4"), false)),
+                            (secs(1.5), fault(None, None, None, true)),
+                        ]
+                    );
+                    assert_eq!(
+                        s.check.expect,
+                        expect(&[
+                            ("comparator", "agree: all 4 peers delivered the same 160 messages in the same order"),
+                            ("comparator", "verdict agree"),
+                        ])
+                    );
+                }
+                "chat.toml" => {
+                    assert_eq!(roles(&s), [role("chat", "ChatNode", &["p1", "p2", "p3"])]);
+                    // The run's multicast group, not a fixed one.
+                    assert!(!s.roles[0].args.iter().any(|a| a == "--group"));
+                    let steps: Vec<(Duration, Action, Vec<String>)> =
+                        s.timeline.iter().map(|t| (t.time, t.action.clone(), t.instances.clone())).collect();
+                    let send = |at: f64, line: &str, to: &[&str]| {
+                        (secs(at), Action::Send { line: line.into() }, to.iter().map(|i| (*i).to_owned()).collect())
+                    };
+                    let all = ["p1", "p2", "p3"];
+                    assert_eq!(
+                        steps,
+                        [
+                            send(1.0, "hello from p1", &["p1"]),
+                            send(1.0, "hello from p2", &["p2"]),
+                            send(1.0, "hello from p3", &["p3"]),
+                            send(1.5, "all at once", &all),
+                            (secs(5.0), Action::Restart, vec!["p2".to_owned()]),
+                            send(6.0, "p2 is back", &["p2"]),
+                            send(6.0, "welcome back, p2", &["p3"]),
+                            send(7.0, "sync", &all),
+                            send(8.0, "quit", &all),
+                        ]
+                    );
+                    assert_eq!(s.end, End::Exited { role: "chat".into(), timeout: Some(secs(20.0)) });
+                    assert_eq!(s.check.properties, ids(&["ME1", "EC"]));
+                    assert_eq!(
+                        s.check.expect,
+                        expect(&[
+                            ("chat", "restored 6 messages (6 from the checkpoint, 0 more from the replicas)"),
+                            ("chat", "checkpoint saved (8 messages); bye"),
+                        ])
+                    );
+                }
+                "ack.toml" => {
+                    assert_eq!(
+                        roles(&s),
+                        [
+                            role("discovery", "AckDiscovery", &["p1"]),
+                            role("receiver", "AckReceiver", &["p2", "p3", "p4"]),
+                            role("client", "AckClient", &["p5"]),
+                        ]
+                    );
+                    // No --discovery: the receivers and the client find it by its role.
+                    assert!(s.roles.iter().flat_map(|r| &r.args).all(|a| a != "--discovery"));
+                    let receiver = &s.roles[1];
+                    assert_eq!(receiver.restart, Some((5, Duration::from_millis(300))));
+                    for arg in ["--crash-prob", "0.5", "--seed"] {
+                        assert!(receiver.args.iter().any(|a| a == arg), "{arg}");
+                    }
+                    assert!(s.timeline.is_empty());
+                    assert_eq!(s.end, End::Exited { role: "client".into(), timeout: Some(secs(20.0)) });
+                    assert_eq!(s.check.properties, ids(&["ACK1", "ACK2"]));
+                    assert_eq!(s.check.expect, expect(&[("client", "all 5 requests acked")]));
+                }
+                other => panic!("{other}: an example without a test"),
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Ack-based group communication (the lab of seed report 003, issue 6 item
-//! 4): three roles, each a module of its own, launched as separate runs.
+//! 4): three roles, each a module of its own, launched as separate runs or
+//! as the roles of one run (a scenario's `discovery`, `receiver`, `client`).
 //!
 //! - [`AckDiscovery`]: the registry of live receivers. Receivers register
 //!   and re-register every heartbeat; an entry that misses a few heartbeats
@@ -13,8 +14,11 @@
 //!
 //! This file owns the roles' wire protocol (text datagrams, see [`Frame`]),
 //! the registry and the client's choice of receiver. It must not use the
-//! run's peers to find the other roles: they are other runs, reached only
-//! through the `--discovery` address and what discovery answers.
+//! run's peers to find the other roles: the only address a receiver or a
+//! client takes from its launch is discovery's (`--discovery`, or the first
+//! instance of the role `discovery` of its run), and receivers are known
+//! only by what discovery answers, so that the roles work the same whether
+//! they share a run or not.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -180,10 +184,20 @@ fn option<T: std::str::FromStr>(
     }
 }
 
-/// The `--discovery ip:port` every role but discovery needs.
-fn discovery_addr(options: &BTreeMap<String, String>) -> Result<SocketAddr, RunError> {
-    let value = options.get("--discovery").ok_or_else(|| RunError::Usage("--discovery IP:PORT is required".into()))?;
-    value.parse().map_err(|_| RunError::Usage(format!("--discovery needs IP:PORT, not '{value}'")))
+/// The role whose first instance is the discovery when `--discovery` is not given.
+pub const DISCOVERY_ROLE: &str = "discovery";
+
+/// The discovery's address every role but discovery needs: `--discovery
+/// ip:port`, else the first instance of the role `discovery` of the run.
+fn discovery_addr(options: &BTreeMap<String, String>, contract: &Contract) -> Result<SocketAddr, RunError> {
+    match options.get("--discovery") {
+        Some(value) => value.parse().map_err(|_| RunError::Usage(format!("--discovery needs IP:PORT, not '{value}'"))),
+        None => contract.first_of_role(DISCOVERY_ROLE).map(|(_, addr)| addr).ok_or_else(|| {
+            RunError::Usage(format!(
+                "--discovery IP:PORT is required when the run has no role '{DISCOVERY_ROLE}' (MGR_ROLES)"
+            ))
+        }),
+    }
 }
 
 /// A random number generator seeded with `seed` (mixed with `salt`, so that
@@ -306,7 +320,9 @@ impl Module for AckReceiver {
         // Each process of the run draws its own crashes from the shared
         // seed, and so does each start of it: a restarted receiver that drew
         // the same crash again would crash on its first request forever.
-        let rank = ctx.rank(ctx.self_name()).unwrap_or(0) as u64;
+        // The rank is within the role, so that the receivers draw the same
+        // whether they are a run of their own or a role after others.
+        let rank = ctx.contract.rank_in_role() as u64;
         let starts = count_start(ctx);
         self.rng = rng(self.seed, crash_salt(rank, starts));
         self.register(ctx);
@@ -369,15 +385,16 @@ fn count_start(ctx: &Context) -> u64 {
     before
 }
 
-/// Runs the module: `mgr-modules AckReceiver --discovery IP:PORT
+/// Runs the module: `mgr-modules AckReceiver [--discovery IP:PORT]
 /// [--crash-prob P] [--seed S] [--work-ms MS] [--heartbeat-ms MS]`.
 pub fn run_receiver(contract: Contract, args: &[String]) -> Result<(), RunError> {
-    runtime::run(contract, parse_receiver(args)?)
+    let receiver = parse_receiver(args, &contract)?;
+    runtime::run(contract, receiver)
 }
 
-fn parse_receiver(args: &[String]) -> Result<AckReceiver, RunError> {
+fn parse_receiver(args: &[String], contract: &Contract) -> Result<AckReceiver, RunError> {
     let known = ["--discovery", "--crash-prob", "--seed", "--work-ms", "--heartbeat-ms"];
-    let usage = "--discovery IP:PORT [--crash-prob P] [--seed S] [--work-ms MS] [--heartbeat-ms MS]";
+    let usage = "[--discovery IP:PORT] [--crash-prob P] [--seed S] [--work-ms MS] [--heartbeat-ms MS]";
     let options = parse_options(args, &known, usage)?;
     let crash_prob = option(&options, "--crash-prob", DEFAULT_CRASH_PROB, "a probability")?;
     if !(0.0..=1.0).contains(&crash_prob) {
@@ -392,7 +409,7 @@ fn parse_receiver(args: &[String]) -> Result<AckReceiver, RunError> {
         Some(_) => Some(option(&options, "--seed", 0u64, "a number")?),
     };
     Ok(AckReceiver {
-        discovery: discovery_addr(&options)?,
+        discovery: discovery_addr(&options, contract)?,
         crash_prob,
         work: Duration::from_millis(option(&options, "--work-ms", DEFAULT_WORK_MS, "a number of milliseconds")?),
         heartbeat: Duration::from_millis(heartbeat),
@@ -455,6 +472,9 @@ pub struct AckClient {
     phase: Phase,
     /// Receivers that did not ack the current request in time.
     failed: HashSet<SocketAddr>,
+    /// Receivers the current request was sent to: the only ones whose ack
+    /// counts (an ack from anywhere else acks nothing the client sent there).
+    asked: HashSet<SocketAddr>,
     last_failed: Option<SocketAddr>,
     /// Attempts of the current request.
     tries: u64,
@@ -477,6 +497,7 @@ impl AckClient {
                 self.requests += 1;
                 self.current = Some((self.requests, text));
                 self.failed.clear();
+                self.asked.clear();
                 self.tries = 0;
                 self.ask(ctx);
             }
@@ -486,6 +507,9 @@ impl AckClient {
                     self.acked, self.attempts, self.timeouts
                 ));
                 if self.exit_when_done {
+                    // The summary's counts depend on crashes and timing;
+                    // this line does not, so a scenario can expect it.
+                    say(format_args!("all {} requests acked", self.acked));
                     std::process::exit(0);
                 }
             }
@@ -518,6 +542,7 @@ impl AckClient {
         self.attempts += 1;
         let attempt = self.tries;
         ctx.events.send(&name, Some(request), &text);
+        self.asked.insert(addr);
         ctx.send_datagram(addr, Frame::Request { request, attempt, text }.encode().as_bytes());
         say(format_args!("attempt {attempt} request {request} → {name} at {addr}"));
         self.phase = Phase::Waiting { name, addr, attempt };
@@ -529,6 +554,10 @@ impl AckClient {
     fn upon_ack(&mut self, ctx: &mut Context, from: SocketAddr, request: u64) {
         let Some((current, _)) = &self.current else { return };
         if *current != request {
+            return;
+        }
+        if !self.asked.contains(&from) {
+            eprintln!("client: dropped an ack of request {request} from {from}, which was never sent it");
             return;
         }
         let name = match &self.phase {
@@ -552,7 +581,7 @@ impl Module for AckClient {
     }
 
     fn upon_init(&mut self, ctx: &mut Context) {
-        let rank = ctx.rank(ctx.self_name()).unwrap_or(0) as u64;
+        let rank = ctx.contract.rank_in_role() as u64;
         self.rng = rng(self.seed, rank);
         if !self.queue.is_empty() {
             self.next(ctx);
@@ -607,15 +636,16 @@ impl Module for AckClient {
     }
 }
 
-/// Runs the module: `mgr-modules AckClient --discovery IP:PORT
+/// Runs the module: `mgr-modules AckClient [--discovery IP:PORT]
 /// [--timeout-ms MS] [--requests K] [--seed S]`.
 pub fn run_client(contract: Contract, args: &[String]) -> Result<(), RunError> {
-    runtime::run(contract, parse_client(args)?)
+    let client = parse_client(args, &contract)?;
+    runtime::run(contract, client)
 }
 
-fn parse_client(args: &[String]) -> Result<AckClient, RunError> {
+fn parse_client(args: &[String], contract: &Contract) -> Result<AckClient, RunError> {
     let known = ["--discovery", "--timeout-ms", "--requests", "--seed"];
-    let usage = "--discovery IP:PORT [--timeout-ms MS] [--requests K] [--seed S]";
+    let usage = "[--discovery IP:PORT] [--timeout-ms MS] [--requests K] [--seed S]";
     let options = parse_options(args, &known, usage)?;
     let timeout = option(&options, "--timeout-ms", DEFAULT_TIMEOUT_MS, "a number of milliseconds")?;
     if timeout == 0 {
@@ -627,7 +657,7 @@ fn parse_client(args: &[String]) -> Result<AckClient, RunError> {
         Some(_) => Some(option(&options, "--seed", 0u64, "a number")?),
     };
     Ok(AckClient {
-        discovery: discovery_addr(&options)?,
+        discovery: discovery_addr(&options, contract)?,
         timeout: Duration::from_millis(timeout),
         exit_when_done: requests > 0,
         seed,
@@ -636,6 +666,7 @@ fn parse_client(args: &[String]) -> Result<AckClient, RunError> {
         current: None,
         phase: Phase::Idle,
         failed: HashSet::new(),
+        asked: HashSet::new(),
         last_failed: None,
         tries: 0,
         said_none: false,
@@ -649,6 +680,7 @@ fn parse_client(args: &[String]) -> Result<AckClient, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::contract::for_tests;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -746,17 +778,39 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        assert!(parse_receiver(&args(&[])).is_err(), "--discovery is required");
-        let r = parse_receiver(&args(&["--discovery", "127.0.0.1:9", "--crash-prob=0.2", "--seed", "7"])).unwrap();
+        let alone = for_tests("p1", 3, None);
+        let parse_receiver = |a: &[&str]| parse_receiver(&args(a), &alone);
+        let parse_client = |a: &[&str]| parse_client(&args(a), &alone);
+        let err = parse_receiver(&[]).unwrap_err().to_string();
+        assert_eq!(err, "--discovery IP:PORT is required when the run has no role 'discovery' (MGR_ROLES)");
+        let r = parse_receiver(&["--discovery", "127.0.0.1:9", "--crash-prob=0.2", "--seed", "7"]).unwrap();
         assert_eq!((r.discovery, r.crash_prob, r.seed), (addr(9), 0.2, Some(7)));
-        assert!(parse_receiver(&args(&["--discovery", "127.0.0.1:9", "--crash-prob", "2"])).is_err());
-        assert!(parse_receiver(&args(&["--discovery", "nowhere"])).is_err());
-        let c = parse_client(&args(&["--discovery", "127.0.0.1:9", "--requests", "3", "--timeout-ms", "500"])).unwrap();
+        assert!(parse_receiver(&["--discovery", "127.0.0.1:9", "--crash-prob", "2"]).is_err());
+        assert!(parse_receiver(&["--discovery", "nowhere"]).is_err());
+        let c = parse_client(&["--discovery", "127.0.0.1:9", "--requests", "3", "--timeout-ms", "500"]).unwrap();
         assert_eq!(c.queue, ["req1", "req2", "req3"]);
         assert_eq!(c.timeout, Duration::from_millis(500));
         assert!(c.exit_when_done);
-        assert!(!parse_client(&args(&["--discovery", "127.0.0.1:9", "--requests", "0"])).unwrap().exit_when_done);
-        assert!(parse_client(&args(&["--discovery", "127.0.0.1:9", "--timeout-ms", "0"])).is_err());
-        assert!(parse_client(&args(&["--discovery", "127.0.0.1:9", "--port", "1"])).is_err());
+        assert!(!parse_client(&["--discovery", "127.0.0.1:9", "--requests", "0"]).unwrap().exit_when_done);
+        assert!(parse_client(&["--discovery", "127.0.0.1:9", "--timeout-ms", "0"]).is_err());
+        assert!(parse_client(&["--discovery", "127.0.0.1:9", "--port", "1"]).is_err());
+    }
+
+    #[test]
+    fn in_a_run_with_roles_discovery_is_the_instance_of_its_role() {
+        let roles = "discovery=p1;receiver=p2,p3,p4;client=p5";
+        let receiver = parse_receiver(&[], &for_tests("p3", 5, Some(roles))).unwrap();
+        assert_eq!(receiver.discovery, addr(7001));
+        let client = parse_client(&args(&["--requests", "2"]), &for_tests("p5", 5, Some(roles))).unwrap();
+        assert_eq!(client.discovery, addr(7001));
+        // --discovery still wins, e.g. for a discovery shared by several runs.
+        let given = parse_client(&args(&["--discovery", "127.0.0.1:9"]), &for_tests("p5", 5, Some(roles))).unwrap();
+        assert_eq!(given.discovery, addr(9));
+        // A run whose roles have no discovery still needs the argument.
+        assert!(parse_client(&[], &for_tests("p2", 2, Some("receiver=p1;client=p2"))).is_err());
+        // The receivers rank themselves within their role, as in a run of
+        // their own, so that a seed draws the same crashes either way.
+        assert_eq!(for_tests("p2", 5, Some(roles)).rank_in_role(), 0);
+        assert_eq!(for_tests("p4", 5, Some(roles)).rank_in_role(), 2);
     }
 }

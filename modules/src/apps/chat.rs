@@ -9,8 +9,10 @@
 //!
 //! It must not touch files other than its own (`MGR_DIR/<MGR_SELF>.*`: the
 //! run folder is shared by the run's instances), and it must not send to
-//! anything but the run's peers and the chat group, on the interface of
-//! `MGR_ADDR` (a run on loopback stays on loopback).
+//! anything but its peers (the instances of its own role, or of its run
+//! when it has no roles) and the chat group, on the interface of `MGR_ADDR`
+//! (a run on loopback stays on loopback; on a host of its own, the group
+//! goes out and is joined on the interface that carries `MGR_ADDR`).
 #![doc = ""]
 #![doc = include_str!("chat.md")]
 
@@ -68,10 +70,13 @@ pub struct Config {
     pub check: Duration,
 }
 
+/// The lab's group, for a node run without `--group` nor `MGR_MULTICAST`.
+pub const DEFAULT_GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(224, 1, 1, 1), 5007);
+
 impl Default for Config {
     fn default() -> Config {
         Config {
-            group: SocketAddrV4::new(Ipv4Addr::new(224, 1, 1, 1), 5007),
+            group: DEFAULT_GROUP,
             replicas: 3,
             delay: Duration::from_millis(50),
             checkpoint: Duration::from_secs(60),
@@ -84,13 +89,15 @@ impl Default for Config {
 impl Config {
     /// Reads `--group ADDR:PORT --replicas N --delay-ms N --checkpoint-secs N
     /// --mutex-timeout-ms N --check-secs N` (each `--opt V` or `--opt=V`).
-    pub fn parse(args: &[String]) -> Result<Config, RunError> {
+    /// Without `--group` the group is `run_group` (the run's `MGR_MULTICAST`),
+    /// else [`DEFAULT_GROUP`].
+    pub fn parse(args: &[String], run_group: Option<SocketAddrV4>) -> Result<Config, RunError> {
         let usage = |what: String| {
             RunError::Usage(format!(
                 "{what} (usage: [--group ADDR:PORT] [--replicas N] [--delay-ms N] [--checkpoint-secs N] [--mutex-timeout-ms N] [--check-secs N])"
             ))
         };
-        let mut config = Config::default();
+        let mut config = Config { group: run_group.unwrap_or(DEFAULT_GROUP), ..Config::default() };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (name, value) = match arg.split_once('=') {
@@ -499,8 +506,11 @@ impl ChatNode {
         }
     }
 
+    /// The other chat nodes: the other instances of this node's role (of
+    /// its run, without roles). They are the processes Ricart-Agrawala asks
+    /// and `sync` reconciles with; other roles of the run take no part.
     fn others(ctx: &Context) -> Vec<String> {
-        ctx.processes().into_iter().filter(|p| p != ctx.self_name()).collect()
+        ctx.contract.role_peers().into_iter().map(|(p, _)| p).filter(|p| p != ctx.self_name()).collect()
     }
 
     fn send_to(ctx: &Context, peer: &str, frame: &Frame) {
@@ -677,8 +687,12 @@ impl ChatNode {
         while let Some(g) = &self.group {
             let Ok((len, _)) = g.rx.recv_from(&mut buf) else { break };
             let Some(Frame::Msg { run, stamp, message }) = Frame::decode(&buf[..len]) else { continue };
-            // Another run on the same group and port is not our chat.
-            if run != ctx.contract.run || self.history.contains(&message.sender, message.id) {
+            // Another run on the same group and port is not our chat, nor is
+            // another role of our run.
+            if run != ctx.contract.run
+                || !ctx.contract.is_role_peer(&message.sender)
+                || self.history.contains(&message.sender, message.id)
+            {
                 continue;
             }
             let delay = rand::random_range(0..=u64::try_from(self.config.delay.as_millis()).unwrap_or(u64::MAX));
@@ -709,7 +723,7 @@ impl ChatNode {
             ("peers", "") => {
                 let peers: Vec<String> = ctx
                     .contract
-                    .peers
+                    .role_peers()
                     .iter()
                     .map(|(p, a)| if *p == me { format!("{p}={a} (me)") } else { format!("{p}={a}") })
                     .collect();
@@ -782,7 +796,11 @@ impl Module for ChatNode {
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
-        let Some(peer) = ctx.contract.peer_name(from).map(str::to_owned) else { return };
+        // Only the other chat nodes ask for the section, reply or sync.
+        let Some(peer) = ctx.contract.peer_name(from).filter(|p| ctx.contract.is_role_peer(p)).map(str::to_owned)
+        else {
+            return;
+        };
         match Frame::decode(payload) {
             Some(Frame::Req { seq, stamp }) => {
                 ctx.events.arrive("receive", &peer, Some(seq), Some(&stamp), "REQ");
@@ -858,7 +876,7 @@ impl Module for ChatNode {
 /// Runs the module: `mgr-modules ChatNode [--group ADDR:PORT] [--replicas N]
 /// [--delay-ms N] [--checkpoint-secs N] [--mutex-timeout-ms N] [--check-secs N]`.
 pub fn run(contract: Contract, args: &[String]) -> Result<(), RunError> {
-    let config = Config::parse(args)?;
+    let config = Config::parse(args, contract.multicast)?;
     let dir = contract.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     runtime::run(contract, ChatNode::new(config, dir))
 }
@@ -1011,14 +1029,20 @@ mod tests {
     #[test]
     fn arguments() {
         let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(Config::parse(&[]).unwrap(), Config::default());
-        let c =
-            Config::parse(&args("--group 239.1.2.3:6000 --replicas=2 --delay-ms 0 --mutex-timeout-ms 500")).unwrap();
+        assert_eq!(Config::parse(&[], None).unwrap(), Config::default());
+        assert_eq!(Config::default().group, "224.1.1.1:5007".parse().unwrap());
+        let c = Config::parse(&args("--group 239.1.2.3:6000 --replicas=2 --delay-ms 0 --mutex-timeout-ms 500"), None)
+            .unwrap();
         assert_eq!(c.group, "239.1.2.3:6000".parse().unwrap());
         assert_eq!((c.replicas, c.delay, c.mutex_timeout), (2, Duration::ZERO, Duration::from_millis(500)));
-        assert!(Config::parse(&args("--group 10.0.0.1:5")).is_err());
-        assert!(Config::parse(&args("--replicas 0")).is_err());
-        assert!(Config::parse(&args("--replicas")).is_err());
-        assert!(Config::parse(&args("--bogus 1")).is_err());
+        assert!(Config::parse(&args("--group 10.0.0.1:5"), None).is_err());
+        assert!(Config::parse(&args("--replicas 0"), None).is_err());
+        assert!(Config::parse(&args("--replicas"), None).is_err());
+        assert!(Config::parse(&args("--bogus 1"), None).is_err());
+        // The run's group (MGR_MULTICAST) is the default; --group still wins.
+        let run_group = Some("239.7.8.9:4000".parse().unwrap());
+        assert_eq!(Config::parse(&[], run_group).unwrap().group, "239.7.8.9:4000".parse().unwrap());
+        let c = Config::parse(&args("--group 224.1.1.1:6000"), run_group).unwrap();
+        assert_eq!(c.group, "224.1.1.1:6000".parse().unwrap());
     }
 }

@@ -5,9 +5,12 @@
 //! This file owns both roles, their frames and their pure logic: the
 //! reliable FIFO channel between two peers ([`Channel`]), the Lamport
 //! total-order rule ([`TotalOrder`]) and the comparison of orders
-//! ([`compare`]). It must not rely on anything but the launch contract: the
-//! comparator is reached by the address given in `--comparator`, not by
-//! being in the same run. The protocol is described in `multicast.md`.
+//! ([`compare`]). It must not rely on anything but the launch contract: a
+//! peer works with the instances of its own role (every instance of the
+//! run when it has no roles) and reaches the comparator by its address,
+//! `--comparator` or else the instance of role `comparator`, so that the
+//! comparator may as well be a run of its own. The protocol is described
+//! in `multicast.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -240,7 +243,11 @@ enum Phase {
 #[derive(Debug)]
 pub struct MulticastPeer {
     opts: PeerOptions,
+    /// Where the order goes at the end: `--comparator`, or the instance of
+    /// role `comparator`.
+    comparator: SocketAddr,
     me: String,
+    /// The other peers: the other instances of this one's role.
     others: Vec<String>,
     phase: Phase,
     /// Peers that answered the handshake (READY, or a HELLO of their own).
@@ -260,9 +267,10 @@ pub struct MulticastPeer {
 }
 
 impl MulticastPeer {
-    pub fn new(opts: PeerOptions) -> MulticastPeer {
+    pub fn new(opts: PeerOptions, comparator: SocketAddr) -> MulticastPeer {
         MulticastPeer {
             opts,
+            comparator,
             me: String::new(),
             others: Vec::new(),
             phase: Phase::Handshake,
@@ -402,24 +410,20 @@ impl MulticastPeer {
         }
         self.phase = Phase::Done;
         ctx.indicate("order", None, &self.order.join(" "));
-        if self.opts.comparator.is_some() {
-            let parts: Vec<&[String]> = self.order.chunks(IDS_PER_FRAME).collect();
-            let count = parts.len().max(1);
-            for part in 0..count {
-                let ids = parts.get(part).map(|ids| ids.join(" ")).unwrap_or_default();
-                let frame = format!("ORDER {} {part} {count} {ids}", self.me);
-                self.order_frames.insert(part, frame.trim_end().to_owned());
-            }
-            self.send_order(ctx);
+        let parts: Vec<&[String]> = self.order.chunks(IDS_PER_FRAME).collect();
+        let count = parts.len().max(1);
+        for part in 0..count {
+            let ids = parts.get(part).map(|ids| ids.join(" ")).unwrap_or_default();
+            let frame = format!("ORDER {} {part} {count} {ids}", self.me);
+            self.order_frames.insert(part, frame.trim_end().to_owned());
         }
+        self.send_order(ctx);
         ctx.start_timer("mc.linger", LINGER);
     }
 
     fn send_order(&self, ctx: &Context) {
-        if let Some(addr) = self.opts.comparator {
-            for frame in self.order_frames.values() {
-                ctx.send_datagram(addr, frame.as_bytes());
-            }
+        for frame in self.order_frames.values() {
+            ctx.send_datagram(self.comparator, frame.as_bytes());
         }
     }
 
@@ -440,7 +444,7 @@ impl Module for MulticastPeer {
 
     fn upon_init(&mut self, ctx: &mut Context) {
         self.me = ctx.self_name().to_owned();
-        let processes = ctx.processes();
+        let processes: Vec<String> = ctx.contract.role_peers().into_iter().map(|(name, _)| name).collect();
         self.others = processes.iter().filter(|p| **p != self.me).cloned().collect();
         self.total = TotalOrder::new(&self.me, &processes);
         self.say_hello(ctx);
@@ -455,7 +459,7 @@ impl Module for MulticastPeer {
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
         let Ok(text) = std::str::from_utf8(payload) else { return };
         if let Some(rest) = text.strip_prefix("ORDERACK ") {
-            if Some(from) == self.opts.comparator
+            if from == self.comparator
                 && let Some(part) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok())
             {
                 self.order_frames.remove(&part);
@@ -463,10 +467,17 @@ impl Module for MulticastPeer {
             }
             return;
         }
+        // Only the instances of this peer's role take part: another role of
+        // the run (the comparator) is no peer to handshake or order with.
         let Some(peer) = ctx.contract.peer_name(from).map(str::to_owned) else {
-            eprintln!("multicast: dropped a frame from {from}, not a peer of this run");
+            eprintln!("multicast: dropped a frame from {from}, not an instance of this run");
             return;
         };
+        if !ctx.contract.is_role_peer(&peer) {
+            let role = ctx.contract.role_of(&peer).unwrap_or("none");
+            eprintln!("multicast: dropped a frame from {peer} (role {role}), not a peer of this one's role");
+            return;
+        }
         let (verb, rest) = text.split_once(' ').unwrap_or((text, ""));
         match verb {
             "HELLO" | "READY" => {
@@ -518,10 +529,41 @@ impl Module for MulticastPeer {
     }
 }
 
+/// The role whose (first) instance is the comparator when `--comparator` is not given.
+pub const COMPARATOR_ROLE: &str = "comparator";
+/// The role whose instances the comparator expects orders from when `--peers` is not given.
+pub const PEER_ROLE: &str = "peer";
+
+/// Where a peer sends its order: `--comparator`, else the first instance of
+/// role `comparator` of its run.
+pub fn comparator_addr(opts: &PeerOptions, contract: &Contract) -> Result<SocketAddr, RunError> {
+    if let Some(addr) = opts.comparator {
+        return Ok(addr);
+    }
+    match contract.first_of_role(COMPARATOR_ROLE) {
+        Some((_, addr)) => Ok(addr),
+        None => Err(RunError::Usage(format!(
+            "no comparator: give --comparator IP:PORT, or run the peers with a role '{COMPARATOR_ROLE}' in the same run (MGR_ROLES {})",
+            if contract.roles.is_empty() {
+                "is not set".to_owned()
+            } else {
+                format!("has roles {}", role_names(contract))
+            }
+        ))),
+    }
+}
+
+/// The run's role names, for messages.
+fn role_names(contract: &Contract) -> String {
+    let names: Vec<&str> = contract.roles.iter().map(|(name, _)| name.as_str()).collect();
+    names.join(", ")
+}
+
 /// Runs a peer: `mgr-modules MulticastPeer [--msgs K] [--jitter MS] [--comparator IP:PORT] [--ordered]`.
 pub fn run_peer(contract: Contract, args: &[String]) -> Result<(), RunError> {
     let opts = PeerOptions::parse(args)?;
-    runtime::run(contract, MulticastPeer::new(opts))
+    let comparator = comparator_addr(&opts, &contract)?;
+    runtime::run(contract, MulticastPeer::new(opts, comparator))
 }
 
 // ----------------------------------------------------------------------------
@@ -639,15 +681,37 @@ impl Module for MulticastComparator {
     }
 }
 
-/// Runs the comparator: `mgr-modules MulticastComparator --peers N`.
-pub fn run_comparator(contract: Contract, args: &[String]) -> Result<(), RunError> {
-    let usage = |what: String| RunError::Usage(format!("{what} (usage: --peers N)"));
+/// How many orders the comparator expects: `--peers N`, else (in a run
+/// with roles) the number of instances of role `peer`.
+pub fn expected_peers(args: &[String], contract: &Contract) -> Result<usize, RunError> {
+    let usage = |what: String| RunError::Usage(format!("{what} (usage: [--peers N])"));
     let value = match args {
         [flag, value] if flag == "--peers" => value.as_str(),
         [arg] if arg.starts_with("--peers=") => &arg["--peers=".len()..],
-        _ => return Err(usage("expected --peers N".into())),
+        [] => {
+            let peers = contract.role_instances(PEER_ROLE).len();
+            if peers > 0 {
+                return Ok(peers);
+            }
+            let why = if contract.roles.is_empty() {
+                "MGR_ROLES is not set".to_owned()
+            } else {
+                format!("the run has no role '{PEER_ROLE}' (roles {})", role_names(contract))
+            };
+            return Err(usage(format!("--peers N is required: {why}")));
+        }
+        _ => return Err(usage(format!("unexpected arguments '{}'", args.join(" ")))),
     };
-    let n = value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| usage(format!("--peers: '{value}'")))?;
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| usage(format!("--peers: '{value}' is not a positive number")))
+}
+
+/// Runs the comparator: `mgr-modules MulticastComparator [--peers N]`.
+pub fn run_comparator(contract: Contract, args: &[String]) -> Result<(), RunError> {
+    let n = expected_peers(args, &contract)?;
     runtime::run(contract, MulticastComparator::new(n))
 }
 
@@ -794,5 +858,40 @@ mod tests {
         assert!(opts.ordered);
         assert!(PeerOptions::parse(&names(&["--msgs"])).is_err());
         assert!(PeerOptions::parse(&names(&["--what"])).is_err());
+    }
+
+    #[test]
+    fn the_comparator_is_the_argument_or_the_instance_of_role_comparator() {
+        use crate::runtime::contract::for_tests;
+        let roles = for_tests("p1", 5, Some("peer=p1,p2,p3,p4;comparator=p5"));
+        let given = PeerOptions::parse(&names(&["--comparator", "10.0.0.1:9"])).unwrap();
+        assert_eq!(comparator_addr(&given, &roles).unwrap(), "10.0.0.1:9".parse().unwrap());
+        let none = PeerOptions::parse(&[]).unwrap();
+        assert_eq!(comparator_addr(&none, &roles).unwrap(), "127.0.0.1:7005".parse().unwrap());
+        let err = comparator_addr(&none, &for_tests("p1", 4, None)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("no comparator: give --comparator IP:PORT") && err.contains("MGR_ROLES is not set"),
+            "{err}"
+        );
+        let err = comparator_addr(&none, &for_tests("p1", 4, Some("peer=p1,p2;other=p3,p4"))).unwrap_err().to_string();
+        assert!(err.contains("has roles peer, other"), "{err}");
+        // The peers are the instances of the peer role, not the comparator.
+        assert_eq!(roles.role_peers().len(), 4);
+        assert!(!roles.is_role_peer("p5"));
+    }
+
+    #[test]
+    fn the_comparator_expects_as_many_orders_as_the_peer_role_has_instances() {
+        use crate::runtime::contract::for_tests;
+        let roles = for_tests("p5", 5, Some("peer=p1,p2,p3,p4;comparator=p5"));
+        assert_eq!(expected_peers(&[], &roles).unwrap(), 4);
+        assert_eq!(expected_peers(&names(&["--peers", "2"]), &roles).unwrap(), 2);
+        assert_eq!(expected_peers(&names(&["--peers=3"]), &for_tests("p1", 1, None)).unwrap(), 3);
+        let err = expected_peers(&[], &for_tests("p1", 1, None)).unwrap_err().to_string();
+        assert_eq!(err, "--peers N is required: MGR_ROLES is not set (usage: [--peers N])");
+        let err = expected_peers(&[], &for_tests("p1", 2, Some("a=p1;b=p2"))).unwrap_err().to_string();
+        assert!(err.contains("the run has no role 'peer' (roles a, b)"), "{err}");
+        assert!(expected_peers(&names(&["--peers", "0"]), &roles).is_err());
+        assert!(expected_peers(&names(&["--what"]), &roles).is_err());
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! It owns the pairing of the client's `send` requests (one per attempt,
 //! `id` = the request number) with its `acked` indications (same `id`). The
-//! receivers and discovery are other runs; their events are not needed,
-//! since whether a request ended acked is the client's to say.
+//! receivers and discovery are other runs, or other roles of the same run;
+//! their events are not needed, since whether a request ended acked is the
+//! client's to say, and they log neither `send` nor `acked`, so a run
+//! holding every role is checked just the same.
 //!
 //! It must not do I/O (see [`super`]), and must not decide the liveness
 //! property before the run has quiesced.

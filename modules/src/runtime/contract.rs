@@ -6,7 +6,7 @@
 //! environment, which is shared by all tests of a test binary.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 /// Name of the run this instance belongs to.
@@ -25,6 +25,13 @@ pub const MGR_UDP_FD: &str = "MGR_UDP_FD";
 pub const MGR_EVENTS: &str = "MGR_EVENTS";
 /// Optional: a directory the instance may write to, kept across restarts.
 pub const MGR_DIR: &str = "MGR_DIR";
+/// Optional: this instance's role (`peer`), in runs with roles.
+pub const MGR_ROLE: &str = "MGR_ROLE";
+/// Optional: every role of the run with its instances, in order:
+/// `peer=p1,p2,p3;comparator=p4`, in runs with roles.
+pub const MGR_ROLES: &str = "MGR_ROLES";
+/// Optional: `239.a.b.c:port`, the IP multicast group the manager assigned to the run.
+pub const MGR_MULTICAST: &str = "MGR_MULTICAST";
 
 /// Everything an instance learns from the daemon at launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +45,14 @@ pub struct Contract {
     pub events_path: Option<PathBuf>,
     pub udp_fd: Option<i32>,
     pub dir: Option<PathBuf>,
+    /// This instance's role, in a run with roles (`MGR_ROLE`, or else the
+    /// role `MGR_ROLES` lists it in); `None` in a run without roles.
+    pub role: Option<String>,
+    /// The run's roles in order, each with its instances in order
+    /// (`MGR_ROLES`); empty in a run without roles.
+    pub roles: Vec<(String, Vec<String>)>,
+    /// The run's IP multicast group (`MGR_MULTICAST`), if the manager assigned one.
+    pub multicast: Option<SocketAddrV4>,
 }
 
 /// Why the environment does not hold a valid launch contract. Every message
@@ -68,6 +83,32 @@ pub enum ContractError {
     SelfAddrMismatch { name: String, listed: SocketAddr, addr: SocketAddr },
     #[error("MGR_UDP_FD: '{0}' is not a descriptor number above 2")]
     BadFd(String),
+    #[error("MGR_ROLES: entry '{0}' has no '=' (expected role=p1,p2;role=p3)")]
+    RoleWithoutEquals(String),
+    #[error("MGR_ROLES: entry '{0}' has an empty role name")]
+    RoleWithoutName(String),
+    #[error("MGR_ROLES: role '{0}' has no instances")]
+    RoleWithoutInstances(String),
+    #[error("MGR_ROLES: role '{0}' is listed twice")]
+    DuplicateRole(String),
+    #[error("MGR_ROLES: role '{role}' lists '{instance}', which is not in MGR_PEERS")]
+    RoleInstanceUnknown { role: String, instance: String },
+    #[error("MGR_ROLES: role '{role}' lists '{instance}' twice")]
+    RoleInstanceTwice { role: String, instance: String },
+    #[error("MGR_ROLES: '{instance}' is in two roles, '{first}' and '{second}'")]
+    InstanceInTwoRoles { instance: String, first: String, second: String },
+    #[error("MGR_ROLES: '{0}' of MGR_PEERS is in no role")]
+    InstanceWithoutRole(String),
+    #[error("MGR_ROLE: '{role}', but MGR_ROLES lists MGR_SELF '{self_name}' in role '{listed}'")]
+    RoleMismatch { role: String, self_name: String, listed: String },
+    #[error("MGR_ROLE: set to '{0}' but MGR_ROLES is not set")]
+    RoleWithoutRoles(String),
+    #[error("MGR_MULTICAST: '{0}' is not an IPv4 ip:port address")]
+    BadMulticast(String),
+    #[error("MGR_MULTICAST: {0} is not an IP multicast address (224.0.0.0/4)")]
+    NotMulticast(std::net::Ipv4Addr),
+    #[error("MGR_MULTICAST: {0} has port 0")]
+    MulticastPortZero(SocketAddrV4),
 }
 
 impl Contract {
@@ -120,6 +161,33 @@ impl Contract {
             }
         };
 
+        let text = |var: &'static str| -> Result<Option<String>, ContractError> {
+            optional(var).map(|value| value.into_string().map_err(|_| ContractError::NotUnicode(var))).transpose()
+        };
+        let roles = match text(MGR_ROLES)? {
+            Some(value) => parse_roles(&value, &peers)?,
+            None => Vec::new(),
+        };
+        let role = match (text(MGR_ROLE)?, roles.is_empty()) {
+            (Some(role), true) => return Err(ContractError::RoleWithoutRoles(role)),
+            (None, true) => None,
+            // Every instance is in exactly one role (checked above), so
+            // MGR_ROLES alone says which is ours; MGR_ROLE must agree with it.
+            (given, false) => {
+                let listed = role_of(&roles, &self_name).expect("every instance of MGR_PEERS is in a role").to_owned();
+                match given {
+                    Some(role) if role != listed => {
+                        return Err(ContractError::RoleMismatch { role, self_name, listed });
+                    }
+                    _ => Some(listed),
+                }
+            }
+        };
+        let multicast = match text(MGR_MULTICAST)? {
+            Some(value) => Some(parse_multicast(&value)?),
+            None => None,
+        };
+
         Ok(Contract {
             run,
             self_name,
@@ -129,6 +197,9 @@ impl Contract {
             events_path: optional(MGR_EVENTS).map(PathBuf::from),
             udp_fd,
             dir: optional(MGR_DIR).map(PathBuf::from),
+            role,
+            roles,
+            multicast,
         })
     }
 
@@ -147,6 +218,132 @@ impl Contract {
         let names: Vec<&str> = self.peers.iter().map(|(name, _)| name.as_str()).collect();
         names.join(", ")
     }
+
+    /// The instances of role `role` with their addresses, in `MGR_ROLES`
+    /// order; empty when the run has no such role (or no roles at all).
+    pub fn role_instances(&self, role: &str) -> Vec<(String, SocketAddr)> {
+        let names = self.roles.iter().find(|(name, _)| name == role).map(|(_, names)| names.as_slice()).unwrap_or(&[]);
+        names.iter().filter_map(|name| Some((name.clone(), self.peer_addr(name)?))).collect()
+    }
+
+    /// The first instance of role `role`, for a role that is a single
+    /// service (a comparator, a discovery).
+    pub fn first_of_role(&self, role: &str) -> Option<(String, SocketAddr)> {
+        self.role_instances(role).into_iter().next()
+    }
+
+    /// The role of the instance called `name`, in a run with roles.
+    pub fn role_of(&self, name: &str) -> Option<&str> {
+        role_of(&self.roles, name)
+    }
+
+    /// The instances this one works with: those of its own role, itself
+    /// included, in order; every instance of the run when it has no roles.
+    pub fn role_peers(&self) -> Vec<(String, SocketAddr)> {
+        match &self.role {
+            Some(role) => self.role_instances(role),
+            None => self.peers.clone(),
+        }
+    }
+
+    /// Whether the instance called `name` is one of [`Contract::role_peers`].
+    pub fn is_role_peer(&self, name: &str) -> bool {
+        match &self.role {
+            Some(role) => self.role_of(name) == Some(role.as_str()),
+            None => self.peer_addr(name).is_some(),
+        }
+    }
+
+    /// This instance's position among [`Contract::role_peers`] (0 for the
+    /// first), so that the instances of a role number themselves the same
+    /// way whatever roles come before theirs.
+    pub fn rank_in_role(&self) -> usize {
+        self.role_peers().iter().position(|(name, _)| *name == self.self_name).unwrap_or(0)
+    }
+}
+
+/// A contract for unit tests of modules: `n` instances `p1..pN` on
+/// 127.0.0.1 ports 7001…, this one `self_name`, with `roles` as `MGR_ROLES`.
+#[cfg(test)]
+pub(crate) fn for_tests(self_name: &str, n: u16, roles: Option<&str>) -> Contract {
+    let peers: Vec<String> = (1..=n).map(|i| format!("p{i}=127.0.0.1:{}", 7000 + i)).collect();
+    let index: u16 = self_name[1..].parse().expect("a name pN");
+    let vars = [
+        (MGR_RUN, "test".to_owned()),
+        (MGR_SELF, self_name.to_owned()),
+        (MGR_ADDR, format!("127.0.0.1:{}", 7000 + index)),
+        (MGR_PEERS, peers.join(",")),
+        (MGR_MEMBER, "m1".to_owned()),
+        (MGR_ROLES, roles.unwrap_or_default().to_owned()),
+    ];
+    Contract::from_lookup(|var| vars.iter().find(|(v, _)| *v == var).map(|(_, value)| OsString::from(value)))
+        .expect("a valid test contract")
+}
+
+/// The role `roles` lists `name` in.
+fn role_of<'a>(roles: &'a [(String, Vec<String>)], name: &str) -> Option<&'a str> {
+    roles.iter().find(|(_, names)| names.iter().any(|n| n == name)).map(|(role, _)| role.as_str())
+}
+
+/// Parses `peer=p1,p2;comparator=p3` against the run's peers: every role
+/// once, with at least one instance; every instance of `peers` in exactly
+/// one role, and nothing else.
+fn parse_roles(text: &str, peers: &[(String, SocketAddr)]) -> Result<Vec<(String, Vec<String>)>, ContractError> {
+    let mut roles: Vec<(String, Vec<String>)> = Vec::new();
+    for entry in text.split(';') {
+        let entry = entry.trim();
+        // A trailing ';' is harmless, as a trailing ',' is in MGR_PEERS.
+        if entry.is_empty() {
+            continue;
+        }
+        let (role, list) = entry.split_once('=').ok_or_else(|| ContractError::RoleWithoutEquals(entry.to_owned()))?;
+        let role = role.trim();
+        if role.is_empty() {
+            return Err(ContractError::RoleWithoutName(entry.to_owned()));
+        }
+        if roles.iter().any(|(other, _)| other == role) {
+            return Err(ContractError::DuplicateRole(role.to_owned()));
+        }
+        let mut names = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            if !peers.iter().any(|(peer, _)| peer == name) {
+                return Err(ContractError::RoleInstanceUnknown { role: role.to_owned(), instance: name.to_owned() });
+            }
+            if names.contains(&name) {
+                return Err(ContractError::RoleInstanceTwice { role: role.to_owned(), instance: name.to_owned() });
+            }
+            if let Some(first) = role_of(&roles, name) {
+                return Err(ContractError::InstanceInTwoRoles {
+                    instance: name.to_owned(),
+                    first: first.to_owned(),
+                    second: role.to_owned(),
+                });
+            }
+            names.push(name);
+        }
+        if names.is_empty() {
+            return Err(ContractError::RoleWithoutInstances(role.to_owned()));
+        }
+        roles.push((role.to_owned(), names.into_iter().map(str::to_owned).collect()));
+    }
+    // An instance outside every role would be reachable by nobody's role
+    // helpers: the manager lists the whole run, so a gap is a broken contract.
+    if let Some((name, _)) = peers.iter().find(|(name, _)| role_of(&roles, name).is_none()) {
+        return Err(ContractError::InstanceWithoutRole(name.clone()));
+    }
+    Ok(roles)
+}
+
+/// Parses `239.a.b.c:port`: an IPv4 multicast group and a port other than 0.
+fn parse_multicast(text: &str) -> Result<SocketAddrV4, ContractError> {
+    let group: SocketAddrV4 = text.trim().parse().map_err(|_| ContractError::BadMulticast(text.to_owned()))?;
+    if !group.ip().is_multicast() {
+        return Err(ContractError::NotMulticast(*group.ip()));
+    }
+    if group.port() == 0 {
+        return Err(ContractError::MulticastPortZero(group));
+    }
+    Ok(group)
 }
 
 /// Parses `p1=ip:port,p2=ip:port,...`.
@@ -290,5 +487,92 @@ mod tests {
         for bad in ["x", "-1", "0", "2"] {
             assert_eq!(with(MGR_UDP_FD, bad), Err(ContractError::BadFd(bad.into())), "{bad}");
         }
+    }
+
+    fn with_roles(pairs: &[(&str, &str)]) -> Result<Contract, ContractError> {
+        let mut vars = base();
+        vars.insert(MGR_PEERS.to_owned(), OsString::from("p1=127.0.0.1:7001,p2=127.0.0.1:7002,p3=127.0.0.1:7003"));
+        vars.extend(env(pairs));
+        parse(&vars)
+    }
+
+    #[test]
+    fn without_roles_every_peer_is_a_role_peer() {
+        let c = parse(&base()).unwrap();
+        assert_eq!((c.role.as_deref(), c.roles.len(), c.multicast), (None, 0, None));
+        assert_eq!(c.role_peers(), c.peers);
+        assert!(c.is_role_peer("p3"));
+        assert!(!c.is_role_peer("p9"));
+        assert_eq!(c.rank_in_role(), 1);
+        assert_eq!(c.role_instances("peer"), []);
+        assert_eq!(c.first_of_role("comparator"), None);
+    }
+
+    #[test]
+    fn roles_name_their_instances_and_ours() {
+        let c = with_roles(&[(MGR_ROLE, "peer"), (MGR_ROLES, "comparator=p1; peer=p2,p3;")]).unwrap();
+        assert_eq!(c.role.as_deref(), Some("peer"));
+        assert_eq!(
+            c.roles,
+            [("comparator".to_owned(), vec!["p1".to_owned()]), ("peer".to_owned(), vec!["p2".into(), "p3".into()])]
+        );
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(c.role_peers(), [("p2".to_owned(), addr(7002)), ("p3".to_owned(), addr(7003))]);
+        assert_eq!(c.first_of_role("comparator"), Some(("p1".to_owned(), addr(7001))));
+        assert_eq!(c.role_of("p1"), Some("comparator"));
+        assert!(c.is_role_peer("p3") && !c.is_role_peer("p1"));
+        assert_eq!(c.rank_in_role(), 0, "p2 is the first of its role");
+        // MGR_ROLES alone is enough: it says which role MGR_SELF is in.
+        let c = with_roles(&[(MGR_ROLES, "a=p1,p2;b=p3")]).unwrap();
+        assert_eq!(c.role.as_deref(), Some("a"));
+        assert_eq!(c.rank_in_role(), 1);
+    }
+
+    #[test]
+    fn malformed_roles_are_named() {
+        let err = |pairs: &[(&str, &str)]| with_roles(pairs).unwrap_err().to_string();
+        assert_eq!(
+            err(&[(MGR_ROLES, "peer:p1,p2,p3")]),
+            "MGR_ROLES: entry 'peer:p1,p2,p3' has no '=' (expected role=p1,p2;role=p3)"
+        );
+        assert_eq!(err(&[(MGR_ROLES, "=p1,p2,p3")]), "MGR_ROLES: entry '=p1,p2,p3' has an empty role name");
+        assert_eq!(err(&[(MGR_ROLES, "peer=p1,p2,p3;cmp=")]), "MGR_ROLES: role 'cmp' has no instances");
+        assert_eq!(err(&[(MGR_ROLES, "peer=p1,p2;peer=p3")]), "MGR_ROLES: role 'peer' is listed twice");
+        assert_eq!(
+            err(&[(MGR_ROLES, "peer=p1,p2,p3,p4")]),
+            "MGR_ROLES: role 'peer' lists 'p4', which is not in MGR_PEERS"
+        );
+        assert_eq!(err(&[(MGR_ROLES, "peer=p1,p2;cmp=p2,p3")]), "MGR_ROLES: 'p2' is in two roles, 'peer' and 'cmp'");
+        assert_eq!(err(&[(MGR_ROLES, "peer=p1,p1,p2,p3")]), "MGR_ROLES: role 'peer' lists 'p1' twice");
+        assert_eq!(err(&[(MGR_ROLES, "peer=p1,p2")]), "MGR_ROLES: 'p3' of MGR_PEERS is in no role");
+        assert_eq!(
+            err(&[(MGR_ROLE, "cmp"), (MGR_ROLES, "peer=p1,p2;cmp=p3")]),
+            "MGR_ROLE: 'cmp', but MGR_ROLES lists MGR_SELF 'p2' in role 'peer'"
+        );
+        assert_eq!(err(&[(MGR_ROLE, "peer")]), "MGR_ROLE: set to 'peer' but MGR_ROLES is not set");
+        // Empty counts as unset, as for every optional variable.
+        assert_eq!(with_roles(&[(MGR_ROLE, ""), (MGR_ROLES, "")]).unwrap().role, None);
+    }
+
+    #[test]
+    fn the_multicast_group_must_be_an_ipv4_group_and_port() {
+        assert_eq!(with(MGR_MULTICAST, "239.1.2.3:5000").unwrap().multicast, Some("239.1.2.3:5000".parse().unwrap()));
+        assert_eq!(with(MGR_MULTICAST, "").unwrap().multicast, None);
+        assert_eq!(
+            with(MGR_MULTICAST, "239.1.2.3").unwrap_err().to_string(),
+            "MGR_MULTICAST: '239.1.2.3' is not an IPv4 ip:port address"
+        );
+        assert_eq!(
+            with(MGR_MULTICAST, "[ff02::1]:5000").unwrap_err().to_string(),
+            "MGR_MULTICAST: '[ff02::1]:5000' is not an IPv4 ip:port address"
+        );
+        assert_eq!(
+            with(MGR_MULTICAST, "10.0.0.1:5000").unwrap_err().to_string(),
+            "MGR_MULTICAST: 10.0.0.1 is not an IP multicast address (224.0.0.0/4)"
+        );
+        assert_eq!(
+            with(MGR_MULTICAST, "239.1.2.3:0").unwrap_err().to_string(),
+            "MGR_MULTICAST: 239.1.2.3:0 has port 0"
+        );
     }
 }

@@ -382,6 +382,9 @@ mod tests {
             events_path: None,
             udp_fd,
             dir: None,
+            role: None,
+            roles: Vec::new(),
+            multicast: None,
         }
     }
 
