@@ -13,7 +13,10 @@
 //! events) with the same (sender, destination, id), or the same text when
 //! the module gives no ids. A send without one is lost (a short arrow
 //! ending in ×); a send with two or more is duplicated (each arrow marked
-//! "dup"). The manager's crash records end their line with a cross;
+//! "dup"). A send to something that is not a process of the run (a
+//! multicast group, as the chat's) is a multicast: it is paired with the
+//! `receive` or `deliver` events, at any process, from its sender with its
+//! id, and is duplicated only where one process got it twice. The manager's crash records end their line with a cross;
 //! suspicions are triangles naming the suspect; every other event of an
 //! upper layer (broadcast, deliver, decide, …) is a dot with a short label.
 //! Each mark has a `<title>`, which viewers show as a tooltip: the event,
@@ -70,6 +73,21 @@ struct Pairs {
     send_of: HashMap<Node, Node>,
     /// The event kind that receives a link's message in this run.
     kind: &'static str,
+    /// Sends to a multicast group rather than to a process.
+    multicast: std::collections::HashSet<Node>,
+}
+
+impl Pairs {
+    /// Whether a send was received more than once: by anyone for a send to
+    /// a process, by one process for a multicast.
+    fn duplicated(&self, send: Node) -> bool {
+        let receives = self.receives.get(&send).map_or(&[][..], Vec::as_slice);
+        if self.multicast.contains(&send) {
+            receives.iter().enumerate().any(|(n, (q, _))| receives[..n].iter().any(|(r, _)| r == q))
+        } else {
+            receives.len() > 1
+        }
+    }
 }
 
 fn pair(names: &[String], events: &[&[Event]]) -> Pairs {
@@ -79,18 +97,33 @@ fn pair(names: &[String], events: &[&[Event]]) -> Pairs {
     let kind = if events.iter().any(|es| es.iter().any(|e| e.event == "receive")) { "receive" } else { "deliver" };
     let mut pairs = Pairs { kind, ..Default::default() };
     let mut sends: HashMap<(&str, &str, Key), Vec<Node>> = HashMap::new();
+    let mut multicasts: HashMap<(&str, Key), Node> = HashMap::new();
     for (p, es) in events.iter().enumerate() {
         for (i, e) in es.iter().enumerate() {
             if let (true, Some(peer)) = (e.event == "send", &e.peer) {
-                sends.entry((names[p].as_str(), peer.as_str(), key(e))).or_default().push((p, i));
+                if names.contains(peer) {
+                    sends.entry((names[p].as_str(), peer.as_str(), key(e))).or_default().push((p, i));
+                } else {
+                    multicasts.insert((names[p].as_str(), key(e)), (p, i));
+                    pairs.multicast.insert((p, i));
+                }
                 pairs.receives.insert((p, i), Vec::new());
             }
         }
     }
     for (q, es) in events.iter().enumerate() {
         for (j, e) in es.iter().enumerate() {
-            let (true, Some(peer)) = (e.event == kind, &e.peer) else { continue };
-            let Some(candidates) = sends.get(&(peer.as_str(), names[q].as_str(), key(e))) else { continue };
+            let Some(peer) = &e.peer else { continue };
+            let direct = sends.get(&(peer.as_str(), names[q].as_str(), key(e))).filter(|_| e.event == kind);
+            let Some(candidates) = direct else {
+                if matches!(e.event.as_str(), "receive" | "deliver")
+                    && let Some(&send) = multicasts.get(&(peer.as_str(), key(e)))
+                {
+                    pairs.receives.entry(send).or_default().push((q, j));
+                    pairs.send_of.insert((q, j), send);
+                }
+                continue;
+            };
             // The first send of that message not yet received, or else the
             // last one (a duplicate).
             let send = candidates
@@ -304,7 +337,7 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
             );
             continue;
         }
-        let dup = receives.len() > 1;
+        let dup = pairs.duplicated((p, i));
         let (class, color, marker) = if dup { ("msg dup", DUP, "arrow-dup") } else { ("msg", MSG, "arrow") };
         for (copy, &(q, j)) in receives.iter().enumerate() {
             let (x2, y2) = (x(column[q][j]), y(q));
@@ -464,6 +497,31 @@ mod tests {
 
     fn count(doc: &roxmltree::Document, class: &str) -> usize {
         doc.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.split(' ').any(|w| w == class))).count()
+    }
+
+    #[test]
+    fn a_send_to_a_multicast_group_is_paired_with_every_process_that_got_it() {
+        // p1 multicasts m1 to the chat's group; p1, p2 and p3 deliver it
+        // (p3 twice: a duplicate); p2's REQ to p3 goes to a process as
+        // usual, and m2 reaches nobody (lost).
+        let run = RunEvents::from_events(
+            3,
+            [
+                ev("p1", "send", Some("239.255.1.2:20001"), Some(1), 1),
+                ev("p1", "deliver", Some("p1"), Some(1), 2),
+                ev("p2", "deliver", Some("p1"), Some(1), 2),
+                ev("p2", "send", Some("p3"), Some(9), 3),
+                ev("p3", "deliver", Some("p1"), Some(1), 2),
+                ev("p3", "receive", Some("p2"), Some(9), 4),
+                ev("p3", "deliver", Some("p1"), Some(1), 5),
+                ev("p1", "send", Some("239.255.1.2:20001"), Some(2), 3),
+            ],
+        );
+        let text = svg(&run, &Options::default());
+        let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+        assert_eq!(count(&doc, "msg"), 5, "m1 to p1, p2 and p3 twice; the REQ to p3");
+        assert_eq!(count(&doc, "dup"), 4, "m1 reached p3 twice: its copies are all marked");
+        assert_eq!(count(&doc, "lost"), 1, "m2 reached nobody");
     }
 
     #[test]

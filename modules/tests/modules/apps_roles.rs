@@ -5,21 +5,13 @@
 //! the contract alone (no `--comparator`, `--peers`, `--discovery` nor
 //! `--group`), and talks only to its proper counterparts.
 
+use crate::{BIN, free_addrs};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mgr-modules");
-
-/// Free loopback ports, found by binding port 0 (closed again before the
-/// instances bind them; on loopback nobody takes them in between in practice).
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    sockets.iter().map(|s| s.local_addr().unwrap()).collect()
-}
 
 /// One run: its instances' addresses, its roles and its multicast group.
 struct Run {

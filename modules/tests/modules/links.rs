@@ -2,22 +2,13 @@
 //! launch contract set by hand, and checks that a message typed at p1 is
 //! delivered at p2 by each link.
 
+use crate::{BIN, free_addrs};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mgr-modules");
-
-/// Free loopback ports, found by binding port 0. The sockets are closed before
-/// the modules bind the ports again; on loopback nobody else takes them in
-/// between in practice.
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    sockets.iter().map(|s| s.local_addr().unwrap()).collect()
-}
 
 /// A running instance. Dropping it kills the process, so that a failing
 /// test does not leave modules running (they never exit on their own).
