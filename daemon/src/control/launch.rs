@@ -48,13 +48,15 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     if total > MAX_INSTANCES as usize {
         return Err(Error::BadCount(total as u32).into());
     }
+    // Instances of named roles (a scenario) learn every role's instances.
+    let role_table = if req.roles.is_empty() { String::new() } else { role_table(&roles, &shares) };
     let began = std::time::Instant::now();
     let wanted = Some(req.name.clone()).filter(|n| !n.is_empty());
     let mut attempt = 0;
     loop {
         attempt += 1;
         let name = control.supervisor.name_run(wanted.clone()).await?;
-        let launch = Launch { roles: &roles, named: !req.roles.is_empty(), faults: &req.faults, shares: &shares };
+        let launch = Launch { roles: &roles, role_table: &role_table, faults: &req.faults, shares: &shares };
         match launch_as(control, &launch, &name, total as u32).await {
             Err(status) if status.code() == Code::AlreadyExists && wanted.is_none() && attempt < NAME_ATTEMPTS => {
                 tracing::debug!(run = %name, "run name taken on another member: trying the next");
@@ -227,29 +229,27 @@ fn choose(shares: &[Share], role: &Role) -> Result<Vec<usize>, Status> {
 /// One launch attempt's inputs, the same for every member.
 struct Launch<'a> {
     roles: &'a [Role],
-    /// Whether the roles have names (a scenario): then instances learn them.
-    named: bool,
+    /// `MGR_ROLES`, or empty for a plain launch.
+    role_table: &'a str,
     faults: &'a str,
     shares: &'a [Share],
 }
 
-impl Launch<'_> {
-    /// `MGR_ROLES`: every role and all its instances, in order.
-    fn role_table(&self) -> String {
-        if !self.named {
-            return String::new();
-        }
-        let table: Vec<String> = (0..self.roles.len())
-            .map(|r| {
-                let mut names: Vec<&String> = self.shares.iter().flat_map(|s| &s.roles[r]).collect();
-                names.sort_by_key(|n| instance_number(n));
-                let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
-                format!("{}={}", self.roles[r].name, names.join(","))
-            })
-            .collect();
-        table.join(";")
-    }
+/// `MGR_ROLES`: every role and all its instances, in order
+/// (`peer=p1,p2;comparator=p3`).
+fn role_table(roles: &[Role], shares: &[Share]) -> String {
+    let table: Vec<String> = (0..roles.len())
+        .map(|r| {
+            let mut names: Vec<&String> = shares.iter().flat_map(|s| &s.roles[r]).collect();
+            names.sort_by_key(|n| instance_number(n));
+            let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+            format!("{}={}", roles[r].name, names.join(","))
+        })
+        .collect();
+    table.join(";")
+}
 
+impl Launch<'_> {
     /// What `share` prepares: every role (the supervisor names the run's
     /// modules after all of them), each with the instances it hosts.
     fn request(&self, share: &Share, run: &str, total: u32, multicast: &str) -> PrepareRequest {
@@ -264,7 +264,7 @@ impl Launch<'_> {
             roles,
             faults: self.faults.to_owned(),
             total,
-            role_table: self.role_table(),
+            role_table: self.role_table.to_owned(),
             multicast: multicast.to_owned(),
         }
     }
