@@ -9,7 +9,7 @@ use crate::client::Client;
 
 /// States of an instance that may still write events.
 pub fn is_live(state: &str) -> bool {
-    matches!(state, "running" | "paused" | "starting")
+    matches!(state, "running" | "paused" | "starting" | "restarting")
 }
 
 /// The run's events as they are now, from every member that hosts some

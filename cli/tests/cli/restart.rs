@@ -57,10 +57,13 @@ fn a_stop_during_the_backoff_cancels_the_restart() -> Result<()> {
         "exit 4",
     ])?;
     session.expect("the pending restart", |l| l.contains("restarting in 30000 ms"))?;
+    // Waiting out its backoff, it is neither running nor ended for good.
+    assert_eq!(daemon.instance("later", "p1")?["state"], "restarting");
     daemon.ok(&["stop", "later/p1"])?;
     session.expect("the cancellation", |l| l.contains("automatic restart cancelled"))?;
     let (code, _) = session.finish()?;
     assert_eq!(code, 1, "the instance failed and stays failed");
     assert_eq!(daemon.instance("later", "p1")?["starts"], 1);
+    assert_eq!(daemon.instance("later", "p1")?["state"], "failed");
     Ok(())
 }

@@ -217,6 +217,10 @@ pub enum State {
     Stopped,
     /// Ended by `kill`.
     Killed,
+    /// Failed, and to be started again when its restart policy's backoff
+    /// is over. Only views ([`InstanceInfo`]) show it; the instance itself
+    /// is `Failed` meanwhile.
+    Restarting,
 }
 
 impl State {
@@ -229,11 +233,12 @@ impl State {
             State::Failed => "failed",
             State::Stopped => "stopped",
             State::Killed => "killed",
+            State::Restarting => "restarting",
         }
     }
 
     pub fn is_live(self) -> bool {
-        matches!(self, State::Running | State::Paused)
+        matches!(self, State::Running | State::Paused | State::Restarting)
     }
 }
 
@@ -660,7 +665,10 @@ impl Task {
             member_id: self.config.member_id.clone(),
             address: inst.address,
             pid: inst.pid,
-            state: inst.state,
+            // A failed instance waiting out its backoff will run again:
+            // viewers (ps, events -f, up's end condition) must not take it
+            // for ended.
+            state: if inst.revive_pending { State::Restarting } else { inst.state },
             exit_code: inst.exit_code,
             signal: inst.signal,
             starts: inst.starts,
