@@ -113,50 +113,68 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         report.fail("end: interrupted (Ctrl-C)".to_owned());
     }
-    let mut events = crate::events::collect(&mut client, &run.name).await?;
-    events.quiesced = true;
-    let crashes = events.all().filter(|e| is_crash_record(e)).count();
-    let ended = client.ps(PsRequest { run: run.name.clone(), local: false }).await.map_err(super::status)?.into_inner();
-    let restarts: u32 = ended.runs.iter().flat_map(|r| &r.instances).map(|i| i.starts.saturating_sub(1)).sum();
-    report.note(format!("instances: {}; {crashes} crash(es) recorded, {restarts} restart(s)", summary.join(", ")));
-    for member in &events.missing {
-        report.fail(format!("events: member {member}'s are missing (dead or out of reach)"));
-    }
-
-    if let Some(ids) = &scenario.check.properties {
-        match super::check::verdicts(&events, ids) {
-            Ok(verdicts) => {
-                for (property, verdict) in verdicts {
-                    let line = super::check::verdict_line(&property, &verdict, false);
-                    match verdict {
-                        Verdict::Violated(_) => report.fail(line),
-                        // A liveness property cannot be decided while a
-                        // member's events are missing: not a pass.
-                        Verdict::Undecided(_) if !events.missing.is_empty() => report.fail(line),
-                        _ => report.pass(line),
-                    }
-                }
+    // From here on a failing call fails a line of the summary, not the
+    // summary: what could be checked is still said.
+    let ended = client.ps(PsRequest { run: run.name.clone(), local: false }).await.map(|r| r.into_inner().runs);
+    let instances: Vec<mgr_proto::Instance> = ended.unwrap_or_default().into_iter().flat_map(|r| r.instances).collect();
+    let restarts: u32 = instances.iter().map(|i| i.starts.saturating_sub(1)).sum();
+    let lost = instances.iter().filter(|i| i.state == "lost").count();
+    match crate::events::collect(&mut client, &run.name).await {
+        Ok(mut events) => {
+            events.quiesced = true;
+            let crashes = events.all().filter(|e| is_crash_record(e)).count();
+            let lost = if lost > 0 { format!(", {lost} lost with their member") } else { String::new() };
+            report.note(format!(
+                "instances: {}; {crashes} crash(es) recorded, {restarts} restart(s){lost}",
+                summary.join(", ")
+            ));
+            for member in &events.missing {
+                report.fail(format!("events: member {member}'s are missing (dead or out of reach)"));
             }
-            Err(err) => report.fail(format!("check: {err}")),
+            if let Some(ids) = &scenario.check.properties {
+                check_properties(&mut report, &events, ids);
+            }
         }
+        Err(err) => report.fail(format!("events: {err:#}")),
     }
     for (role, line) in &scenario.check.expect {
         let names = roles.get(role).cloned().unwrap_or_default();
-        let found = find_line(&mut client, &run.name, &names, line).await?;
-        match found {
-            Some(instance) => report.pass(format!("expect {role} \"{line}\": printed by {instance}")),
-            None => report.fail(format!("expect {role} \"{line}\": printed by no instance of {role}")),
+        match find_line(&mut client, &run.name, &names, line).await {
+            Ok(Some(instance)) => report.pass(format!("expect {role} \"{line}\": printed by {instance}")),
+            Ok(None) => report.fail(format!("expect {role} \"{line}\": printed by no instance of {role}")),
+            Err(err) => report.fail(format!("expect {role} \"{line}\": cannot read the output: {err:#}")),
         }
     }
     if let Some(path) = &args.diagram {
-        super::diagram::draw(&mut client, &run.name, Some(path)).await?;
-        report.note(format!("diagram: {}", path.display()));
+        match super::diagram::draw(&mut client, &run.name, Some(path)).await {
+            Ok(_) => report.note(format!("diagram: {}", path.display())),
+            Err(err) => report.fail(format!("diagram: {err:#}")),
+        }
     }
     report.print(&run.name, &file);
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
     }
     Ok(u8::from(!report.passed()))
+}
+
+/// The verdicts of the scenario's properties, into the summary. An
+/// undecided property fails only where a member's events are missing (it
+/// could have been violated there); otherwise it is said, not counted.
+fn check_properties(report: &mut Report, events: &mgr_modules::check::RunEvents, ids: &[String]) {
+    let verdicts = match super::check::verdicts(events, ids) {
+        Ok(verdicts) => verdicts,
+        Err(err) => return report.fail(format!("check: {err}")),
+    };
+    for (property, verdict) in verdicts {
+        let line = super::check::verdict_line(&property, &verdict, false);
+        match verdict {
+            Verdict::Holds => report.pass(line),
+            Verdict::Violated(_) => report.fail(line),
+            Verdict::Undecided(_) if !events.missing.is_empty() => report.fail(line),
+            Verdict::Undecided(_) => report.note(line),
+        }
+    }
 }
 
 pub async fn down(mut client: Client, args: DownArgs) -> anyhow::Result<u8> {

@@ -91,3 +91,41 @@ fn every_example_passes_on_a_group_of_three_hosts() -> Result<()> {
     }
     Ok(())
 }
+
+/// A member that dies during a scenario is not passed over: its events are
+/// missing, so the summary fails and names it.
+#[test]
+fn a_member_lost_during_a_scenario_fails_the_summary_and_is_named() -> Result<()> {
+    let lab = Lab::new(2)?;
+    let mut daemons = (1..=2).map(|i| lab.start_mgr(i, &["--iface", "eth0"])).collect::<Result<Vec<NetDaemon>>>()?;
+    wait_until("the two managers form one group", || {
+        daemons.iter().all(|d| d.alive_members().is_ok_and(|names| names == ["h1", "h2"]))
+    })?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("lost.toml");
+    std::fs::write(
+        &file,
+        "[[role]]\nname = \"b\"\nmodule = \"BestEffortBroadcast\"\ncount = 2\n\n[[at]]\ntime = \"300ms\"\nsend = { to = \"p1\", line = \"broadcast hi\" }\n\n[end]\nafter = \"4s\"\n\n[check]\nproperties = true\n",
+    )?;
+    let errors = dir.path().join("stderr");
+    let mut command = daemons[0].command(&["up", &file.display().to_string()]);
+    command.stderr(std::fs::File::create(&errors)?);
+    let mut up = command.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+    let mut stdout = std::io::BufReader::new(up.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    while !(line.starts_with("p2@h2") && line.contains("deliver p1 hi")) {
+        line.clear();
+        if std::io::BufRead::read_line(&mut stdout, &mut line)? == 0 {
+            bail!("up ended before p2 on h2 delivered; stderr:\n{}", std::fs::read_to_string(&errors)?);
+        }
+    }
+    daemons[1].kill9();
+    std::io::copy(&mut stdout, &mut std::io::sink())?;
+    let status = up.wait()?;
+    let stderr = std::fs::read_to_string(&errors)?;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAIL events: member h2's are missing"), "{stderr}");
+    assert!(stderr.contains("1 lost with their member"), "{stderr}");
+    assert!(stderr.trim_end().ends_with("FAILED"), "{stderr}");
+    Ok(())
+}
