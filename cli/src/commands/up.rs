@@ -85,8 +85,15 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     let stdin_task = tokio::spawn(super::launch::route_stdin(client.clone(), run.name.clone()));
     let signal_task =
         tokio::spawn(super::launch::stop_on_ctrl_c(client.clone(), run.name.clone(), interrupted.clone()));
-    let timeline_task =
-        tokio::spawn(timeline(client.clone(), run.name.clone(), scenario.timeline.clone(), roles.clone(), began));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let timeline_task = tokio::spawn(timeline(
+        client.clone(),
+        run.name.clone(),
+        scenario.timeline.clone(),
+        roles.clone(),
+        began,
+        done.clone(),
+    ));
     let ending = std::sync::Arc::new(std::sync::Mutex::new(None));
     let end_task =
         tokio::spawn(end(client.clone(), run.name.clone(), scenario.end.clone(), roles.clone(), began, ending.clone()));
@@ -112,6 +119,10 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     }
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         report.fail("end: interrupted (Ctrl-C)".to_owned());
+    }
+    let skipped = scenario.timeline.len() - done.load(std::sync::atomic::Ordering::SeqCst);
+    if skipped > 0 {
+        report.note(format!("timeline: the run ended before its last {skipped} step(s)"));
     }
     // From here on a failing call fails a line of the summary, not the
     // summary: what could be checked is still said.
@@ -274,7 +285,15 @@ fn targets(step: &Step, roles: &Roles) -> Vec<String> {
 
 /// Carries out the timeline, each step at its time after `began`. A step
 /// that fails is reported and the run goes on (an instance may have ended).
-async fn timeline(mut client: Client, run: String, steps: Vec<Step>, roles: Roles, began: Instant) {
+/// `done` counts the steps carried out.
+async fn timeline(
+    mut client: Client,
+    run: String,
+    steps: Vec<Step>,
+    roles: Roles,
+    began: Instant,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     for step in steps {
         tokio::time::sleep_until((began + step.time).into()).await;
         let instances = targets(&step, &roles);
@@ -283,6 +302,7 @@ async fn timeline(mut client: Client, run: String, steps: Vec<Step>, roles: Role
         if let Err(err) = act(&mut client, &run, &step, &instances).await {
             eprintln!("mgrctl: {what} (line {}): {err}", step.line);
         }
+        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

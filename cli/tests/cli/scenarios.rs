@@ -145,6 +145,10 @@ send = { to = "p1", line = "broadcast hi" }
 time = "1500ms"
 kill = "p2"
 
+[[at]]
+time = "10s"
+send = { to = "shell", line = "too late" }
+
 [end]
 after = "3s"
 
@@ -160,6 +164,7 @@ expect = [{ role = "bcast", line = "deliver p1 hi" }]
     // p2 is killed at 1.5 s, by the "kill = p2" step (the file's p2).
     assert!(stderr.contains("kill p2"), "{stderr}");
     assert!(stderr.contains("1 crash(es) recorded"), "{stderr}");
+    assert!(stderr.contains("timeline: the run ended before its last 1 step(s)"), "{stderr}");
     for id in ["BEB1", "BEB2", "BEB3"] {
         assert!(stderr.contains(&format!("ok   {id:<6} holds")), "{id}: {stderr}");
     }
