@@ -152,16 +152,18 @@ impl Context {
         &self.contract.self_name
     }
 
-    /// Every process of the run, in `MGR_PEERS` order, this one included:
-    /// the book's Π.
+    /// The book's Π, this process included, in `MGR_PEERS` order: every
+    /// process of the run, or, in a run of several roles (a scenario), those
+    /// of this process's role, so that a broadcast beside a comparator or a
+    /// shell role broadcasts to its own kind only.
     pub fn processes(&self) -> Vec<String> {
-        self.contract.peers.iter().map(|(name, _)| name.clone()).collect()
+        self.contract.role_peers().into_iter().map(|(name, _)| name).collect()
     }
 
-    /// A process's rank: its position in Π (p1 is 0). The book's monarchical
-    /// and hierarchical algorithms order processes by rank.
+    /// A process's rank: its position in Π (the first is 0). The book's
+    /// monarchical and hierarchical algorithms order processes by rank.
     pub fn rank(&self, process: &str) -> Option<usize> {
-        self.contract.peers.iter().position(|(name, _)| name == process)
+        self.contract.role_peers().iter().position(|(name, _)| name == process)
     }
 
     /// A fresh message id: 1, 2, … in the order of sends. Together with the

@@ -274,3 +274,22 @@ fn chat_nodes_meet_on_the_runs_group_and_talk_only_to_their_role() {
         got => panic!("the other role got a datagram: {got:?}"),
     }
 }
+
+#[test]
+fn a_book_module_in_a_run_of_roles_works_within_its_role() {
+    // p1 and p2 broadcast (role b); p3, of another role, is a socket of the
+    // test: a best-effort broadcast must not send to it.
+    let run = Run::new("beb", 3, "b=p1,p2;other=p3", None);
+    let other = UdpSocket::bind(run.addr("p3")).unwrap();
+    other.set_nonblocking(true).unwrap();
+    let mut p1 = run.start("p1", "b", "BestEffortBroadcast", &[]);
+    let p2 = run.start("p2", "b", "BestEffortBroadcast", &[]);
+    p1.type_line("broadcast hi");
+    p2.wait_line("deliver p1 hi", LONG);
+    p1.wait_line("deliver p1 hi", LONG);
+    let mut buf = [0u8; 2048];
+    match other.recv_from(&mut buf) {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        got => panic!("the other role got a datagram: {got:?}"),
+    }
+}
