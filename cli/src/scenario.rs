@@ -39,6 +39,10 @@
 //! expect = [{ role = "comparator", line = "verdict agree" }]
 //! ```
 //!
+//! A role placed `each` has `count` instances on every member, so the
+//! names from its first instance on depend on the group: the timeline names
+//! roles (or all) there, not instances.
+//!
 //! This module owns parsing and validation, with errors that name the line
 //! and the field; it must not talk to a manager.
 
@@ -328,6 +332,20 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             return Ok(role.instances.clone());
         }
         if every.iter().any(|i| i == text) {
+            // A role placed `each` has `count` instances per member, so the
+            // names from its first on depend on the group's size.
+            let number = |name: &str| name[1..].parse::<u32>().unwrap_or(0);
+            if let Some(each) = roles.iter().find(|r| {
+                r.placement == "each" && r.instances.first().is_some_and(|first| number(first) <= number(text))
+            }) {
+                return Err(fail(
+                    at,
+                    format!(
+                        "'{text}' depends on the group's size (role '{}' is placed each): name a role or all",
+                        each.name
+                    ),
+                ));
+            }
             return Ok(vec![text.to_owned()]);
         }
         Err(fail(at, format!("no role or instance named '{text}' (roles, with their first instance: {})", known())))
@@ -704,5 +722,17 @@ expect = [{ role = "comparator", line = "verdict agree" }]
                 other => panic!("{other}: an example without a test"),
             }
         }
+    }
+
+    #[test]
+    fn instances_after_a_role_placed_each_cannot_be_named() {
+        let text = "[[role]]\nname = \"a\"\nmodule = \"M\"\n[[role]]\nname = \"b\"\nmodule = \"M\"\nplacement = \"each\"\n[[role]]\nname = \"c\"\nmodule = \"M\"\n[[at]]\ntime = \"1s\"\nkill = \"TARGET\"\n[end]\nafter = \"2s\"\n";
+        for fine in ["p1", "a", "b", "c", "all"] {
+            assert!(parse("f", &text.replace("TARGET", fine), &[]).is_ok(), "{fine}");
+        }
+        let err = parse("f", &text.replace("TARGET", "p3"), &[]).unwrap_err();
+        assert_eq!(err.line, 11, "the line of its [[at]]");
+        assert!(err.message.contains("'p3' depends on the group's size (role 'b' is placed each)"), "{}", err.message);
+        assert!(parse("f", &text.replace("TARGET", "p2"), &[]).is_err());
     }
 }
