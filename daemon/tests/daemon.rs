@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use mgr_proto::{LaunchRequest, PsRequest};
+use mgr_proto::{LaunchRequest, PsRequest, Role};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -97,11 +97,12 @@ async fn launch(dir: &Path, request: LaunchRequest) -> Result<Vec<i32>> {
 }
 
 fn module(name: &str, count: u32) -> LaunchRequest {
-    LaunchRequest { module: name.into(), count, ..Default::default() }
+    LaunchRequest { roles: vec![Role { module: name.into(), count, ..Default::default() }], ..Default::default() }
 }
 
 fn exec(count: u32, command: &[&str]) -> LaunchRequest {
-    LaunchRequest { count, command: command.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    let command = command.iter().map(|s| s.to_string()).collect();
+    LaunchRequest { roles: vec![Role { count, command, ..Default::default() }], ..Default::default() }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mgr_proto::{LaunchRequest, SignalKind};
+use mgr_proto::{LaunchRequest, Role, SignalKind};
 use tokio::io::AsyncBufReadExt;
 
 use super::logs::{layout_for, stream};
@@ -54,13 +54,22 @@ pub enum Restart {
 }
 
 impl RunOptions {
-    /// The restart policy fields of a `LaunchRequest`.
-    fn restart_fields(&self) -> (String, u32, u32) {
-        let kind = match self.restart {
+    /// The one role of a plain launch: `count` instances, placed and
+    /// restarted as these options say.
+    fn role(&self, count: u32) -> Role {
+        let restart = match self.restart {
             Restart::No => "no",
             Restart::OnFailure => "on-failure",
         };
-        (kind.to_owned(), self.max_restarts, self.restart_backoff.as_millis().min(u32::MAX as u128) as u32)
+        Role {
+            count,
+            placement: self.placement.as_str().to_owned(),
+            on: self.on.clone(),
+            restart: restart.to_owned(),
+            max_restarts: self.max_restarts,
+            restart_backoff_ms: self.restart_backoff.as_millis().min(u32::MAX as u128) as u32,
+            ..Role::default()
+        }
     }
 }
 
@@ -113,40 +122,19 @@ pub struct ExecArgs {
 }
 
 pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<u8> {
-    let (restart, max_restarts, restart_backoff_ms) = args.options.restart_fields();
+    let role = Role { module: args.module, args: args.args, ..args.options.role(args.count) };
     let request = LaunchRequest {
-        module: args.module,
-        count: args.count,
         name: args.options.name.clone().unwrap_or_default(),
-        args: args.args,
-        command: Vec::new(),
         faults: args.faults.spec(),
-        placement: args.options.placement.as_str().to_owned(),
-        on: args.options.on.clone(),
-        restart,
-        max_restarts,
-        restart_backoff_ms,
-        roles: Vec::new(),
+        roles: vec![role],
     };
     start(client, request, args.options, local).await
 }
 
 pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<u8> {
-    let (restart, max_restarts, restart_backoff_ms) = args.options.restart_fields();
-    let request = LaunchRequest {
-        module: String::new(),
-        count: args.count,
-        name: args.options.name.clone().unwrap_or_default(),
-        args: Vec::new(),
-        command: args.command,
-        faults: String::new(),
-        placement: args.options.placement.as_str().to_owned(),
-        on: args.options.on.clone(),
-        restart,
-        max_restarts,
-        restart_backoff_ms,
-        roles: Vec::new(),
-    };
+    let role = Role { command: args.command, ..args.options.role(args.count) };
+    let request =
+        LaunchRequest { name: args.options.name.clone().unwrap_or_default(), faults: String::new(), roles: vec![role] };
     start(client, request, args.options, local).await
 }
 

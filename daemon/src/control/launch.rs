@@ -42,21 +42,22 @@ impl Share {
 }
 
 pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<LaunchReply, Status> {
-    let roles = roles_of(&req)?;
-    let shares = plan(control, &roles)?;
+    check_roles(&req)?;
+    let roles = &req.roles;
+    let shares = plan(control, roles)?;
     let total: usize = shares.iter().map(Share::count).sum();
     if total > MAX_INSTANCES as usize {
         return Err(Error::BadCount(total as u32).into());
     }
     // Instances of named roles (a scenario) learn every role's instances.
-    let role_table = if req.roles.is_empty() { String::new() } else { role_table(&roles, &shares) };
+    let role_table = if roles[0].name.is_empty() { String::new() } else { role_table(roles, &shares) };
     let began = std::time::Instant::now();
     let wanted = Some(req.name.clone()).filter(|n| !n.is_empty());
     let mut attempt = 0;
     loop {
         attempt += 1;
         let name = control.supervisor.name_run(wanted.clone()).await?;
-        let launch = Launch { roles: &roles, role_table: &role_table, faults: &req.faults, shares: &shares };
+        let launch = Launch { roles, role_table: &role_table, faults: &req.faults, shares: &shares };
         match launch_as(control, &launch, &name, total as u32).await {
             Err(status) if status.code() == Code::AlreadyExists && wanted.is_none() && attempt < NAME_ATTEMPTS => {
                 tracing::debug!(run = %name, "run name taken on another member: trying the next");
@@ -70,31 +71,16 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     }
 }
 
-/// What a launch runs: the request's roles, or its one program as a role
-/// with no name.
-fn roles_of(req: &LaunchRequest) -> Result<Vec<Role>, Status> {
+/// Checks the request's roles: one role with no name (`launch`, `exec`), or
+/// named roles (a scenario), each name once.
+fn check_roles(req: &LaunchRequest) -> Result<(), Status> {
+    let plain = matches!(req.roles.as_slice(), [only] if only.name.is_empty());
     if req.roles.is_empty() {
-        if req.count == 0 || req.count > MAX_INSTANCES {
-            return Err(Error::BadCount(req.count).into());
-        }
-        return Ok(vec![Role {
-            name: String::new(),
-            module: req.module.clone(),
-            command: req.command.clone(),
-            count: req.count,
-            args: req.args.clone(),
-            env: Vec::new(),
-            placement: req.placement.clone(),
-            on: req.on.clone(),
-            restart: req.restart.clone(),
-            max_restarts: req.max_restarts,
-            restart_backoff_ms: req.restart_backoff_ms,
-            instances: Vec::new(),
-        }]);
+        return Err(Error::BadRequest("a launch needs at least one role".into()).into());
     }
     for (i, role) in req.roles.iter().enumerate() {
-        let valid =
-            !role.name.is_empty() && role.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let valid = plain
+            || (!role.name.is_empty() && role.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         if !valid {
             return Err(Error::BadRequest(format!(
                 "role '{}': a role's name is letters, digits, '-' and '_'",
@@ -110,7 +96,7 @@ fn roles_of(req: &LaunchRequest) -> Result<Vec<Role>, Status> {
         }
         role_spec(role.clone())?;
     }
-    Ok(req.roles.clone())
+    Ok(())
 }
 
 /// A role as the supervisor takes it.
