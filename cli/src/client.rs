@@ -1,10 +1,11 @@
 //! Connecting to a manager: the local daemon's Unix socket; a manager's TCP
-//! port (`--host`, authenticated with the group key by `mgr_daemon::auth`);
+//! port (`--host`, mutual TLS with the group key by `mgr_daemon::auth`);
 //! or, with `--local` and no daemon running, a manager embedded in this
-//! process for the lifetime of the command.
+//! process for the lifetime of the command, served on a Unix socket in a
+//! private temporary folder (no TCP: nobody else can reach it).
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -59,15 +60,17 @@ pub async fn connect(socket: &Path, local: bool) -> anyhow::Result<(Client, Opti
     }
 }
 
-/// Connects to the manager at `host` (IP:PORT) over TCP: TLS with the group
-/// key in `key_file`, plain without one (which only a manager listening on
-/// loopback accepts). Every failure is one clear line from `auth`.
+/// Connects to the manager at `host` (IP:PORT) over TCP, with TLS and the
+/// group key in `key_file` (a manager's TCP port takes nothing else). Every
+/// failure is one clear line from `auth`.
 pub async fn connect_tcp(host: &str, key_file: Option<&Path>) -> anyhow::Result<Client> {
-    let tls = match key_file {
-        Some(path) => Some(mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?),
-        None => None,
+    let Some(path) = key_file else {
+        bail!(
+            "--host needs the group key: pass --key-file FILE (or set MGR_KEY_FILE); a manager's TCP port takes nothing else"
+        );
     };
-    let channel = mgr_daemon::auth::connect(host, tls.as_ref()).await?;
+    let tls = mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?;
+    let channel = mgr_daemon::auth::connect(host, &tls).await?;
     Ok(ManagerClient::new(channel).max_decoding_message_size(16 << 20))
 }
 
@@ -87,10 +90,11 @@ async fn connect_unix(path: &Path) -> anyhow::Result<Client> {
 }
 
 async fn start_embedded() -> anyhow::Result<Embedded> {
+    // tempfile makes the folder 0700: the socket inside is this user's.
     let dir = tempfile::Builder::new().prefix("mgr-local-").tempdir().context("cannot make a state dir")?;
     let state = StateDir::open(dir.path())?;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let listeners = Listeners::bind(&state, SocketAddr::new(loopback, 0)).await?;
+    let listeners = Listeners::bind(&state, None).await?;
     let config = Config {
         name: mgr_daemon::host_name(),
         state,

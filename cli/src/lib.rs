@@ -33,8 +33,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub local: bool,
     /// Talk to the manager at IP:PORT over TCP (its --listen address)
-    /// instead of the local daemon's socket; with --key-file the connection
-    /// is TLS authenticated with the group key.
+    /// instead of the local daemon's socket; needs --key-file: the
+    /// connection is mutual TLS with the group key.
     #[arg(long, global = true, env = "MGR_HOST", value_name = "IP:PORT", conflicts_with = "local")]
     pub host: Option<String>,
     /// The group key file (see `mgr keygen`) for --host: the manager must

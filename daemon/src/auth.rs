@@ -18,6 +18,7 @@
 use std::error::Error as StdError;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::pin::Pin;
@@ -33,7 +34,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -48,13 +49,23 @@ pub const KEY_LEN: usize = 32;
 /// what is checked is that the certificate chains to the group's CA.
 pub const SERVER_NAME: &str = "mgr.group";
 
-/// How long a peer may take to finish a TLS handshake (either side) before
-/// the connection is dropped; a silent client must not hold a slot forever.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to finish its TLS handshake with a manager
+/// before the connection is dropped: a silent client must not hold a slot.
+/// A real one needs milliseconds.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How many handshakes may be in progress at once on the TCP port;
-/// beyond that new connections are dropped, so a flood cannot exhaust memory.
-const MAX_PENDING_HANDSHAKES: usize = 256;
+/// How long dialing a manager (TCP and TLS) may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress at once on the TCP port, in all and from one
+/// source address; beyond either, the oldest is dropped (see
+/// [`Handshakes`]).
+const MAX_HANDSHAKES: usize = 256;
+const MAX_HANDSHAKES_PER_SOURCE: usize = 64;
+
+/// Authenticated connections open at once on the TCP port (a group of a
+/// hundred members holds two per member; remote users a few each).
+const MAX_CONNECTIONS: usize = 1024;
 
 /// The HKDF "info" that turns the group key into the CA's Ed25519 seed. A
 /// new version of the scheme gets a new label, and so a new CA.
@@ -64,10 +75,6 @@ const CA_LABEL: &[u8] = b"mgr group ca v1";
 /// the 32-byte seed (RFC 8410).
 const ED25519_PKCS8_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-
-/// The HTTP/2 client preface: what a plain (keyless) client sends first.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const H2_PREFACE_LEN: usize = H2_PREFACE.len();
 
 /// A TLS 1.3 fatal alert "certificate_required" (116): what the server
 /// answers to a client that does not speak TLS, so that a keyless mgrctl can
@@ -104,12 +111,9 @@ pub enum AuthError {
     /// The manager rejected our certificate: it holds another key.
     #[error("the manager at {addr} refused us: it holds another group key")]
     WrongKey { addr: String },
-    /// We have no key, and the manager speaks TLS.
-    #[error("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")]
-    RequiresKey { addr: String },
-    /// We have a key, and the manager speaks plain HTTP/2.
-    #[error("the manager at {addr} does not use a group key (started without --key-file)")]
-    NotKeyed { addr: String },
+    /// What answers at the address does not speak TLS.
+    #[error("what answers at {addr} is not an mgr manager (it does not speak TLS)")]
+    NotAManager { addr: String },
     /// Any other failure of the TLS handshake.
     #[error("the TLS handshake with the manager at {addr} failed: {reason}")]
     Handshake { addr: String, reason: String },
@@ -136,13 +140,7 @@ impl AuthError {
     /// True when the failure is about the key (the other side holds
     /// another one, or one of the two has none): retrying will not help.
     pub fn is_key_mismatch(&self) -> bool {
-        matches!(
-            self,
-            AuthError::NotInGroup { .. }
-                | AuthError::WrongKey { .. }
-                | AuthError::RequiresKey { .. }
-                | AuthError::NotKeyed { .. }
-        )
+        matches!(self, AuthError::NotInGroup { .. } | AuthError::WrongKey { .. } | AuthError::NotAManager { .. })
     }
 
     /// Whether trying again later can help: the manager was not reachable
@@ -342,24 +340,14 @@ impl Tls {
     }
 }
 
-/// One accepted connection of the TCP port: plain, or TLS whose client
-/// proved it holds the group key. Handlers see the peer's address through
-/// tonic's `TcpConnectInfo` (`Request::remote_addr`).
+/// One accepted connection of the TCP port: TLS whose client proved it
+/// holds the group key. Handlers see the peer's address through tonic's
+/// `TcpConnectInfo` (`Request::remote_addr`). It holds a slot of the port's
+/// connection limit until it closes.
 pub struct Conn {
-    io: ConnIo,
+    tls: Box<tokio_rustls::server::TlsStream<TcpStream>>,
     info: TcpConnectInfo,
-}
-
-enum ConnIo {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl Conn {
-    /// True when the peer was authenticated with the group key.
-    pub fn is_authenticated(&self) -> bool {
-        matches!(self.io, ConnIo::Tls(_))
-    }
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connected for Conn {
@@ -370,120 +358,15 @@ impl Connected for Conn {
     }
 }
 
-/// The byte stream of an outgoing connection: plain or TLS.
-pub struct ClientConn {
-    io: ClientIo,
-    /// How much of the HTTP/2 preface, already sent by [`dial`] to learn
-    /// whether the manager speaks TLS, is still to be dropped from what
-    /// HTTP/2 writes first.
-    preface_sent: usize,
-}
-
-impl AsyncRead for ClientConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl ClientConn {
-    /// Takes the part of `buf` that repeats the preface [`dial`] sent:
-    /// `Some(n)` when the first `n` bytes of `buf` are to be reported as
-    /// written without being sent.
-    fn skip_preface(&mut self, buf: &[u8]) -> Option<io::Result<usize>> {
-        if self.preface_sent == 0 || buf.is_empty() {
-            return None;
-        }
-        let at = H2_PREFACE_LEN - self.preface_sent;
-        let n = self.preface_sent.min(buf.len());
-        if buf[..n] != H2_PREFACE[at..at + n] {
-            return Some(Err(io::Error::other("HTTP/2 did not start with its preface")));
-        }
-        self.preface_sent -= n;
-        Some(Ok(n))
-    }
-}
-
-/// TLS record types are 0x14 to 0x17; an HTTP/2 frame starts with the high
-/// byte of its length, 0 for a server's first SETTINGS.
-fn is_tls_record(first: u8) -> bool {
-    (0x14..=0x17).contains(&first)
-}
-
-enum ClientIo {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            ConnIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ConnIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        Pin::new(self.get_mut().tls.as_mut()).poll_read(cx, buf)
     }
 }
 
-/// The accepted stream delegates every write to whichever stream it holds.
-macro_rules! delegate_write {
-    ($ty:ty, $field:tt, $plain:path, $tls:path) => {
-        impl AsyncWrite for $ty {
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                match &mut self.get_mut().$field {
-                    $plain(s) => Pin::new(s).poll_write(cx, buf),
-                    $tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-                }
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                match &mut self.get_mut().$field {
-                    $plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-                    $tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-                }
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                match &self.$field {
-                    $plain(s) => s.is_write_vectored(),
-                    $tls(s) => s.is_write_vectored(),
-                }
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match &mut self.get_mut().$field {
-                    $plain(s) => Pin::new(s).poll_flush(cx),
-                    $tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-                }
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match &mut self.get_mut().$field {
-                    $plain(s) => Pin::new(s).poll_shutdown(cx),
-                    $tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-                }
-            }
-        }
-    };
-}
-
-delegate_write!(Conn, io, ConnIo::Plain, ConnIo::Tls);
-
-impl AsyncWrite for ClientConn {
+impl AsyncWrite for Conn {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(skipped) = this.skip_preface(buf) {
-            return Poll::Ready(skipped);
-        }
-        match &mut this.io {
-            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(self.get_mut().tls.as_mut()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -491,56 +374,125 @@ impl AsyncWrite for ClientConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
-            && let Some(skipped) = this.skip_preface(first)
-        {
-            return Poll::Ready(skipped);
-        }
-        match &mut this.io {
-            ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        Pin::new(self.get_mut().tls.as_mut()).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            ClientIo::Plain(s) => s.is_write_vectored(),
-            ClientIo::Tls(s) => s.is_write_vectored(),
-        }
+        self.tls.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(self.get_mut().tls.as_mut()).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        Pin::new(self.get_mut().tls.as_mut()).poll_shutdown(cx)
+    }
+}
+
+/// The byte stream of an outgoing connection: TLS with the group key.
+pub type ClientConn = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Log lines about refused connections, at most [`REFUSALS_LOGGED`] a
+/// minute: a flood of bad connections must not become a flood of log. What
+/// is not logged is counted, and the count is logged when the next minute
+/// begins.
+#[derive(Debug)]
+struct RefusalLog {
+    window: tokio::time::Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+/// Refusals logged one by one per minute; the rest are counted.
+const REFUSALS_LOGGED: u32 = 20;
+
+impl RefusalLog {
+    fn new() -> Self {
+        RefusalLog { window: tokio::time::Instant::now(), logged: 0, unlogged: 0 }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, reason: &str) {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(60) {
+            if self.unlogged > 0 {
+                tracing::warn!("refused {} more connections in the last minute (not logged one by one)", self.unlogged);
+            }
+            *self = RefusalLog { window: now, logged: 0, unlogged: 0 };
+        }
+        if self.logged < REFUSALS_LOGGED {
+            self.logged += 1;
+            tracing::warn!("refused a connection from {peer}: {reason}");
+        } else {
+            self.unlogged += 1;
         }
     }
 }
 
-/// The connections of the TCP control port, authenticated when there is TLS.
+/// The handshakes in progress on the TCP port, oldest first. When a source
+/// address holds [`MAX_HANDSHAKES_PER_SOURCE`] of them, or the port
+/// [`MAX_HANDSHAKES`], a new connection pushes out the oldest (of that
+/// source, or of all): connections that never finish their handshake cannot
+/// hold the port, while a real client, whose handshake takes milliseconds,
+/// gets through however many idle connections are held open.
+#[derive(Default)]
+struct Handshakes {
+    next: u64,
+    live: std::collections::BTreeMap<u64, (SocketAddr, tokio::task::AbortHandle)>,
+}
+
+impl Handshakes {
+    /// Makes room for one more handshake from `ip`; returns the peers whose
+    /// handshakes were pushed out.
+    fn make_room(&mut self, ip: IpAddr) -> Vec<SocketAddr> {
+        self.live.retain(|_, (_, task)| !task.is_finished());
+        let mut evicted = Vec::new();
+        let from_ip: Vec<u64> = self.live.iter().filter(|(_, (peer, _))| peer.ip() == ip).map(|(k, _)| *k).collect();
+        if from_ip.len() >= MAX_HANDSHAKES_PER_SOURCE
+            && let Some((peer, task)) = self.live.remove(&from_ip[0])
+        {
+            task.abort();
+            evicted.push(peer);
+        }
+        while self.live.len() >= MAX_HANDSHAKES {
+            let Some((_, (peer, task))) = self.live.pop_first() else { break };
+            task.abort();
+            evicted.push(peer);
+        }
+        evicted
+    }
+
+    fn add(&mut self, peer: SocketAddr, task: tokio::task::AbortHandle) {
+        self.live.insert(self.next, (peer, task));
+        self.next += 1;
+    }
+}
+
+/// The connections of the TCP control port, authenticated with the group
+/// key.
 ///
-/// Accepting runs in its own task and each handshake (TLS, or without a key
-/// the check that the client does not speak TLS) in another, so a slow or
+/// Accepting runs in its own task and each TLS handshake in another, under
+/// the bounds of [`Handshakes`] and [`HANDSHAKE_TIMEOUT`], so a slow or
 /// silent client never delays anyone else; only connections whose handshake
-/// succeeded are yielded. Each refused connection is logged once,
-/// with the reason. The task ends when the stream is dropped.
-pub fn incoming(listener: TcpListener, tls: Option<Tls>) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+/// succeeded are yielded, at most [`MAX_CONNECTIONS`] open at once.
+/// Refusals are logged at a bounded rate. The task ends when the stream is
+/// dropped.
+pub fn incoming(listener: TcpListener, tls: Tls) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = tls.map(|tls| TlsAcceptor::from(tls.server));
+    let acceptor = TlsAcceptor::from(tls.server);
     tokio::spawn(accept_loop(listener, acceptor, tx));
     ReceiverStream::new(rx)
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, tx: mpsc::Sender<io::Result<Conn>>) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<io::Result<Conn>>) {
+    let mut handshakes = Handshakes::default();
+    let refusals = Arc::new(std::sync::Mutex::new(RefusalLog::new()));
+    let refuse = |peer: SocketAddr, reason: &str| {
+        if let Ok(mut log) = refusals.lock() {
+            log.refused(peer, reason);
+        }
+    };
+    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = tx.closed() => return,
@@ -556,42 +508,29 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, tx: m
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
-        let info = tcp.connect_info();
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!("refused a connection from {peer}: too many handshakes in progress");
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            refuse(peer, &format!("{MAX_CONNECTIONS} connections are open already"));
             continue;
         };
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            let result = match &acceptor {
-                Some(acceptor) => accept_tls(acceptor, tcp).await.map(|tls| ConnIo::Tls(Box::new(tls))),
-                None => accept_plain(tcp).await.map(ConnIo::Plain),
-            };
-            drop(permit);
-            match result {
-                Ok(io) => {
-                    let _ = tx.send(Ok(Conn { io, info })).await;
+        let _ = tcp.set_nodelay(true);
+        let info = tcp.connect_info();
+        for old in handshakes.make_room(peer.ip()) {
+            refuse(old, "too many handshakes in progress: dropped it, the oldest");
+        }
+        let (acceptor, tx, refusals) = (acceptor.clone(), tx.clone(), refusals.clone());
+        let task = tokio::spawn(async move {
+            match accept_tls(&acceptor, tcp).await {
+                Ok(tls) => {
+                    let _ = tx.send(Ok(Conn { tls: Box::new(tls), info, _slot: slot })).await;
                 }
-                Err(reason) => tracing::warn!("refused a connection from {peer}: {reason}"),
+                Err(reason) => {
+                    if let Ok(mut log) = refusals.lock() {
+                        log.refused(peer, &reason);
+                    }
+                }
             }
         });
-    }
-}
-
-/// Without a key, waits for the client's first byte: a TLS ClientHello is a
-/// client with a key, refused here with a log line (it is told "does not use
-/// a group key" on its side) rather than left to fail inside HTTP/2.
-async fn accept_plain(tcp: TcpStream) -> Result<TcpStream, String> {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
-        Err(_) => Err(format!("it sent nothing within {} s", HANDSHAKE_TIMEOUT.as_secs())),
-        Ok(Err(err)) => Err(format!("it failed before sending anything: {}", describe_io(&err))),
-        Ok(Ok(0)) => Err("it hung up before sending anything".into()),
-        Ok(Ok(_)) if is_tls_record(first[0]) => {
-            Err("it speaks TLS (a manager or mgrctl with --key-file), and this manager has no key".into())
-        }
-        Ok(Ok(_)) => Ok(tcp),
+        handshakes.add(peer, task.abort_handle());
     }
 }
 
@@ -618,7 +557,7 @@ async fn accept_tls(
                 let _ = tcp.shutdown().await;
             })
             .await;
-            return Err("not TLS (a manager or mgrctl without --key-file?)".into());
+            return Err("not TLS (an mgrctl without --key-file?)".into());
         }
         Ok(Ok(_)) => {}
     }
@@ -633,7 +572,7 @@ async fn accept_tls(
             Some(rustls::Error::AlertReceived(_)) => {
                 "it does not hold this group's key (it does not trust our certificate)".into()
             }
-            Some(rustls::Error::InvalidMessage(_)) => "not TLS (a manager or mgrctl without --key-file?)".into(),
+            Some(rustls::Error::InvalidMessage(_)) => "not TLS (an mgrctl without --key-file?)".into(),
             Some(other) => format!("the TLS handshake failed: {other}"),
             None if err.kind() == io::ErrorKind::UnexpectedEof => "it hung up during the TLS handshake".into(),
             None => format!("the TLS handshake failed: {}", describe_io(&err)),
@@ -666,8 +605,8 @@ fn describe_io(err: &io::Error) -> String {
 
 fn endpoint(addr: &str) -> Result<Endpoint, AuthError> {
     // The URI is required by tonic but only names the peer in errors: the
-    // connector below decides where the connection goes, and whether it is
-    // TLS (so the scheme stays http).
+    // connector below decides where the connection goes (and it is TLS,
+    // whatever the scheme says).
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|err| AuthError::BadAddress { addr: addr.to_owned(), reason: err.to_string() })?;
     // A connection through a cut cable never errors by itself: HTTP/2 pings
@@ -686,7 +625,7 @@ fn endpoint(addr: &str) -> Result<Endpoint, AuthError> {
 /// error", and how [`AuthError::find_in`] finds it again.
 fn connector(
     addr: String,
-    tls: Option<Tls>,
+    tls: Tls,
 ) -> impl tower::Service<
     Uri,
     Response = TokioIo<ClientConn>,
@@ -696,31 +635,29 @@ fn connector(
 + 'static {
     tower::service_fn(move |_: Uri| {
         let (addr, tls) = (addr.clone(), tls.clone());
-        async move { dial(&addr, tls.as_ref()).await.map(TokioIo::new) }
+        async move { dial(&addr, &tls).await.map(TokioIo::new) }
     })
 }
 
-/// Connects to `addr` over TCP and, with `tls`, runs the client handshake.
-pub async fn dial(addr: &str, tls: Option<&Tls>) -> Result<ClientConn, AuthError> {
-    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+/// Connects to `addr` over TCP and runs the client side of the TLS
+/// handshake with the group key.
+pub async fn dial(addr: &str, tls: &Tls) -> Result<ClientConn, AuthError> {
+    let deadline = tokio::time::Instant::now() + DIAL_TIMEOUT;
     let unreachable = |reason: String| AuthError::Unreachable { addr: addr.to_owned(), reason };
     let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Err(_) => return Err(unreachable(format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()))),
+        Err(_) => return Err(unreachable(format!("no answer within {} s", DIAL_TIMEOUT.as_secs()))),
         Ok(Err(err)) => return Err(unreachable(describe_io(&err))),
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
-    let Some(tls) = tls else {
-        return check_plain(addr, tcp, deadline).await;
-    };
     let name = ServerName::try_from(SERVER_NAME).map_err(|e| AuthError::Setup(e.to_string()))?;
     let connecting = TlsConnector::from(tls.client.clone()).connect(name, tcp);
     match tokio::time::timeout_at(deadline, connecting).await {
         Err(_) => Err(AuthError::Handshake {
             addr: addr.to_owned(),
-            reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+            reason: format!("no answer within {} s", DIAL_TIMEOUT.as_secs()),
         }),
-        Ok(Ok(stream)) => Ok(ClientConn { io: ClientIo::Tls(Box::new(stream)), preface_sent: 0 }),
+        Ok(Ok(stream)) => Ok(stream),
         Ok(Err(err)) => Err(client_handshake_error(addr, &err)),
     }
 }
@@ -730,43 +667,16 @@ fn client_handshake_error(addr: &str, err: &io::Error) -> AuthError {
     match rustls_error(err) {
         Some(rustls::Error::InvalidCertificate(_)) => AuthError::NotInGroup { addr },
         Some(rustls::Error::AlertReceived(_)) => AuthError::WrongKey { addr },
-        // A plain HTTP/2 server answers a ClientHello with an HTTP/2 frame
-        // (or hangs up): not a TLS record.
-        Some(rustls::Error::InvalidMessage(_)) => AuthError::NotKeyed { addr },
+        // What answers is not a TLS server at all.
+        Some(rustls::Error::InvalidMessage(_)) => AuthError::NotAManager { addr },
         Some(other) => AuthError::Handshake { addr, reason: other.to_string() },
+        // A manager hangs up on a handshake it has no room for (a flood of
+        // connections), and so does anything that is not a manager: the
+        // first may pass, so this is worth another try.
         None if matches!(err.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
-            AuthError::NotKeyed { addr }
+            AuthError::Handshake { addr, reason: "it hung up during the TLS handshake".into() }
         }
         None => AuthError::Handshake { addr, reason: describe_io(err) },
-    }
-}
-
-/// Without a key, checks that the manager at `addr` speaks plain HTTP/2
-/// before handing the connection to HTTP/2: sends the HTTP/2 preface and
-/// peeks at the first byte of the answer. A plain manager answers with its
-/// SETTINGS frame; a keyed one with a TLS alert (or it hangs up), and the
-/// caller gets "requires the group key" instead of an HTTP/2 protocol error.
-/// HTTP/2's own copy of the preface is then dropped by [`ClientConn`].
-async fn check_plain(addr: &str, mut tcp: TcpStream, deadline: tokio::time::Instant) -> Result<ClientConn, AuthError> {
-    let requires_key = || AuthError::RequiresKey { addr: addr.to_owned() };
-    let answer = tokio::time::timeout_at(deadline, async {
-        tcp.write_all(H2_PREFACE).await?;
-        let mut first = [0u8; 1];
-        let n = tcp.peek(&mut first).await?;
-        Ok::<_, io::Error>((n, first[0]))
-    })
-    .await;
-    match answer {
-        Err(_) => Err(AuthError::Handshake {
-            addr: addr.to_owned(),
-            reason: format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
-        }),
-        Ok(Ok((1, byte))) if !is_tls_record(byte) => {
-            Ok(ClientConn { io: ClientIo::Plain(tcp), preface_sent: H2_PREFACE_LEN })
-        }
-        Ok(Ok(_)) => Err(requires_key()),
-        Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionReset => Err(requires_key()),
-        Ok(Err(err)) => Err(AuthError::Handshake { addr: addr.to_owned(), reason: describe_io(&err) }),
     }
 }
 
@@ -774,14 +684,14 @@ async fn check_plain(addr: &str, mut tcp: TcpStream, deadline: tokio::time::Inst
 /// used (and reconnects after a failure). A call that cannot connect fails
 /// with `Status::unavailable` whose message is the [`AuthError`]'s text
 /// ([`AuthError::find_in`] on the status gives the error itself).
-pub fn lazy_channel(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError> {
-    Ok(endpoint(addr)?.connect_with_connector_lazy(connector(addr.to_owned(), tls.cloned())))
+pub fn lazy_channel(addr: &str, tls: &Tls) -> Result<Channel, AuthError> {
+    Ok(endpoint(addr)?.connect_with_connector_lazy(connector(addr.to_owned(), tls.clone())))
 }
 
 /// A connected channel to the manager at `addr` (ip:port): every reason the
 /// connection cannot be made is an [`AuthError`] with a message for users.
-pub async fn connect(addr: &str, tls: Option<&Tls>) -> Result<Channel, AuthError> {
-    endpoint(addr)?.connect_with_connector(connector(addr.to_owned(), tls.cloned())).await.map_err(|err| {
+pub async fn connect(addr: &str, tls: &Tls) -> Result<Channel, AuthError> {
+    endpoint(addr)?.connect_with_connector(connector(addr.to_owned(), tls.clone())).await.map_err(|err| {
         AuthError::find_in(&err)
             .unwrap_or_else(|| AuthError::Handshake { addr: addr.to_owned(), reason: err.to_string() })
     })
@@ -888,14 +798,12 @@ mod tests {
     async fn same_key_handshake_succeeds() {
         let key = GroupKey::generate();
         let (listener, addr) = loopback().await;
-        let mut conns = Box::pin(incoming(listener, Some(tls_of(&key))));
-        let mut client = dial(&addr, Some(&tls_of(&key))).await.unwrap();
+        let mut conns = Box::pin(incoming(listener, tls_of(&key)));
+        let mut client = dial(&addr, &tls_of(&key)).await.unwrap();
         client.write_all(b"ping").await.unwrap();
         client.flush().await.unwrap();
         let mut conn = conns.next().await.unwrap().unwrap();
-        assert!(conn.is_authenticated());
-        let ClientIo::Tls(tls) = &client.io else { panic!("a plain client") };
-        assert_eq!(conn.connect_info().remote_addr(), Some(tls.get_ref().0.local_addr().unwrap()));
+        assert_eq!(conn.connect_info().remote_addr(), Some(client.get_ref().0.local_addr().unwrap()));
         let mut buf = [0u8; 4];
         conn.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
@@ -905,7 +813,7 @@ mod tests {
     async fn another_key_is_refused_on_both_sides() {
         let (listener, addr) = loopback().await;
         let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
-        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
+        let err = dial(&addr, &tls_of(&GroupKey::generate())).await.err().unwrap();
         assert!(matches!(err, AuthError::NotInGroup { .. }), "{err:?}");
         assert_eq!(err.to_string(), format!("the manager at {addr} does not hold this group's key"));
         assert_eq!(server.await.unwrap(), "it does not hold this group's key (it does not trust our certificate)");
@@ -914,8 +822,8 @@ mod tests {
     #[tokio::test]
     async fn another_key_never_reaches_the_service() {
         let (listener, addr) = loopback().await;
-        let mut conns = Box::pin(incoming(listener, Some(tls_of(&GroupKey::generate()))));
-        assert!(dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.is_err());
+        let mut conns = Box::pin(incoming(listener, tls_of(&GroupKey::generate())));
+        assert!(dial(&addr, &tls_of(&GroupKey::generate())).await.is_err());
         let next = tokio::time::timeout(Duration::from_millis(300), conns.next()).await;
         assert!(next.is_err(), "a refused connection was yielded");
     }
@@ -970,80 +878,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_plain_client_is_refused_and_told_to_use_the_key() {
-        let (listener, addr) = loopback().await;
-        let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
-        let err = dial(&addr, None).await.err().unwrap();
-        assert!(matches!(err, AuthError::RequiresKey { .. }), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            format!("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
-        );
-        assert_eq!(server.await.unwrap(), "not TLS (a manager or mgrctl without --key-file?)");
-    }
-
-    #[tokio::test]
-    async fn a_keyed_client_is_told_a_plain_manager_has_no_key() {
-        let (listener, addr) = loopback().await;
-        // What an HTTP/2 server does with a ClientHello: send its SETTINGS,
-        // fail on the bad preface, hang up.
-        tokio::spawn(async move {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            let _ = tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
-            let _ = tcp.read(&mut [0u8; 64]).await;
-        });
-        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
-        assert!(matches!(err, AuthError::NotKeyed { .. }), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            format!("the manager at {addr} does not use a group key (started without --key-file)")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_keyless_manager_refuses_a_keyed_client_and_serves_a_plain_one() {
-        let (listener, addr) = loopback().await;
-        let mut conns = Box::pin(incoming(listener, None));
-        let err = dial(&addr, Some(&tls_of(&GroupKey::generate()))).await.err().unwrap();
-        assert!(matches!(err, AuthError::NotKeyed { .. }), "{err:?}");
-        // A plain client is yielded (dial waits for the server's first
-        // byte, so the server side answers here).
-        let (client, conn) = tokio::join!(dial(&addr, None), async {
-            let mut conn = conns.next().await.unwrap().unwrap();
-            assert!(!conn.is_authenticated());
-            let mut preface = [0u8; H2_PREFACE_LEN];
-            conn.read_exact(&mut preface).await.unwrap();
-            assert_eq!(preface, H2_PREFACE);
-            conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
-            conn
-        });
-        assert!(client.is_ok(), "{:?}", client.err());
-        drop(conn);
-    }
-
-    #[tokio::test]
     async fn an_unreachable_manager_is_a_clear_error() {
         let (listener, addr) = loopback().await;
         drop(listener);
-        let err = connect(&addr, Some(&tls_of(&GroupKey::generate()))).await.unwrap_err();
+        let err = connect(&addr, &tls_of(&GroupKey::generate())).await.unwrap_err();
         assert_eq!(err.to_string(), format!("cannot reach the manager at {addr}: connection refused"));
-        let err = connect(&addr, None).await.unwrap_err();
         assert!(matches!(err, AuthError::Unreachable { .. }), "{err:?}");
     }
 
     #[tokio::test]
     async fn channels_carry_the_clear_error() {
         let (listener, addr) = loopback().await;
-        let _conns = incoming(listener, Some(tls_of(&GroupKey::generate())));
+        let _conns = incoming(listener, tls_of(&GroupKey::generate()));
         let other = tls_of(&GroupKey::generate());
-        let err = connect(&addr, Some(&other)).await.unwrap_err();
+        let err = connect(&addr, &other).await.unwrap_err();
         assert!(matches!(err, AuthError::NotInGroup { .. }), "{err:?}");
-        let err = connect(&addr, None).await.unwrap_err();
-        assert!(matches!(err, AuthError::RequiresKey { .. }), "{err:?}");
 
         // A lazy channel fails its first call with the same text.
         use tower::Service;
-        let mut channel = lazy_channel(&addr, Some(&other)).unwrap();
+        let mut channel = lazy_channel(&addr, &other).unwrap();
         let request = tonic::codegen::http::Request::builder()
             .uri(format!("http://{addr}/mgr.Manager/Status"))
             .body(tonic::body::Body::empty())
@@ -1059,39 +912,65 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_keyless_lazy_channel_learns_the_manager_wants_the_key() {
-        let (listener, addr) = loopback().await;
-        let _conns = incoming(listener, Some(tls_of(&GroupKey::generate())));
-        use tower::Service;
-        let mut channel = lazy_channel(&addr, None).unwrap();
-        let request = tonic::codegen::http::Request::builder()
-            .uri(format!("http://{addr}/mgr.Manager/Status"))
-            .body(tonic::body::Body::empty())
-            .unwrap();
-        let err = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
-            Ok(()) => channel.call(request).await.unwrap_err(),
-            Err(err) => err,
-        };
-        let status = tonic::Status::from_error(Box::new(err));
-        assert!(matches!(AuthError::find_in(&status), Some(AuthError::RequiresKey { .. })), "{status:?}");
-        assert_eq!(
-            status.message(),
-            format!("the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
-        );
-    }
-
-    #[tokio::test]
     async fn a_silent_client_does_not_block_others() {
         let key = GroupKey::generate();
         let (listener, addr) = loopback().await;
-        let mut conns = Box::pin(incoming(listener, Some(tls_of(&key))));
+        let mut conns = Box::pin(incoming(listener, tls_of(&key)));
         let _silent = TcpStream::connect(&addr).await.unwrap();
-        let _client = tokio::time::timeout(Duration::from_secs(2), dial(&addr, Some(&tls_of(&key))))
+        let _client = tokio::time::timeout(Duration::from_secs(2), dial(&addr, &tls_of(&key)))
             .await
             .expect("the handshake waited for the silent client")
             .unwrap();
         let conn = tokio::time::timeout(Duration::from_secs(2), conns.next()).await.unwrap();
-        assert!(conn.unwrap().unwrap().is_authenticated());
+        assert!(conn.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn idle_connections_push_out_their_oldest_and_a_real_client_gets_in() {
+        let key = GroupKey::generate();
+        let (listener, addr) = loopback().await;
+        let mut conns = Box::pin(incoming(listener, tls_of(&key)));
+        // Twice the limit of handshakes in progress, all from loopback, all
+        // silent: the oldest are dropped as new ones come.
+        let mut idle = Vec::new();
+        for _ in 0..2 * MAX_HANDSHAKES {
+            idle.push(TcpStream::connect(&addr).await.unwrap());
+        }
+        let began = std::time::Instant::now();
+        let client = tokio::time::timeout(Duration::from_secs(2), dial(&addr, &tls_of(&key))).await;
+        assert!(client.expect("the real client waited").is_ok());
+        assert!(tokio::time::timeout(Duration::from_secs(2), conns.next()).await.unwrap().unwrap().is_ok());
+        assert!(began.elapsed() < Duration::from_secs(2));
+        // The first idle connections were closed by the manager.
+        let mut first = idle.remove(0);
+        let read = tokio::time::timeout(Duration::from_secs(2), first.read(&mut [0u8; 1])).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the oldest idle connection is still open: {read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_client_gets_an_alert_not_a_hang() {
+        let (listener, addr) = loopback().await;
+        let server = refusal_of_next(listener, &tls_of(&GroupKey::generate()));
+        let mut plain = TcpStream::connect(&addr).await.unwrap();
+        plain.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), plain.read_to_end(&mut answer)).await.unwrap();
+        assert_eq!(answer, ALERT_CERTIFICATE_REQUIRED);
+        assert_eq!(server.await.unwrap(), "not TLS (an mgrctl without --key-file?)");
+    }
+
+    #[tokio::test]
+    async fn what_does_not_speak_tls_is_not_a_manager() {
+        let (listener, addr) = loopback().await;
+        // What an HTTP/2 server does with a ClientHello: send its SETTINGS,
+        // fail on the bad preface, hang up.
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let _ = tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+            let _ = tcp.read(&mut [0u8; 64]).await;
+        });
+        let err = dial(&addr, &tls_of(&GroupKey::generate())).await.err().unwrap();
+        assert!(matches!(err, AuthError::NotAManager { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -1144,7 +1023,7 @@ mod tests {
             };
             tokio::join!(up, down);
         });
-        let mut client = dial(&proxy_addr, Some(&tls_of(&key))).await.unwrap();
+        let mut client = dial(&proxy_addr, &tls_of(&key)).await.unwrap();
         client.write_all(b"hello").await.unwrap();
         client.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;

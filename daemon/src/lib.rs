@@ -11,8 +11,10 @@
 pub mod auth;
 pub mod control;
 pub mod discovery;
+pub mod env;
 pub mod events;
 pub mod membership;
+pub mod names;
 pub mod output;
 pub mod registry;
 pub mod state_dir;
@@ -55,7 +57,8 @@ pub struct Config {
     pub modules_dirs: Vec<PathBuf>,
     /// Only managers of the same group merge.
     pub group: String,
-    /// TLS from the group key; `None` only on loopback.
+    /// TLS from the group key; `None` for a manager without a key, which
+    /// has no TCP listener and no group.
     pub tls: Option<auth::Tls>,
     /// Managers (ip:port) to join at start.
     pub join: Vec<String>,
@@ -66,32 +69,52 @@ pub struct Config {
 
 /// The protocol version peers must share to merge.
 /// 2: runs of several roles (`PrepareRequest.roles`).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: launch ids and `Reserve` (a launch acts only on what it made).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The group joined when none is named.
 pub const DEFAULT_GROUP: &str = "default";
 
-/// The sockets a manager serves: the local Unix socket, and TCP for peers
-/// and remote CLIs.
+/// The sockets a manager serves: the local Unix socket (its owner's), and,
+/// for a manager with the group key only, TCP for peers and remote CLIs
+/// (always mutual TLS: there is no unauthenticated TCP).
 #[derive(Debug)]
 pub struct Listeners {
     pub unix: UnixListener,
-    pub tcp: TcpListener,
+    pub tcp: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds the control socket in the state dir (mode 0600; a stale socket
-    /// left by a killed manager is replaced, which is safe because the state
-    /// dir lock is held) and the TCP listener.
-    pub async fn bind(state: &StateDir, listen: SocketAddr) -> anyhow::Result<Listeners> {
+    /// Binds the control socket in the state dir (mode 0600 in the 0700
+    /// state dir; a stale socket left by a killed manager is replaced,
+    /// which is safe because the state dir lock is held) and, with `listen`,
+    /// the TCP listener.
+    pub async fn bind(state: &StateDir, listen: Option<SocketAddr>) -> anyhow::Result<Listeners> {
         let path = state.socket_path();
         let _ = std::fs::remove_file(&path);
         let unix = UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        let tcp = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let tcp = match listen {
+            Some(listen) => {
+                Some(TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?)
+            }
+            None => None,
+        };
         Ok(Listeners { unix, tcp })
     }
+}
+
+/// A gRPC server with the connection bounds of a long-lived service: a
+/// client that vanished (a cut cable, a suspended laptop) is found by
+/// HTTP/2 and TCP keepalives and its connection closed, and one connection
+/// cannot open streams without bound.
+fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(256))
 }
 
 /// Where the `mgr-modules` binary is: beside the running executable (as
@@ -112,7 +135,12 @@ pub fn host_name() -> String {
 /// Runs a manager until `shutdown` completes, then stops every instance
 /// (SIGTERM, SIGKILL after the grace period) and returns.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let tcp_addr = listeners.tcp.local_addr()?;
+    let tcp = match (listeners.tcp, &config.tls) {
+        (Some(tcp), Some(tls)) => Some((tcp.local_addr()?, tcp, tls.clone())),
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!("a TCP listener needs the group key: every TCP connection is mutual TLS"),
+    };
+    let tcp_addr = tcp.as_ref().map(|(addr, _, _)| *addr);
     let mut dirs = vec![config.state.root().join("modules")];
     dirs.extend(config.modules_dirs.iter().cloned());
     let registry = registry::Registry::new(config.modules_bin.clone(), dirs);
@@ -127,12 +155,15 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         grace: config.grace,
     })?;
     // Peers reach this manager where it listens; a wildcard listen is
-    // reached at the advertised IP.
-    let reachable_ip = if tcp_addr.ip().is_unspecified() { config.advertise } else { tcp_addr.ip() };
+    // reached at the advertised IP. A manager without TCP has no address.
+    let reachable = tcp_addr.map(|addr| {
+        let ip = if addr.ip().is_unspecified() { config.advertise } else { addr.ip() };
+        SocketAddr::new(ip, addr.port())
+    });
     let me = membership::PeerInfo {
         id: config.state.member_id().to_owned(),
         name: config.name.clone(),
-        address: SocketAddr::new(reachable_ip, tcp_addr.port()).to_string(),
+        address: reachable.map(|a| a.to_string()).unwrap_or_default(),
         group: config.group.clone(),
         version: PROTOCOL_VERSION,
         allow_exec: config.allow_exec,
@@ -143,20 +174,26 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
     };
-    let (discovery, found) = match &config.mdns {
-        Some(ifaces) => {
+    // Announcing an address nobody else can reach (loopback), or having
+    // none, would only invite the LAN to knock in vain.
+    let announced = reachable.filter(|addr| !addr.ip().is_loopback());
+    if config.mdns.is_some() && announced.is_none() {
+        tracing::info!("mDNS discovery is off: this manager listens on no address other machines can reach");
+    }
+    let (discovery, found) = match (&config.mdns, announced) {
+        (Some(ifaces), Some(addr)) => {
             let discovery_config = discovery::DiscoveryConfig {
                 member_id: me.id.clone(),
                 name: me.name.clone(),
                 group: me.group.clone(),
-                port: tcp_addr.port(),
-                advertise: reachable_ip,
+                port: addr.port(),
+                advertise: addr.ip(),
                 ifaces: ifaces.clone(),
             };
             let (discovery, found) = discovery::Discovery::start(discovery_config)?;
             (Some(discovery), Some(found))
         }
-        None => (None, None),
+        _ => (None, None),
     };
     let group = control::group::Group::start(me, config.tls.clone(), config.join.clone(), found);
     let control = control::Control::new(supervisor.clone(), group, registry);
@@ -164,7 +201,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         name = %config.name,
         id = config.state.member_id(),
         socket = %config.state.socket_path().display(),
-        listen = %tcp_addr,
+        listen = %tcp_addr.map_or("none (no group key)".to_owned(), |a| a.to_string()),
         advertise = %config.advertise,
         group = %config.group,
         authenticated = config.tls.is_some(),
@@ -175,15 +212,17 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let unix_server = tonic::transport::Server::builder()
+    let unix_server = server()
         .add_service(control.clone().service())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.unix), stopped(stop_rx.clone()));
-    let tcp_server = tonic::transport::Server::builder()
-        .add_service(control.clone().peer_service())
-        .add_service(control.service())
-        .serve_with_incoming_shutdown(auth::incoming(listeners.tcp, config.tls.clone()), stopped(stop_rx));
     let unix_task = tokio::spawn(unix_server);
-    let tcp_task = tokio::spawn(tcp_server);
+    let tcp_task = tcp.map(|(_, listener, tls)| {
+        let tcp_server = server()
+            .add_service(control.clone().peer_service())
+            .add_service(control.service())
+            .serve_with_incoming_shutdown(auth::incoming(listener, tls), stopped(stop_rx));
+        tokio::spawn(tcp_server)
+    });
 
     shutdown.await;
     tracing::info!("shutting down: stopping every instance");
@@ -196,7 +235,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     // for a client that does not hang up.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = unix_task.await;
-        let _ = tcp_task.await;
+        if let Some(tcp_task) = tcp_task {
+            let _ = tcp_task.await;
+        }
     })
     .await;
     let _ = std::fs::remove_file(config.state.socket_path());

@@ -53,13 +53,15 @@ struct StartArgs {
     /// [default: $MGR_STATE_DIR, else $XDG_STATE_HOME/mgr, else ~/.local/state/mgr].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// TCP address for peers and remote CLIs (port 0 picks a free port).
-    /// Anything but loopback needs --key-file.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:6170")]
-    listen: SocketAddr,
+    /// TCP address for peers and remote CLIs (port 0 picks a free port)
+    /// [default with --key-file: 127.0.0.1:6170]. Needs --key-file: every
+    /// TCP connection is mutual TLS with the group key.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
     /// The group key file (see `mgr keygen`): every connection to the TCP
     /// port, from peers and from remote mgrctl, must prove it holds the same
-    /// key, over TLS. Without it the manager listens on loopback only.
+    /// key, over TLS. Without it the manager has no TCP port and no group:
+    /// only its own user reaches it, through the Unix socket.
     #[arg(long, env = "MGR_KEY_FILE", value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// The group to be part of: managers of other groups never merge.
@@ -91,7 +93,8 @@ struct StartArgs {
     /// Allow `mgrctl exec`, which runs any command as this user.
     #[arg(long)]
     allow_exec: bool,
-    /// Seconds between SIGTERM and SIGKILL when stopping an instance.
+    /// Seconds between SIGTERM and SIGKILL when stopping an instance
+    /// (0 to 3600).
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     grace: f64,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
@@ -129,8 +132,27 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn valid_group(name: &str) -> bool {
-    (1..=63).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+/// The longest grace period: a stop that waits an hour is a kill.
+const MAX_GRACE_SECS: f64 = 3600.0;
+
+/// This member's name: the one given (which must follow the grammar of
+/// names), or the host name, cut at its first dot and cleaned so that it
+/// does.
+fn member_name(given: Option<String>) -> anyhow::Result<String> {
+    use mgr_daemon::names::{Kind, check};
+    if let Some(name) = given {
+        check(Kind::Member, &name)?;
+        return Ok(name);
+    }
+    let host = mgr_daemon::host_name();
+    let short = host.split('.').next().unwrap_or_default();
+    let cleaned: String = short
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(mgr_daemon::names::MAX_LEN)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('-').to_owned();
+    Ok(if check(Kind::Member, &cleaned).is_ok() { cleaned } else { "mgr".to_owned() })
 }
 
 fn parse_ports(text: &str) -> Result<RangeInclusive<u16>, String> {
@@ -176,42 +198,48 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => return keygen(args),
     };
     init_tracing(args.verbose);
-    if !args.grace.is_finite() || args.grace < 0.0 {
-        bail!("--grace must be a number of seconds, not {}", args.grace);
+    if !args.grace.is_finite() || !(0.0..=MAX_GRACE_SECS).contains(&args.grace) {
+        bail!("--grace must be a number of seconds from 0 to {MAX_GRACE_SECS}, not {}", args.grace);
     }
-    if !valid_group(&args.group) {
-        bail!("group name '{}' is not valid (use 1 to 63 letters, digits, '-' or '_')", args.group);
-    }
-    // Without a key the TCP port is open to anyone who reaches it: only
-    // loopback (this machine's users) may reach it then.
-    let tls = match &args.key_file {
-        Some(path) => Some(mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?),
-        None if args.listen.ip().is_loopback() => {
-            tracing::warn!(
-                listen = %args.listen,
-                "no --key-file: the TCP port is unauthenticated, which is allowed only because it is on loopback"
-            );
-            None
+    mgr_daemon::names::check(mgr_daemon::names::Kind::Group, &args.group)?;
+    let name = member_name(args.name)?;
+    // There is no unauthenticated TCP: without a key a manager serves its
+    // own user on the Unix socket only, and has no group.
+    let (tls, listen) = match &args.key_file {
+        Some(path) => {
+            let tls = mgr_daemon::auth::Tls::new(&mgr_daemon::auth::GroupKey::load(path)?)?;
+            (Some(tls), Some(args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6170)))))
         }
-        None => bail!(
-            "--listen {} is not loopback, and a manager that others can reach needs the group key: \
-             make one with `mgr keygen FILE` and pass --key-file FILE (or listen on 127.0.0.1)",
-            args.listen
-        ),
+        None => {
+            let needs_key = [
+                (args.listen.is_some(), "--listen"),
+                (!args.join.is_empty(), "--join"),
+                (!args.iface.is_empty(), "--iface"),
+            ];
+            if let Some((_, option)) = needs_key.iter().find(|(given, _)| *given) {
+                bail!(
+                    "{option} needs the group key: a manager without one has no TCP port and no group \
+                     (make a key with `mgr keygen FILE` and pass --key-file FILE)"
+                );
+            }
+            (None, None)
+        }
     };
     let state_dir = args.state_dir.unwrap_or_else(mgr_daemon::state_dir::default_state_dir);
     let state = StateDir::open(&state_dir)?;
-    let listeners = Listeners::bind(&state, args.listen).await?;
-    let advertise = match args.advertise {
-        Some(ip) => ip,
-        None if args.listen.ip().is_unspecified() => first_lan_ip().unwrap_or_else(|| {
+    let listeners = Listeners::bind(&state, listen).await?;
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let advertise = match (args.advertise, listen) {
+        (Some(ip), _) => ip,
+        (None, Some(listen)) if listen.ip().is_unspecified() => first_lan_ip().unwrap_or_else(|| {
             tracing::warn!("no non-loopback IPv4 address here: instances get 127.0.0.1 (give --advertise IP)");
-            IpAddr::from([127, 0, 0, 1])
+            loopback
         }),
-        None => args.listen.ip(),
+        (None, Some(listen)) => listen.ip(),
+        (None, None) => loopback,
     };
     let config = Config {
-        name: args.name.unwrap_or_else(mgr_daemon::host_name),
+        name,
         state,
         advertise,
         ports: args.ports,

@@ -1,14 +1,31 @@
 //! Membership: who is in the group, as this manager sees it.
 //!
 //! A state machine fed by what the group's I/O hears (see
-//! `control::group`): a peer heard directly is alive; one only named by
-//! another member's gossip is *joining* until heard; an alive or joining
-//! peer not heard from within the failure timeout is dead; a dead peer heard
-//! again (restarted, or back from a partition) is alive again. Time comes in
-//! as an argument, so the tests drive it; this module does no I/O.
+//! `control::group`): a peer heard directly (an answer on a connection this
+//! manager made, authenticated with the group key) is alive; one that only
+//! said hello, or that another member's gossip names, is *joining* until
+//! heard, and is dropped, never a member, if it is not heard within
+//! [`JOINING_TTL`]; an alive peer not heard from within the failure timeout
+//! is dead; a dead peer heard again (restarted, or back from a partition)
+//! is alive again, and one dead for [`FORGET_AFTER`] is forgotten. The view
+//! holds at most [`MAX_PEERS`]. Time comes in as an argument, so the tests
+//! drive it; this module does no I/O.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// How long a peer may be *joining* (introduced, not yet heard from
+/// directly) before it is dropped: it never became a member.
+pub const JOINING_TTL: Duration = Duration::from_secs(30);
+
+/// How long a dead member stays in the view: long enough to see what was
+/// lost with it over a lab session, short enough that a semester of
+/// machines coming and going does not pile up.
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// Most peers one view holds; gossip beyond it is ignored (a lab is tens of
+/// machines, a flood is not a group).
+pub const MAX_PEERS: usize = 1024;
 
 /// A manager as its peers describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -70,6 +87,36 @@ pub enum Refusal {
     SameId(String),
     #[error("this manager is shutting down")]
     Stopping,
+    #[error("this manager's view of the group is full ({MAX_PEERS} members)")]
+    Full,
+}
+
+/// What one [`Membership::tick`] changed.
+#[derive(Debug, Default)]
+pub struct Ticked {
+    /// Alive peers that went silent.
+    pub died: Vec<PeerInfo>,
+    /// Joining peers never heard from: never members.
+    pub dropped: Vec<PeerInfo>,
+    /// Peers dead for [`FORGET_AFTER`].
+    pub forgotten: Vec<PeerInfo>,
+}
+
+impl Ticked {
+    pub fn changed(&self) -> bool {
+        !(self.died.is_empty() && self.dropped.is_empty() && self.forgotten.is_empty())
+    }
+}
+
+/// Why a member cannot be forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForgetError {
+    #[error("no member named '{0}' (see: mgrctl members)")]
+    Unknown(String),
+    #[error("several members are named '{0}': give its id (see: mgrctl members)")]
+    Ambiguous(String),
+    #[error("member {0} is alive: only a dead member can be forgotten")]
+    Alive(String),
 }
 
 /// What changed with one `heard`.
@@ -89,7 +136,8 @@ pub enum Change {
 struct Peer {
     info: PeerInfo,
     state: Liveness,
-    /// Monotonic time of the last direct contact (or of being learned).
+    /// Monotonic time of the last direct contact (or of being learned, or
+    /// of dying).
     last: Instant,
     last_seen_ms: u64,
 }
@@ -130,9 +178,13 @@ impl Membership {
         Ok(())
     }
 
-    /// A peer was heard from directly (a handshake or a heartbeat).
+    /// A peer was heard from directly: it answered a handshake or sends
+    /// heartbeats on a connection this manager made.
     pub fn heard(&mut self, info: PeerInfo, now: Instant, wall_ms: u64) -> Result<Change, Refusal> {
         self.admits(&info)?;
+        if !self.peers.contains_key(&info.id) && self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::Full);
+        }
         let change = match self.peers.get(&info.id) {
             None => Change::Joined,
             Some(peer) if peer.info.address != info.address => Change::Moved,
@@ -144,13 +196,37 @@ impl Membership {
         Ok(change)
     }
 
+    /// A peer said hello (it called us): it is *joining* until this
+    /// manager reaches it and hears from it directly. Returns the peer as
+    /// the view now holds it, to be contacted at that address. A known peer
+    /// at a new address (restarted elsewhere) is joining there; a known one
+    /// at the same address keeps its state: saying hello proves nothing.
+    pub fn introduced(&mut self, info: PeerInfo, now: Instant) -> Result<PeerInfo, Refusal> {
+        self.admits(&info)?;
+        let full = self.peers.len() >= MAX_PEERS;
+        match self.peers.get_mut(&info.id) {
+            Some(peer) if peer.info.address == info.address => Ok(peer.info.clone()),
+            Some(peer) => {
+                *peer =
+                    Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: peer.last_seen_ms };
+                Ok(info)
+            }
+            None if full => Err(Refusal::Full),
+            None => {
+                let peer = Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: 0 };
+                self.peers.insert(info.id.clone(), peer);
+                Ok(info)
+            }
+        }
+    }
+
     /// Another member named these peers as alive: returns the ones new to
     /// this manager, which should be contacted. Known peers keep their
     /// state: only direct contact proves liveness.
     pub fn learned(&mut self, infos: impl IntoIterator<Item = PeerInfo>, now: Instant) -> Vec<PeerInfo> {
         let mut new = Vec::new();
         for info in infos {
-            if self.admits(&info).is_err() || self.peers.contains_key(&info.id) {
+            if self.admits(&info).is_err() || self.peers.contains_key(&info.id) || self.peers.len() >= MAX_PEERS {
                 continue;
             }
             let peer = Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: 0 };
@@ -160,17 +236,48 @@ impl Membership {
         new
     }
 
-    /// Declares dead every peer not heard from within the timeout; returns
-    /// them.
-    pub fn tick(&mut self, now: Instant) -> Vec<PeerInfo> {
-        let mut died = Vec::new();
+    /// Declares dead every alive peer not heard from within the timeout,
+    /// drops every joining peer not heard from within [`JOINING_TTL`] and
+    /// forgets every peer dead for [`FORGET_AFTER`].
+    pub fn tick(&mut self, now: Instant) -> Ticked {
+        let mut ticked = Ticked::default();
+        let since = |peer: &Peer| now.saturating_duration_since(peer.last);
         for peer in self.peers.values_mut() {
-            if peer.state != Liveness::Dead && now.saturating_duration_since(peer.last) > self.timeout {
+            if peer.state == Liveness::Alive && since(peer) > self.timeout {
                 peer.state = Liveness::Dead;
-                died.push(peer.info.clone());
+                peer.last = now;
+                ticked.died.push(peer.info.clone());
             }
         }
-        died
+        self.peers.retain(|_, peer| match peer.state {
+            Liveness::Joining if since(peer) > JOINING_TTL => {
+                ticked.dropped.push(peer.info.clone());
+                false
+            }
+            Liveness::Dead if since(peer) > FORGET_AFTER => {
+                ticked.forgotten.push(peer.info.clone());
+                false
+            }
+            _ => true,
+        });
+        ticked
+    }
+
+    /// Forgets a dead member, named by its id or its name (one of them).
+    pub fn forget(&mut self, member: &str) -> Result<PeerInfo, ForgetError> {
+        let by_id = self.peers.contains_key(member).then(|| member.to_owned());
+        let by_name: Vec<String> =
+            self.peers.values().filter(|p| p.info.name == member).map(|p| p.info.id.clone()).collect();
+        let id = match (by_id, by_name.as_slice()) {
+            (Some(id), _) => id,
+            (None, [id]) => id.clone(),
+            (None, []) => return Err(ForgetError::Unknown(member.to_owned())),
+            (None, _) => return Err(ForgetError::Ambiguous(member.to_owned())),
+        };
+        if self.peers[&id].state == Liveness::Alive {
+            return Err(ForgetError::Alive(member.to_owned()));
+        }
+        Ok(self.peers.remove(&id).expect("found above").info)
     }
 
     /// Every peer (not this manager) with its state.
@@ -223,12 +330,12 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(m.heard(info("a", "g"), t0, 1), Ok(Change::Joined));
         assert_eq!(m.alive().len(), 1);
-        assert!(m.tick(t0 + Duration::from_millis(1400)).is_empty());
+        assert!(!m.tick(t0 + Duration::from_millis(1400)).changed());
         assert_eq!(m.heard(info("a", "g"), t0 + Duration::from_millis(1400), 2), Ok(Change::Refreshed));
-        assert!(m.tick(t0 + Duration::from_millis(2800)).is_empty(), "a heartbeat resets the timer");
-        let died = m.tick(t0 + Duration::from_millis(3000));
+        assert!(!m.tick(t0 + Duration::from_millis(2800)).changed(), "a heartbeat resets the timer");
+        let died = m.tick(t0 + Duration::from_millis(3000)).died;
         assert_eq!(died.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["a"]);
-        assert!(m.tick(t0 + Duration::from_millis(4000)).is_empty(), "dies once");
+        assert!(!m.tick(t0 + Duration::from_millis(4000)).changed(), "dies once");
         assert!(m.alive().is_empty());
         assert_eq!(m.members(0)[1].state, Liveness::Dead);
         assert_eq!(m.heard(info("a", "g"), t0 + Duration::from_secs(9), 3), Ok(Change::Rejoined));
@@ -258,10 +365,82 @@ mod tests {
         assert!(m.alive().is_empty(), "learned is not heard");
         assert_eq!(m.members(0)[1].state, Liveness::Joining);
         m.heard(info("a", "g"), t0, 0).unwrap();
-        let died = m.tick(t0 + Duration::from_secs(2));
-        assert_eq!(died.len(), 2, "an unreachable joining peer dies too");
+        let ticked = m.tick(t0 + Duration::from_secs(2));
+        assert_eq!(ticked.died.len(), 1, "only a member heard from can die");
         assert!(m.learned([info("a", "g")], t0 + Duration::from_secs(2)).is_empty());
         assert!(m.alive().is_empty(), "gossip does not prove liveness");
+        // b was never heard from: it never was a member, and goes.
+        let ticked = m.tick(t0 + JOINING_TTL + Duration::from_secs(1));
+        assert_eq!(ticked.dropped.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(m.members(0).len(), 2, "me and the dead a");
+    }
+
+    #[test]
+    fn a_hello_is_not_a_member_until_heard_and_goes_if_never_heard() {
+        let mut m = group();
+        let t0 = Instant::now();
+        // A thousand hellos of strangers who never answer.
+        for i in 0..1000 {
+            m.introduced(info(&format!("fake{i}"), "g"), t0).unwrap();
+        }
+        assert!(m.alive().is_empty(), "a hello proves nothing");
+        assert!(m.members(0).iter().skip(1).all(|v| v.state == Liveness::Joining));
+        let ticked = m.tick(t0 + JOINING_TTL + Duration::from_secs(1));
+        assert_eq!(ticked.dropped.len(), 1000);
+        assert!(ticked.died.is_empty(), "never members, so never dead members");
+        assert_eq!(m.members(0).len(), 1);
+        // One that is then heard directly is a member.
+        m.introduced(info("real", "g"), t0).unwrap();
+        assert_eq!(m.heard(info("real", "g"), t0, 5), Ok(Change::Joined));
+        assert_eq!(m.alive().len(), 1);
+        // A hello of a known member at its address changes nothing; at a new
+        // address it is joining there until heard.
+        assert_eq!(m.introduced(info("real", "g"), t0).unwrap().address, info("real", "g").address);
+        assert_eq!(m.alive().len(), 1);
+        let mut moved = info("real", "g");
+        moved.address = "10.0.0.99:6170".into();
+        m.introduced(moved, t0).unwrap();
+        assert!(m.alive().is_empty());
+        assert!(matches!(m.introduced(info("x", "other"), t0), Err(Refusal::OtherGroup { .. })));
+    }
+
+    #[test]
+    fn the_view_is_bounded() {
+        let mut m = group();
+        let t0 = Instant::now();
+        for i in 0..MAX_PEERS {
+            m.introduced(info(&format!("p{i}"), "g"), t0).unwrap();
+        }
+        assert_eq!(m.introduced(info("one-more", "g"), t0), Err(Refusal::Full));
+        assert!(m.learned([info("gossiped", "g")], t0).is_empty());
+        assert_eq!(m.heard(info("heard", "g"), t0, 0), Err(Refusal::Full));
+        assert_eq!(m.members(0).len(), MAX_PEERS + 1);
+    }
+
+    #[test]
+    fn dead_members_are_forgotten_by_hand_or_after_a_while() {
+        let mut m = group();
+        let t0 = Instant::now();
+        m.heard(info("a", "g"), t0, 0).unwrap();
+        m.heard(info("b", "g"), t0, 0).unwrap();
+        assert_eq!(m.forget("n-a"), Err(ForgetError::Alive("n-a".into())));
+        assert_eq!(m.forget("nobody"), Err(ForgetError::Unknown("nobody".into())));
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(m.tick(t1).died.len(), 2);
+        assert_eq!(m.forget("n-a").unwrap().id, "a", "by name");
+        assert_eq!(m.members(0).len(), 2);
+        // b is forgotten by itself, FORGET_AFTER after it died.
+        assert!(m.tick(t1 + FORGET_AFTER - Duration::from_secs(1)).forgotten.is_empty());
+        assert_eq!(m.tick(t1 + FORGET_AFTER + Duration::from_secs(1)).forgotten.len(), 1);
+        assert_eq!(m.members(0).len(), 1);
+        // Two members of one name are told apart by id.
+        let mut twin = info("c", "g");
+        twin.name = "n-d".into();
+        m.heard(twin, t1, 0).unwrap();
+        m.heard(info("d", "g"), t1, 0).unwrap();
+        m.tick(t1 + Duration::from_secs(2));
+        assert_eq!(m.forget("n-d"), Err(ForgetError::Ambiguous("n-d".into())));
+        assert_eq!(m.forget("d").unwrap().id, "d");
     }
 
     #[test]

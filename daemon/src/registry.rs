@@ -35,6 +35,9 @@ pub struct Entry {
     pub argv: Vec<String>,
     /// The manifest it came from (`None` for a built-in).
     pub manifest: Option<PathBuf>,
+    /// Environment variables the module reads, which a role may set on a
+    /// member without `--allow-exec` (see [`crate::env`]).
+    pub env: Vec<String>,
 }
 
 /// What a manifest file holds.
@@ -52,6 +55,8 @@ struct Manifest {
     reference: String,
     #[serde(default)]
     algorithms: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 /// The built-ins and the manifest folders.
@@ -77,6 +82,7 @@ impl Registry {
                 algorithms: m.algorithms.iter().map(|a| (*a).to_owned()).collect(),
                 argv: vec![self.modules_bin.display().to_string(), m.name.to_owned()],
                 manifest: None,
+                env: Vec::new(),
             })
             .collect();
         let mut extra = Vec::new();
@@ -130,6 +136,9 @@ fn read_manifest(path: &Path) -> Result<Entry, String> {
     if manifest.command.is_empty() {
         return Err("command is empty".to_owned());
     }
+    for var in &manifest.env {
+        crate::env::check_entry(&format!("{var}=")).map_err(|err| format!("env: {err}"))?;
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
     let expand = |s: &str| s.replace("{dir}", &dir.display().to_string());
@@ -151,6 +160,7 @@ fn read_manifest(path: &Path) -> Result<Entry, String> {
         algorithms: manifest.algorithms,
         argv,
         manifest: Some(path.to_owned()),
+        env: manifest.env,
     })
 }
 

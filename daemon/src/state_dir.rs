@@ -18,6 +18,8 @@ pub enum StateDirError {
     Io { path: PathBuf, source: io::Error },
     #[error("another mgr is already running on state dir {0} (its lock is held)")]
     Locked(PathBuf),
+    #[error("state dir {path} {why}: give mgr a folder of its own (--state-dir)")]
+    NotPrivate { path: PathBuf, why: String },
 }
 
 /// An open, locked state directory. The lock is released on drop.
@@ -48,10 +50,26 @@ pub fn socket_path(root: &Path) -> PathBuf {
 
 impl StateDir {
     /// Creates the directory if needed (mode 0700: the socket inside gives
-    /// control of the manager), takes its lock and loads the member id.
+    /// control of the manager, the runs inside are its users' output), takes
+    /// its lock and loads the member id. An existing folder must be this
+    /// user's and writable by nobody else (another user could plant a socket
+    /// or swap a run's folder); one that others may read is closed to them.
     pub fn open(root: &Path) -> Result<Self, StateDirError> {
         let io_err = |source| StateDirError::Io { path: root.to_owned(), source };
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io_err)?;
+        // A symbolic link is followed: what is judged is the folder itself.
+        let meta = fs::metadata(root).map_err(io_err)?;
+        let not_private = |why: String| StateDirError::NotPrivate { path: root.to_owned(), why };
+        use std::os::unix::fs::MetadataExt;
+        if !meta.is_dir() {
+            return Err(not_private("is not a folder".into()));
+        }
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(not_private(format!("belongs to another user (uid {})", meta.uid())));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(not_private(format!("can be written by other users (mode {:04o})", meta.mode() & 0o7777)));
+        }
         fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err)?;
         let lock_file = OpenOptions::new()
             .create(true)
@@ -125,5 +143,23 @@ mod tests {
         assert_eq!(again.member_id(), id);
         let mode = fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_folder_others_can_write_is_refused_and_one_they_can_read_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = StateDir::open(&shared).unwrap_err().to_string();
+        assert!(err.contains("can be written by other users (mode 1777)"), "{err}");
+        let readable = dir.path().join("readable");
+        fs::create_dir(&readable).unwrap();
+        fs::set_permissions(&readable, fs::Permissions::from_mode(0o755)).unwrap();
+        StateDir::open(&readable).unwrap();
+        assert_eq!(fs::metadata(&readable).unwrap().permissions().mode() & 0o777, 0o700);
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(StateDir::open(&file).is_err());
     }
 }

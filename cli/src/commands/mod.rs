@@ -5,6 +5,7 @@ mod check;
 mod diagram;
 mod events;
 mod fault;
+mod forget;
 mod join;
 mod launch;
 mod logs;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
     Join(join::JoinArgs),
+    /// Remove a dead member from this manager's list of members (a member
+    /// dead for an hour is forgotten by itself).
+    Forget(forget::ForgetArgs),
 }
 
 pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<u8> {
@@ -94,6 +98,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Modules(args) => modules::modules(client, args).await,
         Command::Members(args) => members::members(client, args).await,
         Command::Join(args) => join::join(client, args).await,
+        Command::Forget(args) => forget::forget(client, args).await,
         Command::Events(args) => events::events(client, args).await,
         Command::Check(args) => check::check(client, args).await,
         Command::Trace(args) => trace::trace(client, args).await,

@@ -1,7 +1,7 @@
 //! Authentication with the group key: `mgr keygen`, a keyed manager that
-//! serves `mgrctl --host --key-file`, and the refusals (another key, no
-//! key, a key against a keyless manager) with a clear error on both sides.
-//! Loopback only.
+//! serves `mgrctl --host --key-file`, the refusals (another key, no key)
+//! with a clear error on both sides, and a manager without a key, which has
+//! no TCP port at all. Loopback only.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -113,9 +113,14 @@ fn mgrctl_without_a_key_is_refused_by_a_keyed_manager() -> Result<()> {
     let err = one_line_error(mgrctl(&["--host", &addr, "ps"]))?;
     assert_eq!(
         err,
-        format!("mgrctl: the manager at {addr} requires the group key: pass --key-file (or set MGR_KEY_FILE)")
+        "mgrctl: --host needs the group key: pass --key-file FILE (or set MGR_KEY_FILE); a manager's TCP port takes \
+         nothing else"
     );
-    daemon.wait_log(&["refused a connection from 127.0.0.1:", "not TLS (a manager or mgrctl without --key-file?)"])?;
+    // Something that speaks plain HTTP/2 anyway is refused by the manager,
+    // which says why in its log.
+    let mut plain = std::net::TcpStream::connect(&addr)?;
+    std::io::Write::write_all(&mut plain, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")?;
+    daemon.wait_log(&["refused a connection from 127.0.0.1:", "not TLS (an mgrctl without --key-file?)"])?;
 
     // A bad key file is named, with what is wrong with it.
     let short = dir.path().join("short.key");
@@ -132,39 +137,51 @@ fn mgrctl_without_a_key_is_refused_by_a_keyed_manager() -> Result<()> {
 }
 
 #[test]
-fn a_keyless_manager_serves_loopback_and_says_so() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let key = new_key(dir.path(), "group.key")?;
-    let daemon = Daemon::start_logged(&[], "127.0.0.1:0")?;
-    let addr = daemon.tcp_addr()?;
-    daemon.wait_log(&["no --key-file", "allowed only because it is on loopback"])?;
-
-    let out = run_with_timeout(mgrctl(&["--host", &addr, "ps"]))?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let err = one_line_error(mgrctl(&["--host", &addr, "--key-file", key.to_str().context("path")?, "ps"]))?;
-    assert_eq!(err, format!("mgrctl: the manager at {addr} does not use a group key (started without --key-file)"));
-    daemon.wait_log(&["refused a connection from 127.0.0.1:", "it speaks TLS"])?;
+fn a_manager_without_a_key_has_no_tcp_port_and_no_group() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.wait_log(&["manager started", "listen=none (no group key)"])?;
+    let pid = daemon.pid().context("the daemon runs")?;
+    assert_eq!(tcp_listeners(pid)?, Vec::<String>::new(), "a keyless manager listens on TCP");
+    daemon.ok(&["ps"])?;
+    let err = daemon.err(&["join", "127.0.0.1:1"])?;
+    assert!(err.contains("this manager has no group key, so it cannot be part of a group"), "{err}");
     Ok(())
 }
 
 #[test]
-fn a_manager_others_can_reach_needs_a_key() -> Result<()> {
+fn listen_join_and_iface_need_a_key() -> Result<()> {
     // Refused before anything is bound: no traffic leaves loopback.
-    let dir = tempfile::tempdir()?;
-    let mut command = Command::new(bin("mgr"));
-    command
-        .args(["start", "--listen", "0.0.0.0:0", "--no-mdns", "--state-dir"])
-        .arg(dir.path())
-        .env_remove("MGR_KEY_FILE");
-    let out = run_with_timeout(command)?;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr)?;
-    assert!(
-        stderr.contains("--listen 0.0.0.0:0 is not loopback")
-            && stderr.contains("make one with `mgr keygen FILE` and pass --key-file FILE"),
-        "{stderr}"
-    );
+    for (option, value) in
+        [("--listen", "0.0.0.0:0"), ("--listen", "127.0.0.1:0"), ("--join", "127.0.0.1:1"), ("--iface", "lo")]
+    {
+        let dir = tempfile::tempdir()?;
+        let mut command = Command::new(bin("mgr"));
+        command.args(["start", option, value, "--no-mdns", "--state-dir"]).arg(dir.path()).env_remove("MGR_KEY_FILE");
+        let out = run_with_timeout(command)?;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr)?;
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "mgr: {option} needs the group key: a manager without one has no TCP port and no group (make a key \
+                 with `mgr keygen FILE` and pass --key-file FILE)"
+            )
+        );
+    }
     Ok(())
+}
+
+/// The TCP ports `pid` listens on, as `ss` shows them.
+pub(crate) fn tcp_listeners(pid: u32) -> Result<Vec<String>> {
+    let out = Command::new("ss").args(["-ltnpH"]).output().context("ss (iproute2) is needed")?;
+    let text = String::from_utf8(out.stdout)?;
+    let tag = format!("pid={pid},");
+    Ok(text
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .map(str::to_owned)
+        .collect())
 }
 
 #[test]

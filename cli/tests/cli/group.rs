@@ -9,15 +9,19 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-/// A manager named `name` listening on 127.0.0.1:`port`.
-fn member(name: &str, port: u16, extra: &[&str]) -> Result<Daemon> {
+/// A manager named `name` listening on 127.0.0.1:`port`, with the test
+/// process's group key unless `extra` gives one (a group needs a key).
+pub(crate) fn member(name: &str, port: u16, extra: &[&str]) -> Result<Daemon> {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["--name", name, "--listen", &listen];
+    if !extra.contains(&"--key-file") {
+        args.extend(["--key-file", group_key()]);
+    }
     args.extend(extra);
     Daemon::start(&args)
 }
 
-fn join_arg(port: u16) -> String {
+pub(crate) fn join_arg(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
@@ -113,7 +117,7 @@ fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itsel
     let a = member("a", pa, &[])?;
     let b_dir = tempfile::tempdir()?;
     let listen_b = join_arg(pb);
-    let b_args = ["--name", "b", "--listen", listen_b.as_str(), "--join", &join_arg(pa)];
+    let b_args = ["--name", "b", "--listen", listen_b.as_str(), "--join", &join_arg(pa), "--key-file", group_key()];
     let b_ports = port_range(40);
     let mut b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
     wait_alive(&a, &["a", "b"])?;
@@ -151,7 +155,8 @@ fn a_launch_that_one_member_cannot_start_starts_nowhere() -> Result<()> {
     let a = member("a", pa, &[])?;
     // b has a single port: its share of four spread instances is two.
     let listen_b = join_arg(pb);
-    let b = Daemon::start_with(&["--name", "b", "--listen", &listen_b, "--join", &join_arg(pa)], &port_range(1))?;
+    let b_args = ["--name", "b", "--listen", &listen_b, "--join", &join_arg(pa), "--key-file", group_key()];
+    let b = Daemon::start_with(&b_args, &port_range(1))?;
     wait_alive(&a, &["a", "b"])?;
     let err = a.err(&["launch", "FairLossPointToPointLink", "4", "--name", "toobig"])?;
     assert!(err.contains("member b cannot start its share") && err.contains("no free port"), "{err}");

@@ -56,9 +56,15 @@ impl Daemon {
     pub(crate) fn start_at(dir: &Path, extra: &[&str], ports: &str) -> Result<Daemon> {
         let socket = dir.join("mgr.sock");
         let _ = std::fs::remove_file(&socket);
-        // Defaults a test may override by giving the option in `extra`.
+        // Defaults a test may override by giving the option in `extra`. A
+        // manager with a key listens on TCP (a free loopback port unless
+        // the test says); one without has no TCP at all.
         let mut defaults = vec!["start", "--no-mdns", "--grace", "1", "--ports", ports];
-        for (option, value) in [("--name", "test"), ("--listen", "127.0.0.1:0")] {
+        let mut default = vec![("--name", "test")];
+        if extra.contains(&"--key-file") {
+            default.push(("--listen", "127.0.0.1:0"));
+        }
+        for (option, value) in default {
             if !extra.contains(&option) {
                 defaults.extend([option, value]);
             }
@@ -358,6 +364,20 @@ impl Daemon {
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+}
+
+/// The group key of this test process's loopback groups: one file, made
+/// once with the real `mgr keygen`, kept until the process ends.
+pub(crate) fn group_key() -> &'static str {
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a folder for the group key");
+        let path = dir.path().join("group.key");
+        keygen(&path).expect("mgr keygen");
+        let path = path.to_str().expect("a UTF-8 temporary path").to_owned();
+        (dir, path)
+    })
+    .1
 }
 
 /// Writes a new group key to `path` with the real `mgr keygen`.

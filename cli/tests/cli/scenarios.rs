@@ -49,7 +49,7 @@ name = "two"
 name = "echo"
 command = ["sh", "-c", "echo \"$MGR_SELF role=$MGR_ROLE roles=$MGR_ROLES colour=$COLOUR\"; while read l; do echo \"$MGR_SELF got $l\"; done"]
 count = 2
-env = { COLOUR = "green", MGR_SELF = "p99" }   # the contract is the manager's
+env = { COLOUR = "green" }
 
 [[role]]
 name = "sink"
@@ -85,8 +85,7 @@ fn a_scenario_of_two_roles_runs_its_timeline_and_ends_with_a_passing_summary() -
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // Each instance learns its role, every role's instances and its own
-    // environment (which cannot change the contract: MGR_SELF stays p1 and
-    // p2); the run has one multicast group.
+    // environment; the run has one multicast group.
     assert!(stdout.contains("p1 role=echo roles=echo=p1,p2;sink=p3 colour=green"), "{stdout}");
     assert!(stdout.contains("p2 role=echo roles=echo=p1,p2;sink=p3 colour=green"), "{stdout}");
     let multicast = stdout.lines().find_map(|l| l.split("multicast=").nth(1)).context("p3 printed its group")?;
@@ -101,6 +100,17 @@ fn a_scenario_of_two_roles_runs_its_timeline_and_ends_with_a_passing_summary() -
     assert!(stderr.contains("ok   end: every echo exited"), "{stderr}");
     assert!(stderr.contains("ok   expect sink \"sunk into the sink\": printed by p3"), "{stderr}");
     assert!(stderr.trim_end().ends_with("run two: passed"), "{stderr}");
+
+    // A role's environment cannot change the contract: the launch is
+    // refused, naming the variable.
+    let (_dir, file) = scenario(&TWO_ROLES.replace("COLOUR = \"green\"", "COLOUR = \"green\", MGR_SELF = \"p99\""))?;
+    let out = up_local(&file, &[])?;
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("role 'echo': MGR_SELF is set by the manager (the launch contract), not by a role"),
+        "{stderr}"
+    );
     Ok(())
 }
 

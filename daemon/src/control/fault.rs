@@ -9,6 +9,11 @@ use super::fanout::{locate, manager};
 use crate::supervisor::{FaultChange, Target};
 
 pub(super) async fn fault(control: &Control, req: FaultRequest) -> Result<FaultReply, Status> {
+    crate::names::check(crate::names::Kind::Run, &req.run)?;
+    let too_long = |text: &Option<String>| text.as_ref().is_some_and(|t| t.len() > 4096);
+    if too_long(&req.delay) || too_long(&req.partition) {
+        return Err(Status::invalid_argument("bad faults: a delay or partition that long is none"));
+    }
     let change = FaultChange {
         loss: req.loss,
         dup: req.dup,

@@ -26,7 +26,7 @@ use tonic::transport::Channel;
 
 use crate::auth::{self, Tls};
 use crate::discovery::Found;
-use crate::membership::{Change, Liveness, MemberView, Membership, PeerInfo, Refusal};
+use crate::membership::{Change, ForgetError, Liveness, MemberView, Membership, PeerInfo, Refusal};
 
 /// How often a member sends its view to each watcher.
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
@@ -92,6 +92,12 @@ pub enum JoinError {
     Failed { address: String, message: String },
     #[error("the manager has stopped")]
     Stopped,
+    #[error(
+        "this manager has no group key, so it cannot be part of a group: start it with --key-file (see `mgr keygen`)"
+    )]
+    NoGroup,
+    #[error("the manager at {address} answered with a member description that is not valid: {message}")]
+    BadAnswer { address: String, message: String },
 }
 
 impl JoinError {
@@ -100,7 +106,11 @@ impl JoinError {
         match self {
             JoinError::Connect(err) => err.is_transient(),
             JoinError::Timeout(_) | JoinError::Failed { .. } => true,
-            JoinError::Refused { .. } | JoinError::NotAMember { .. } | JoinError::Stopped => false,
+            JoinError::Refused { .. }
+            | JoinError::NotAMember { .. }
+            | JoinError::Stopped
+            | JoinError::NoGroup
+            | JoinError::BadAnswer { .. } => false,
         }
     }
 }
@@ -114,6 +124,8 @@ enum Msg {
     Found(Found),
     /// A discovered manager refused us (another key, group or version).
     Refused(String),
+    /// A user forgets a dead member.
+    Forget(String, oneshot::Sender<Result<PeerInfo, ForgetError>>),
 }
 
 /// The handle to the group task. Cheap to clone.
@@ -181,7 +193,17 @@ impl Group {
 
     /// Merges with the manager at `address` (ip:port).
     pub async fn join(&self, address: &str) -> Result<(), JoinError> {
-        join(&self.tx, self.view().me().clone(), address, self.tls.as_ref()).await
+        let tls = self.tls.as_ref().ok_or(JoinError::NoGroup)?;
+        join(&self.tx, self.view().me().clone(), address, tls).await
+    }
+
+    /// Forgets a dead member (by id or name); returns it.
+    pub async fn forget(&self, member: &str) -> Result<PeerInfo, ForgetError> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Forget(member.to_owned(), reply)).await.is_err() {
+            return Err(ForgetError::Unknown(member.to_owned()));
+        }
+        rx.await.unwrap_or_else(|_| Err(ForgetError::Unknown(member.to_owned())))
     }
 
     /// `--join`: tries until the manager answers, or refuses.
@@ -216,7 +238,7 @@ struct WeakGroup {
     view: watch::Receiver<Arc<GroupView>>,
 }
 
-async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: Option<&Tls>) -> Result<(), JoinError> {
+async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: &Tls) -> Result<(), JoinError> {
     let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let channel = auth::connect(address, tls).await?;
         PeerClient::new(channel).hello(HelloRequest { from: Some(info_to_proto(&me)) }).await.map_err(|status| {
@@ -231,8 +253,12 @@ async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: Option<&
     .await
     .map_err(|_| JoinError::Timeout(address.to_owned()))??
     .into_inner();
-    let from = info_from_proto(answer.me.unwrap_or_default());
-    let members = answer.members.into_iter().map(info_from_proto).collect();
+    let bad = |status: tonic::Status| JoinError::BadAnswer {
+        address: address.to_owned(),
+        message: status.message().to_owned(),
+    };
+    let from = super::peer::checked_info(answer.me).map_err(bad)?;
+    let members = valid_infos(answer.members);
     let (reply, rx) = oneshot::channel();
     tx.send(Msg::Heard { from, members, reply: Some(reply) }).await.map_err(|_| JoinError::Stopped)?;
     rx.await
@@ -251,6 +277,7 @@ struct Task {
     membership: Membership,
     watchers: BTreeMap<String, Watcher>,
     view: watch::Sender<Arc<GroupView>>,
+    /// `None` for a manager without a key: it has no group.
     tls: Option<Tls>,
     handle: WeakGroup,
     /// When discovery may next make us try each id, so a flood of mDNS
@@ -282,12 +309,21 @@ impl Task {
                     }
                 },
                 _ = tick.tick() => {
-                    let died = self.membership.tick(Instant::now());
-                    for peer in &died {
+                    let ticked = self.membership.tick(Instant::now());
+                    for peer in &ticked.died {
                         tracing::warn!(member = %peer.name, id = %peer.id, address = %peer.address,
                             "member is dead: no heartbeat for {} ms", FAILURE_TIMEOUT.as_millis());
                     }
-                    !died.is_empty()
+                    for peer in &ticked.dropped {
+                        tracing::info!(member = %peer.name, id = %peer.id, address = %peer.address,
+                            "never heard from a manager that was introduced: dropped");
+                        self.unwatch(&peer.id);
+                    }
+                    for peer in &ticked.forgotten {
+                        tracing::info!(member = %peer.name, id = %peer.id, "forgot a member dead for an hour");
+                        self.unwatch(&peer.id);
+                    }
+                    ticked.changed()
                 }
             };
             if changed {
@@ -303,15 +339,28 @@ impl Task {
     fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Hello(from, reply) => {
-                let result = self.heard(from.clone(), Vec::new());
+                // A hello proves only that the caller holds the key: it is a
+                // member once this manager reaches it at its address and
+                // hears from it there.
+                let result = self.membership.introduced(from.clone(), Instant::now());
                 match &result {
-                    Ok(_) => {}
+                    Ok(peer) => self.ensure_watcher(&peer.clone()),
                     Err(refusal) => tracing::warn!(member = %from.name, address = %from.address, %refusal,
                         "refused a manager that asked to join"),
                 }
                 let me = self.membership.me().clone();
                 let _ = reply.send(result.map(|_| (me, self.membership.alive())));
                 true
+            }
+            Msg::Forget(member, reply) => {
+                let result = self.membership.forget(&member);
+                if let Ok(peer) = &result {
+                    tracing::info!(member = %peer.name, id = %peer.id, "forgot a dead member (mgrctl forget)");
+                    self.unwatch(&peer.id);
+                }
+                let changed = result.is_ok();
+                let _ = reply.send(result);
+                changed
             }
             Msg::Heard { from, members, reply } => {
                 let result = self.heard(from, members);
@@ -369,12 +418,12 @@ impl Task {
         }
         self.next_try.insert(found.id.clone(), now + TRY_AGAIN);
         let Some(tx) = self.handle.tx.upgrade() else { return };
+        let Some(tls) = self.tls.clone() else { return };
         let me = me.clone();
-        let tls = self.tls.clone();
         tokio::spawn(async move {
             for addr in found.addrs {
                 let address = addr.to_string();
-                match join(&tx, me.clone(), &address, tls.as_ref()).await {
+                match join(&tx, me.clone(), &address, &tls).await {
                     Ok(()) => return,
                     Err(err) if err.transient() => {
                         tracing::debug!(member = %found.name, %address, %err, "cannot reach a discovered manager yet")
@@ -390,15 +439,21 @@ impl Task {
         });
     }
 
+    /// Stops watching a peer that left the view.
+    fn unwatch(&mut self, id: &str) {
+        if let Some(old) = self.watchers.remove(id) {
+            old.task.abort();
+        }
+    }
+
     /// Watches `peer` at its current address (again, if it moved).
     fn ensure_watcher(&mut self, peer: &PeerInfo) {
         if self.watchers.get(&peer.id).is_some_and(|w| w.address == peer.address) {
             return;
         }
-        if let Some(old) = self.watchers.remove(&peer.id) {
-            old.task.abort();
-        }
-        let Ok(channel) = auth::lazy_channel(&peer.address, self.tls.as_ref()) else {
+        self.unwatch(&peer.id);
+        let Some(tls) = &self.tls else { return };
+        let Ok(channel) = auth::lazy_channel(&peer.address, tls) else {
             tracing::warn!(member = %peer.name, address = %peer.address, "cannot watch a member with a bad address");
             return;
         };
@@ -430,8 +485,17 @@ async fn watch_peer(group: WeakGroup, peer: PeerInfo, channel: Channel) {
                 // dropped and made again, so a healed link is used at once.
                 while let Ok(Ok(Some(view))) = tokio::time::timeout(FAILURE_TIMEOUT * 2, stream.message()).await {
                     let Some(tx) = group.tx.upgrade() else { return };
-                    let from = info_from_proto(view.me.unwrap_or_default());
-                    let members = view.members.into_iter().map(info_from_proto).collect();
+                    // What the peer says of itself and of others is checked
+                    // like any call's arguments; a view that is not valid
+                    // proves nothing.
+                    let from = match super::peer::checked_info(view.me) {
+                        Ok(from) if from.id == peer.id => from,
+                        _ => {
+                            tracing::debug!(member = %peer.name, "a view not of the member watched: ignored");
+                            continue;
+                        }
+                    };
+                    let members = valid_infos(view.members);
                     if tx.send(Msg::Heard { from, members, reply: None }).await.is_err() {
                         return;
                     }
@@ -448,6 +512,11 @@ async fn watch_peer(group: WeakGroup, peer: PeerInfo, channel: Channel) {
         }
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// The gossiped members that are valid descriptions, the rest dropped.
+fn valid_infos(infos: Vec<MemberInfo>) -> Vec<PeerInfo> {
+    infos.into_iter().filter_map(|info| super::peer::checked_info(Some(info)).ok()).collect()
 }
 
 pub(super) fn info_to_proto(info: &PeerInfo) -> MemberInfo {

@@ -9,7 +9,7 @@ use super::status::GroupError;
 
 pub(super) async fn join(control: &Control, req: JoinRequest) -> Result<JoinReply, Status> {
     if req.address.parse::<std::net::SocketAddr>().is_err() {
-        return Err(GroupError::BadAddress(req.address).into());
+        return Err(GroupError::BadAddress(crate::names::printable(&req.address, 64)).into());
     }
     control.group.join(&req.address).await?;
     // The members the joined manager named are contacted in the background;

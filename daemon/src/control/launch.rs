@@ -2,15 +2,18 @@
 //! group's live members.
 //!
 //! The member that takes the call plans the run (which instance goes to
-//! which member), then launches it in two phases: every member binds the
-//! addresses of its share (`Prepare`), and once the whole peer table is
-//! known every member starts its share with it (`Start`). If any member
-//! fails either phase, every member undoes its share (`Abort`): a launch
-//! starts everywhere or nowhere.
+//! which member), then launches it in three phases under a launch id of
+//! its own: every live member holds the run's name for the launch
+//! (`Reserve`), so that no two runs of the group share a name; every
+//! hosting member binds the addresses of its share (`Prepare`); and once
+//! the whole peer table is known every hosting member starts its share
+//! with it (`Start`). If any member fails, every member undoes what this
+//! launch did there (`Abort` with its id): a launch starts everywhere or
+//! nowhere, and never touches another launch's run.
 
 use futures_util::future::join_all;
 use mgr_proto::peer_client::PeerClient;
-use mgr_proto::{AbortRequest, LaunchReply, LaunchRequest, PrepareRequest, Role, Run, StartRequest};
+use mgr_proto::{AbortRequest, LaunchReply, LaunchRequest, PrepareRequest, ReserveRequest, Role, Run, StartRequest};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -22,9 +25,9 @@ use super::status::GroupError;
 use crate::membership::PeerInfo;
 use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy, RoleSpec};
 
-/// How often an automatic run name is tried again when another member has
-/// a run of that name already.
-const NAME_ATTEMPTS: usize = 5;
+/// Rounds of `Reserve` before the members agree on an automatic run name
+/// (two, unless launches race for the same names).
+const NAME_ROUNDS: usize = 8;
 
 /// A member taking part in a launch; `channel` is `None` for this one.
 #[derive(Clone)]
@@ -42,7 +45,7 @@ impl Share {
 }
 
 pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<LaunchReply, Status> {
-    check_roles(&req)?;
+    check_request(&req)?;
     let roles = &req.roles;
     let shares = plan(control, roles)?;
     let total: usize = shares.iter().map(Share::count).sum();
@@ -52,41 +55,136 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     // Instances of named roles (a scenario) learn every role's instances.
     let role_table = if roles[0].name.is_empty() { String::new() } else { role_table(roles, &shares) };
     let began = std::time::Instant::now();
-    let wanted = Some(req.name.clone()).filter(|n| !n.is_empty());
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let name = control.supervisor.name_run(wanted.clone()).await?;
-        let launch = Launch { roles, role_table: &role_table, faults: &req.faults, shares: &shares };
-        match launch_as(control, &launch, &name, total as u32).await {
-            Err(status) if status.code() == Code::AlreadyExists && wanted.is_none() && attempt < NAME_ATTEMPTS => {
-                tracing::debug!(run = %name, "run name taken on another member: trying the next");
+    let launch_id = new_launch_id();
+    let everyone = everyone(control, &shares);
+    let name = reserve(control, &everyone, &req.name, &launch_id).await?;
+    let launch = Launch { roles, role_table: &role_table, faults: &req.faults, shares: &shares, launch_id: &launch_id };
+    let result = launch_as(control, &launch, &name, total as u32).await;
+    if result.is_err() {
+        // Members that host nothing held the name only: let it go too.
+        abort(control, &everyone, &name, &launch_id).await;
+    }
+    tracing::debug!(run = %name, took = ?began.elapsed(), "launch timings");
+    let members = control.group.view().members.iter().map(|m| m.info.name.clone()).collect();
+    result.map(|run| LaunchReply { run: Some(run), members })
+}
+
+/// A launch id: 128 random bits, the capability for what the launch makes
+/// on each member.
+fn new_launch_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Every live member, hosting or not (each holds the run's name for the
+/// launch): the shares first, then the others with nothing to host.
+fn everyone(control: &Control, shares: &[Share]) -> Vec<Share> {
+    let mut all = shares.to_vec();
+    let view = control.group.view();
+    let hosting = |id: &str| shares.iter().any(|s| s.member.id == id);
+    if !hosting(&view.me().id) {
+        all.push(Share { member: view.me().clone(), channel: None, roles: Vec::new() });
+    }
+    for (member, channel) in view.alive_peers() {
+        if !hosting(&member.id) {
+            all.push(Share { member, channel: Some(channel), roles: Vec::new() });
+        }
+    }
+    all
+}
+
+/// Phase zero: holds a run name on every live member for this launch.
+/// A wanted name must be free everywhere; an automatic one is the first
+/// `rN` free everywhere, found by asking each member for its first free
+/// name from N on until they agree. A member that hosts nothing and does
+/// not answer is left out (with a warning): it cannot block every launch
+/// of the group, and it holds none of this run.
+async fn reserve(control: &Control, everyone: &[Share], wanted: &str, launch_id: &str) -> Result<String, Status> {
+    let mut from = 1;
+    for _ in 0..NAME_ROUNDS {
+        let asked = everyone.iter().map(|share| reserve_on(control, share, wanted, from, launch_id));
+        let answers = join_all(asked).await;
+        let mut names = Vec::new();
+        let mut failure = None;
+        for (share, answer) in everyone.iter().zip(answers) {
+            match answer {
+                Ok(name) => names.push(name),
+                Err(status) if share.count() == 0 && status.code() != Code::AlreadyExists => {
+                    tracing::warn!(member = %share.member.name, %status,
+                        "a member that hosts nothing did not hold the run name: launching without it");
+                }
+                Err(status) => {
+                    failure.get_or_insert(blame(control, share, status));
+                }
             }
-            result => {
-                tracing::debug!(run = %name, took = ?began.elapsed(), "launch timings");
-                let members = control.group.view().members.iter().map(|m| m.info.name.clone()).collect();
-                return result.map(|run| LaunchReply { run: Some(run), members });
-            }
+        }
+        if let Some(status) = failure {
+            abort(control, everyone, wanted, launch_id).await;
+            return Err(status);
+        }
+        let highest = names.iter().max_by_key(|n| auto_number(n)).cloned().unwrap_or_default();
+        if !wanted.is_empty() || names.iter().all(|n| *n == highest) {
+            return Ok(highest);
+        }
+        // Each member holds at most one name per launch: the next round's
+        // reservation replaces this one.
+        from = auto_number(&highest);
+    }
+    abort(control, everyone, "", launch_id).await;
+    Err(Error::BadRequest("the members could not agree on a free run name in time: try again, or give --name".into())
+        .into())
+}
+
+/// `r12` → 12; anything else 0.
+fn auto_number(name: &str) -> u64 {
+    name.strip_prefix('r').and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+async fn reserve_on(
+    control: &Control,
+    share: &Share,
+    wanted: &str,
+    from: u64,
+    launch_id: &str,
+) -> Result<String, Status> {
+    match &share.channel {
+        None => {
+            let wanted = Some(wanted.to_owned()).filter(|n| !n.is_empty());
+            Ok(control.supervisor.reserve(wanted, from, launch_id.to_owned()).await?)
+        }
+        Some(channel) => {
+            let request = ReserveRequest {
+                run: wanted.to_owned(),
+                launch_id: launch_id.to_owned(),
+                from,
+                coordinator: control.group.view().me().id.clone(),
+            };
+            let reply = forward(&share.member.name, PeerClient::new(channel.clone()).reserve(request)).await?;
+            crate::names::check(crate::names::Kind::Run, &reply.run)?;
+            Ok(reply.run)
         }
     }
 }
 
-/// Checks the request's roles: one role with no name (`launch`, `exec`), or
-/// named roles (a scenario), each name once.
-fn check_roles(req: &LaunchRequest) -> Result<(), Status> {
+/// Checks the request at the edge: its name, faults, and roles (one role
+/// with no name for `launch` and `exec`, or named roles, each name once,
+/// for a scenario).
+fn check_request(req: &LaunchRequest) -> Result<(), Status> {
+    if !req.name.is_empty() {
+        crate::names::check(crate::names::Kind::Run, &req.name)?;
+    }
+    if req.faults.len() > MAX_TEXT {
+        return Err(Error::BadFaults(format!("{} bytes of faults is more than {MAX_TEXT}", req.faults.len())).into());
+    }
     let plain = matches!(req.roles.as_slice(), [only] if only.name.is_empty());
     if req.roles.is_empty() {
         return Err(Error::BadRequest("a launch needs at least one role".into()).into());
     }
+    if req.roles.len() > MAX_INSTANCES as usize {
+        return Err(Error::BadRequest(format!("a launch has at most {MAX_INSTANCES} roles")).into());
+    }
     for (i, role) in req.roles.iter().enumerate() {
-        let valid = plain
-            || (!role.name.is_empty() && role.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        if !valid {
-            return Err(Error::BadRequest(format!(
-                "role '{}': a role's name is letters, digits, '-' and '_'",
-                role.name
-            ))
-            .into());
+        if !plain {
+            crate::names::check(crate::names::Kind::Role, &role.name)?;
         }
         if req.roles[..i].iter().any(|r| r.name == role.name) {
             return Err(Error::BadRequest(format!("role '{}' is given twice", role.name)).into());
@@ -99,17 +197,59 @@ fn check_roles(req: &LaunchRequest) -> Result<(), Status> {
     Ok(())
 }
 
-/// A role as the supervisor takes it.
+/// Longest text field of a request that is neither a name nor a line of
+/// input (faults, placements, restart policies).
+const MAX_TEXT: usize = 4096;
+
+/// Most arguments of a role (or words of an exec command), and the most
+/// bytes of them all with the environment: `execve` refuses more than a
+/// few hundred KiB anyway, with a worse error.
+const MAX_ARGS: usize = 256;
+const MAX_ARGV_BYTES: usize = 256 * 1024;
+
+/// A role as the supervisor takes it, checked at the edge: names, sizes,
+/// NUL bytes, the environment's grammar ([`crate::env::check_entry`]) and
+/// the restart policy's bounds. Both services call it.
 pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
+    let bad = |what: String| -> Status {
+        let shown = if role.name.is_empty() { String::new() } else { format!("role '{}': ", role.name) };
+        Error::BadRequest(format!("{shown}{what}")).into()
+    };
+    if !role.module.is_empty() {
+        crate::names::check(crate::names::Kind::Module, &role.module)?;
+    }
+    if role.on.len() > MAX_ARGS {
+        return Err(bad(format!("more than {MAX_ARGS} members in --on")));
+    }
+    for member in &role.on {
+        // A member is named by its name or its id; both follow the grammar.
+        crate::names::check(crate::names::Kind::Member, member)?;
+    }
+    if role.env.len() > crate::env::MAX_VARS {
+        return Err(bad(format!("more than {} environment variables", crate::env::MAX_VARS)));
+    }
+    if role.args.len() > MAX_ARGS || role.command.len() > MAX_ARGS {
+        return Err(bad(format!("more than {MAX_ARGS} arguments")));
+    }
+    let words = role.args.iter().chain(&role.command).chain(&role.env);
+    if words.clone().map(String::len).sum::<usize>() > MAX_ARGV_BYTES {
+        return Err(bad(format!("its arguments and environment are more than {} KiB", MAX_ARGV_BYTES >> 10)));
+    }
+    if role.args.iter().chain(&role.command).any(|a| a.contains('\0')) {
+        return Err(bad("an argument holds a NUL byte".into()));
+    }
+    if role.command.first().is_some_and(String::is_empty) {
+        return Err(bad("the command's program is empty".into()));
+    }
+    if role.placement.len() > MAX_TEXT || role.restart.len() > MAX_TEXT {
+        return Err(bad("a placement or restart policy that long is none".into()));
+    }
     let mut env = Vec::new();
     for pair in &role.env {
-        let Some((key, value)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(Error::BadRequest(format!(
-                "role '{}': environment entry '{pair}' is not KEY=VALUE",
-                role.name
-            ))
-            .into());
-        };
+        let (key, value) = crate::env::check_entry(pair).map_err(bad)?;
+        if env.iter().any(|(k, _): &(String, String)| k == key) {
+            return Err(bad(format!("{key} is given twice")));
+        }
         env.push((key.to_owned(), value.to_owned()));
     }
     Ok(RoleSpec {
@@ -168,7 +308,8 @@ fn plan(control: &Control, roles: &[Role]) -> Result<Vec<Share>, Status> {
                 }
             }
             other => {
-                return Err(Error::BadRequest(format!("unknown placement '{other}' (use spread, each or pack)")).into());
+                let other = crate::names::printable(other, 40);
+                return Err(Error::BadRequest(format!("unknown placement {other} (use spread, each or pack)")).into());
             }
         }
     }
@@ -212,13 +353,14 @@ fn choose(shares: &[Share], role: &Role) -> Result<Vec<usize>, Status> {
     Ok(chosen)
 }
 
-/// One launch attempt's inputs, the same for every member.
+/// One launch's inputs, the same for every member.
 struct Launch<'a> {
     roles: &'a [Role],
     /// `MGR_ROLES`, or empty for a plain launch.
     role_table: &'a str,
     faults: &'a str,
     shares: &'a [Share],
+    launch_id: &'a str,
 }
 
 /// `MGR_ROLES`: every role and all its instances, in order
@@ -247,6 +389,7 @@ impl Launch<'_> {
             .collect();
         PrepareRequest {
             run: run.to_owned(),
+            launch_id: self.launch_id.to_owned(),
             roles,
             faults: self.faults.to_owned(),
             total,
@@ -285,7 +428,6 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
         }
     }
     if let Some(status) = failure {
-        abort(control, shares, name).await;
         return Err(status);
     }
     plan.sort_by_key(|p| instance_number(&p.name));
@@ -302,7 +444,7 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
     }
 
     // Phase two: every member starts its share with the whole table.
-    let started = join_all(shares.iter().map(|share| start(control, share, name, &plan))).await;
+    let started = join_all(shares.iter().map(|share| start(control, share, name, launch.launch_id, &plan))).await;
     let mut run: Option<Run> = None;
     let mut failure = None;
     for (share, result) in shares.iter().zip(started) {
@@ -317,7 +459,6 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
         }
     }
     if let Some(status) = failure {
-        abort(control, shares, name).await;
         return Err(status);
     }
     let mut run = run.expect("at least one member takes part");
@@ -334,6 +475,7 @@ async fn prepare(control: &Control, request: PrepareRequest, share: &Share) -> R
         None => {
             let spec = PrepareSpec {
                 run: request.run,
+                launch_id: request.launch_id,
                 roles: request.roles.into_iter().map(role_spec).collect::<Result<_, _>>()?,
                 faults: request.faults,
                 total: request.total,
@@ -360,36 +502,57 @@ async fn prepare(control: &Control, request: PrepareRequest, share: &Share) -> R
     }
 }
 
-async fn start(control: &Control, share: &Share, name: &str, plan: &[Placed]) -> Result<Run, Status> {
+async fn start(control: &Control, share: &Share, name: &str, launch_id: &str, plan: &[Placed]) -> Result<Run, Status> {
     match &share.channel {
-        None => Ok(run_to_proto(control.supervisor.start_run(name.to_owned(), plan.to_vec()).await?)),
+        None => {
+            let run = control.supervisor.start_run(name.to_owned(), launch_id.to_owned(), plan.to_vec()).await?;
+            Ok(run_to_proto(run))
+        }
         Some(channel) => {
-            let request =
-                StartRequest { run: name.to_owned(), plan: plan.iter().cloned().map(placed_to_proto).collect() };
+            let request = StartRequest {
+                run: name.to_owned(),
+                launch_id: launch_id.to_owned(),
+                plan: plan.iter().cloned().map(placed_to_proto).collect(),
+            };
             let reply = forward(&share.member.name, PeerClient::new(channel.clone()).start(request)).await?;
             reply.run.ok_or_else(|| GroupError::NoRun(share.member.name.clone()).into())
         }
     }
 }
 
+/// Most automatic restarts of one instance, and the longest backoff: a
+/// restart loop of a semester is a bug, not a policy.
+pub const MAX_RESTARTS: u32 = 1000;
+pub const MAX_BACKOFF_MS: u32 = 3_600_000;
+
 /// The restart policy of a request: "on-failure" (with its limit and
 /// backoff) or none.
 pub(super) fn restart_policy(kind: &str, max: u32, backoff_ms: u32) -> Result<Option<RestartPolicy>, Status> {
     match kind {
         "" | "no" => Ok(None),
+        "on-failure" if max > MAX_RESTARTS => {
+            Err(Error::BadRequest(format!("at most {MAX_RESTARTS} restarts, not {max}")).into())
+        }
+        "on-failure" if backoff_ms > MAX_BACKOFF_MS => {
+            Err(Error::BadRequest(format!("a restart backoff of at most 1 h, not {backoff_ms} ms")).into())
+        }
         "on-failure" => Ok(Some(RestartPolicy { max, backoff: std::time::Duration::from_millis(backoff_ms.into()) })),
-        other => Err(Error::BadRequest(format!("unknown restart policy '{other}' (use no or on-failure)")).into()),
+        other => Err(Error::BadRequest(format!(
+            "unknown restart policy {} (use no or on-failure)",
+            crate::names::printable(other, 40)
+        ))
+        .into()),
     }
 }
 
-/// Undoes the run on every member taking part (those that never prepared
-/// it ignore the call).
-async fn abort(control: &Control, shares: &[Share], name: &str) {
+/// Undoes this launch on every member taking part: what it reserved,
+/// prepared or started there, and nothing else.
+async fn abort(control: &Control, shares: &[Share], name: &str, launch_id: &str) {
     let undo = shares.iter().map(|share| async move {
         match &share.channel {
-            None => control.supervisor.abort(name.to_owned()).await,
+            None => control.supervisor.abort(name.to_owned(), launch_id.to_owned()).await,
             Some(channel) => {
-                let request = AbortRequest { run: name.to_owned() };
+                let request = AbortRequest { run: name.to_owned(), launch_id: launch_id.to_owned() };
                 if let Err(status) = forward(&share.member.name, PeerClient::new(channel.clone()).abort(request)).await
                 {
                     tracing::error!(member = %share.member.name, run = name, %status,

@@ -28,7 +28,7 @@ use crate::supervisor::Target;
 const RESUME_AFTER: Duration = Duration::from_millis(200);
 
 pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStream, Status> {
-    let target = Target::parse(&req.target);
+    let target = Target::parse(&req.target)?;
     if req.local {
         return local(control, &req, target).await;
     }

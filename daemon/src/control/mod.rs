@@ -7,6 +7,7 @@
 mod events;
 mod fanout;
 mod fault;
+mod forget;
 pub mod group;
 mod join;
 mod launch;
@@ -86,7 +87,11 @@ impl Manager for Control {
     }
 
     async fn modules(&self, req: Request<ModulesRequest>) -> Result<Response<ModulesReply>, Status> {
-        modules::modules(self, req.into_inner()).await.map(Response::new)
+        let req = req.into_inner();
+        if !req.name.is_empty() {
+            crate::names::check(crate::names::Kind::Module, &req.name)?;
+        }
+        modules::modules(self, req).await.map(Response::new)
     }
 
     async fn members(&self, req: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
@@ -96,10 +101,16 @@ impl Manager for Control {
     type EventsStream = events::EventStream;
 
     async fn events(&self, req: Request<EventsRequest>) -> Result<Response<events::EventStream>, Status> {
-        events::events(self, req.into_inner()).await.map(Response::new)
+        let req = req.into_inner();
+        crate::names::check(crate::names::Kind::Run, &req.run)?;
+        events::events(self, req).await.map(Response::new)
     }
 
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         join::join(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn forget(&self, req: Request<ForgetRequest>) -> Result<Response<ForgetReply>, Status> {
+        forget::forget(self, req.into_inner()).await.map(Response::new)
     }
 }

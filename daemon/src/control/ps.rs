@@ -8,6 +8,9 @@ use crate::supervisor::{InstanceInfo, Placed, RunInfo};
 
 pub(super) async fn ps(control: &Control, req: PsRequest) -> Result<PsReply, Status> {
     let run = Some(req.run).filter(|r| !r.is_empty());
+    if let Some(run) = &run {
+        crate::names::check(crate::names::Kind::Run, run)?;
+    }
     if req.local {
         let runs = control.supervisor.ps(run).await?;
         return Ok(PsReply { runs: runs.into_iter().map(run_to_proto).collect() });

@@ -9,7 +9,11 @@ use super::fanout::{locate, lost, manager};
 use crate::supervisor::{Error, Target};
 
 pub(super) async fn send(control: &Control, req: SendRequest) -> Result<SendReply, Status> {
-    let target = Target::parse(&req.target);
+    let target = Target::parse(&req.target)?;
+    // Refused here, before it is forwarded to any member.
+    if req.line.len() >= crate::supervisor::STDIN_BYTES {
+        return Err(Error::LineTooLong(req.line.len()).into());
+    }
     if req.local {
         return Ok(SendReply { delivered: control.supervisor.send(target, req.line).await? });
     }

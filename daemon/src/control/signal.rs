@@ -19,7 +19,7 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
             return Err(Error::BadRequest(format!("unknown signal kind {}", req.kind)).into());
         }
     };
-    let target = Target::parse(&req.target);
+    let target = Target::parse(&req.target)?;
     let local = |target: Target| async move {
         let instances = control.supervisor.act(target, action).await?;
         Ok::<_, Status>(instances.into_iter().map(instance_to_proto).collect::<Vec<_>>())

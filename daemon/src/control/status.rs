@@ -11,18 +11,29 @@ impl From<Error> for Status {
         let code = match &err {
             Error::UnknownModule(_) | Error::UnknownRun(_) | Error::UnknownInstance { .. } => Code::NotFound,
             Error::BadCount(_)
-            | Error::BadRunName(_)
+            | Error::BadName(_)
             | Error::NoCommand
             | Error::BadRequest(_)
+            | Error::LineTooLong(_)
             | Error::BadFaults(_) => Code::InvalidArgument,
             Error::RunExists(_) => Code::AlreadyExists,
-            Error::PortsExhausted { .. } | Error::StdinFull(_) => Code::ResourceExhausted,
-            Error::NotRunning(_) | Error::NotPaused(_) | Error::FaultsNeedModule(_) => Code::FailedPrecondition,
-            Error::ExecNotAllowed => Code::PermissionDenied,
+            Error::PortsExhausted { .. } | Error::StdinFull { .. } | Error::TooManyLaunches => Code::ResourceExhausted,
+            Error::NotRunning(_)
+            | Error::NotPaused(_)
+            | Error::FaultsNeedModule(_)
+            | Error::NotReserved(_)
+            | Error::OtherLaunch(_) => Code::FailedPrecondition,
+            Error::ExecNotAllowed | Error::EnvNotAllowed { .. } => Code::PermissionDenied,
             Error::Spawn { .. } | Error::State { .. } => Code::Internal,
             Error::Stopped => Code::Unavailable,
         };
         Status::new(code, err.to_string())
+    }
+}
+
+impl From<crate::names::BadName> for Status {
+    fn from(err: crate::names::BadName) -> Status {
+        Status::invalid_argument(err.to_string())
     }
 }
 
@@ -47,7 +58,7 @@ pub(super) enum GroupError {
     ExecRefused(String),
     #[error("exec is not allowed on any live member (start mgr with --allow-exec where exec should run)")]
     ExecRefusedEverywhere,
-    #[error("'{0}' is not an IP:PORT address")]
+    #[error("{0} is not an IP:PORT address")]
     BadAddress(String),
     #[error("member {0} did not answer in time")]
     Timeout(String),
@@ -55,13 +66,22 @@ pub(super) enum GroupError {
     NoRun(String),
     #[error("this manager is in group '{ours}', not '{theirs}'")]
     OtherGroup { ours: String, theirs: String },
+    #[error("{0} is not a live member of this manager's group")]
+    NotAMember(String),
+    #[error("member {0} is alive: only a dead member can be forgotten")]
+    StillAlive(String),
+    #[error("no member named '{0}' (see: mgrctl members)")]
+    UnknownMember(String),
 }
 
 impl From<GroupError> for Status {
     fn from(err: GroupError) -> Status {
         let code = match &err {
-            GroupError::Lost { .. } | GroupError::OtherGroup { .. } => Code::FailedPrecondition,
-            GroupError::NoSuchMember(_) => Code::NotFound,
+            GroupError::Lost { .. } | GroupError::OtherGroup { .. } | GroupError::StillAlive(_) => {
+                Code::FailedPrecondition
+            }
+            GroupError::NotAMember(_) => Code::PermissionDenied,
+            GroupError::NoSuchMember(_) | GroupError::UnknownMember(_) => Code::NotFound,
             GroupError::ExecRefused(_) | GroupError::ExecRefusedEverywhere => Code::PermissionDenied,
             GroupError::BadAddress(_) => Code::InvalidArgument,
             GroupError::Timeout(_) => Code::DeadlineExceeded,

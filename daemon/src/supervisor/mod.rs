@@ -21,7 +21,7 @@ use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
@@ -40,9 +40,16 @@ use sweep::sweep;
 /// Most instances one launch may ask for.
 pub const MAX_INSTANCES: u32 = 256;
 
-/// Lines waiting to be written to one instance's stdin before `send` is
-/// refused (the process is not reading its input).
+/// Lines, and bytes, waiting to be written to one instance's stdin before
+/// `send` is refused (the process is not reading its input). Both bound
+/// the memory a user's input can take in the manager: the lines the
+/// overhead of many small ones, the bytes a few large ones.
 const STDIN_QUEUE: usize = 1024;
+pub const STDIN_BYTES: usize = 1 << 20;
+
+/// Launches in progress (names reserved, runs prepared and not started)
+/// that one member holds at once; more is a flood, not a lab.
+const MAX_RESERVATIONS: usize = 1024;
 
 /// Why a supervisor call failed. Control maps each to a gRPC status.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +58,16 @@ pub enum Error {
     UnknownModule(String),
     #[error("instance count must be between 1 and {MAX_INSTANCES}, not {0}")]
     BadCount(u32),
-    #[error("run name '{0}' is not valid (use 1 to 64 letters, digits, '-', '_' or '.')")]
-    BadRunName(String),
+    #[error(transparent)]
+    BadName(#[from] crate::names::BadName),
     #[error("a run named '{0}' exists already")]
     RunExists(String),
+    #[error("run '{0}' is not held by this launch (it was never reserved, or its reservation expired)")]
+    NotReserved(String),
+    #[error("run '{0}' was not prepared by this launch")]
+    OtherLaunch(String),
+    #[error("too many launches in progress on this member ({MAX_RESERVATIONS}); try again shortly")]
+    TooManyLaunches,
     #[error("no free port left in the range {lo}-{hi} on {ip} (start mgr with a larger --ports)")]
     PortsExhausted { ip: IpAddr, lo: u16, hi: u16 },
     #[error("unknown run '{0}' (see: mgrctl ps)")]
@@ -65,8 +78,15 @@ pub enum Error {
     NotRunning(String),
     #[error("{0} is not paused")]
     NotPaused(String),
-    #[error("stdin of {0} is full: the process is not reading its input")]
-    StdinFull(String),
+    #[error("instance {who} is not reading its input ({} queued)", human_bytes(*.queued))]
+    StdinFull { who: String, queued: usize },
+    #[error("a line of {0} bytes is longer than an instance's input may hold ({max})", max = human_bytes(STDIN_BYTES))]
+    LineTooLong(usize),
+    #[error(
+        "role '{role}': {var} is not allowed on member {member}: without --allow-exec a role may set only the \
+         variables its module's manifest declares (env = [...]) and {}", crate::env::SAFE.join(", ")
+    )]
+    EnvNotAllowed { role: String, var: String, member: String },
     #[error("exec is not allowed on this manager (start it with mgr start --allow-exec)")]
     ExecNotAllowed,
     #[error("exec needs a command")]
@@ -108,6 +128,9 @@ pub struct SupervisorConfig {
 pub struct PrepareSpec {
     /// The run name, chosen by the member that coordinates the launch.
     pub run: String,
+    /// The launch that reserved the name; only it may prepare, start and
+    /// abort the run.
+    pub launch_id: String,
     /// What runs: one role with an empty name for a plain launch, or the
     /// roles of a scenario. Each lists the instances this member hosts.
     pub roles: Vec<RoleSpec>,
@@ -184,10 +207,20 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn parse(text: &str) -> Target {
+    /// Parses `RUN` or `RUN/p1`, each part checked against the grammar of
+    /// names.
+    pub fn parse(text: &str) -> Result<Target, crate::names::BadName> {
+        use crate::names::{Kind, check};
         match text.split_once('/') {
-            Some((run, instance)) => Target { run: run.to_owned(), instance: Some(instance.to_owned()) },
-            None => Target { run: text.to_owned(), instance: None },
+            Some((run, instance)) => {
+                check(Kind::Run, run)?;
+                check(Kind::Instance, instance)?;
+                Ok(Target { run: run.to_owned(), instance: Some(instance.to_owned()) })
+            }
+            None => {
+                check(Kind::Run, text)?;
+                Ok(Target { run: text.to_owned(), instance: None })
+            }
         }
     }
 }
@@ -280,10 +313,24 @@ pub struct RunInfo {
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 enum Msg {
-    Name(Option<String>, Reply<String>),
+    Reserve {
+        run: Option<String>,
+        from: u64,
+        launch_id: String,
+        reply: Reply<String>,
+    },
     Prepare(PrepareSpec, Reply<Vec<(String, SocketAddr)>>),
-    Start(String, Vec<Placed>, Reply<RunInfo>),
-    Abort(String, oneshot::Sender<()>),
+    Start {
+        run: String,
+        launch_id: String,
+        plan: Vec<Placed>,
+        reply: Reply<RunInfo>,
+    },
+    Abort {
+        run: String,
+        launch_id: String,
+        reply: oneshot::Sender<()>,
+    },
     Ps(Option<String>, Reply<Vec<RunInfo>>),
     Logs(Target, Reply<Vec<LogHandle>>),
     Send(Target, Bytes, Reply<Vec<String>>),
@@ -352,6 +399,7 @@ impl Supervisor {
             tx: tx.downgrade(),
             shutting_down: None,
             next_run: 1,
+            reserved: BTreeMap::new(),
         };
         tokio::spawn(task.run(rx));
         Ok(Supervisor { tx })
@@ -363,28 +411,33 @@ impl Supervisor {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
-    /// A valid run name not used on this member: `wanted`, or the next free
-    /// `rN`. Nothing is reserved: [`Supervisor::prepare`] checks again.
-    pub async fn name_run(&self, wanted: Option<String>) -> Result<String, Error> {
-        self.call(|r| Msg::Name(wanted, r)).await
+    /// Holds a run name for the launch `launch_id` (phase zero of a
+    /// launch): `wanted`, or the first free `rN` with N ≥ `from`. The name
+    /// stays taken here until the launch prepares it, aborts, or
+    /// [`PREPARED_TTL`] passes; a launch holds one name at a time, so a new
+    /// reservation of the same launch replaces its old one.
+    pub async fn reserve(&self, wanted: Option<String>, from: u64, launch_id: String) -> Result<String, Error> {
+        self.call(|reply| Msg::Reserve { run: wanted, from, launch_id, reply }).await
     }
 
     /// Binds the addresses of this member's share of a run; returns them.
+    /// The run's name must be reserved by the same launch.
     pub async fn prepare(&self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
         self.call(|r| Msg::Prepare(spec, r)).await
     }
 
     /// Starts the prepared instances of `run` with the whole plan as their
     /// peer table. On failure none of them is left running.
-    pub async fn start_run(&self, run: String, plan: Vec<Placed>) -> Result<RunInfo, Error> {
-        self.call(|r| Msg::Start(run, plan, r)).await
+    pub async fn start_run(&self, run: String, launch_id: String, plan: Vec<Placed>) -> Result<RunInfo, Error> {
+        self.call(|reply| Msg::Start { run, launch_id, plan, reply }).await
     }
 
-    /// Forgets a prepared or started run: its instances are killed, its ports
-    /// and folder freed. For a launch that failed on another member.
-    pub async fn abort(&self, run: String) {
+    /// Undoes what the launch `launch_id` did here: its reservation, or its
+    /// prepared or started run (instances killed, ports and folder freed).
+    /// A run of another launch is left alone.
+    pub async fn abort(&self, run: String, launch_id: String) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::Abort(run, reply)).await.is_ok() {
+        if self.tx.send(Msg::Abort { run, launch_id, reply }).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -452,7 +505,7 @@ struct Instance {
     signal: Option<i32>,
     starts: u32,
     intent: Option<Intent>,
-    stdin: Option<mpsc::Sender<Bytes>>,
+    stdin: Option<pump::StdinQueue>,
     /// The log writer while no pump holds it.
     writer: Option<Writer>,
     /// Notes for the log while a pump holds the writer.
@@ -489,6 +542,8 @@ struct RoleRun {
 
 struct Run {
     name: String,
+    /// The launch that made it: only that launch may start or abort it.
+    launch_id: String,
     /// The module (or "exec"); the roles' modules joined by '+' for a run of
     /// several roles.
     module: String,
@@ -507,6 +562,9 @@ struct Run {
     peers: String,
     /// Network faults in force, given to every (re)started instance.
     faults: Faults,
+    /// The control message of the faults in force, which each live
+    /// instance's pump writes to its control pipe when it changes.
+    control: tokio::sync::watch::Sender<Bytes>,
     dir: PathBuf,
     created_ms: u64,
     instances: Vec<Instance>,
@@ -524,6 +582,8 @@ struct Task {
     shutting_down: Option<oneshot::Sender<()>>,
     /// Where the search for an unused `rN` run name starts.
     next_run: u64,
+    /// Run names held for launches in progress: name → (launch, expiry).
+    reserved: BTreeMap<String, (String, Instant)>,
 }
 
 fn now_ms() -> u64 {
@@ -545,6 +605,27 @@ fn record_crash(path: &std::path::Path, run: &str, process: &str, cause: &str) -
     let mut line = record.to_string().into_bytes();
     line.push(b'\n');
     std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(&line)
+}
+
+/// Checks the instances a prepare names: each `pN` with N within the run's
+/// total, each once. They become file names here and names in every
+/// peer's table.
+fn check_instances(spec: &PrepareSpec) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in spec.roles.iter().flat_map(|r| &r.instances) {
+        crate::names::check(crate::names::Kind::Instance, name)?;
+        let n = crate::names::instance_number(name).unwrap_or(0);
+        if n > spec.total {
+            return Err(Error::BadRequest(format!("instance {name} is beyond the run's {} instances", spec.total)));
+        }
+        if !seen.insert(n) {
+            return Err(Error::BadRequest(format!("instance {name} is given twice")));
+        }
+    }
+    for role in spec.roles.iter().filter(|r| !r.name.is_empty()) {
+        crate::names::check(crate::names::Kind::Role, &role.name)?;
+    }
+    Ok(())
 }
 
 /// Checks that a partition names only instances of the run (`p1`…`pN`).
@@ -582,28 +663,38 @@ fn release_memory() {
     }
 }
 
-fn valid_run_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.')
+/// What the control pipe of an instance gets when a run's faults change:
+/// the whole new state, one line.
+fn control_message(faults: &Faults) -> Bytes {
+    Bytes::from(format!("{} {faults}\n", faults::CONTROL_FAULTS))
+}
+
+/// Bytes as a user reads them: "1 MiB", "512 KiB", "80 bytes".
+fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Name(wanted, reply) => {
-                    let _ = reply.send(self.pick_run_name(wanted));
+                Msg::Reserve { run, from, launch_id, reply } => {
+                    let _ = reply.send(self.reserve(run, from, launch_id));
                 }
                 Msg::Prepare(spec, reply) => {
                     let _ = reply.send(self.prepare(spec));
                 }
-                Msg::Start(run, plan, reply) => {
-                    let result = self.start(&run, plan).await;
+                Msg::Start { run, launch_id, plan, reply } => {
+                    let result = self.start(&run, &launch_id, plan).await;
                     let _ = reply.send(result);
                 }
-                Msg::Abort(run, reply) => {
-                    self.abort(&run);
+                Msg::Abort { run, launch_id, reply } => {
+                    self.abort_launch(&run, &launch_id);
                     let _ = reply.send(());
                 }
                 Msg::Expire(run) => {
@@ -716,31 +807,37 @@ impl Task {
         }
     }
 
-    fn pick_run_name(&mut self, wanted: Option<String>) -> Result<String, Error> {
+    fn reserve(&mut self, wanted: Option<String>, from: u64, launch_id: String) -> Result<String, Error> {
+        let now = Instant::now();
+        self.reserved.retain(|_, (launch, expiry)| *expiry > now && *launch != launch_id);
+        if self.reserved.len() >= MAX_RESERVATIONS {
+            return Err(Error::TooManyLaunches);
+        }
         // The name goes in paths and in every peer's table.
-        let taken = |name: &str| self.runs.contains_key(name) || self.config.runs_dir.join(name).exists();
-        match wanted.filter(|n| !n.is_empty()) {
+        let taken = |name: &str| {
+            self.runs.contains_key(name) || self.reserved.contains_key(name) || self.config.runs_dir.join(name).exists()
+        };
+        let name = match wanted.filter(|n| !n.is_empty()) {
             Some(name) => {
-                if !valid_run_name(&name) {
-                    return Err(Error::BadRunName(name));
-                }
+                crate::names::check(crate::names::Kind::Run, &name)?;
                 if taken(&name) {
                     return Err(Error::RunExists(name));
                 }
-                Ok(name)
+                name
             }
-            None => {
-                // The cursor only moves forward, so a long-lived manager
-                // does not look at every earlier run for each launch.
-                let name = (self.next_run..).map(|n| format!("r{n}")).find(|n| !taken(n)).expect("an unused run name");
-                self.next_run = name[1..].parse::<u64>().map_or(self.next_run, |n| n + 1);
-                Ok(name)
-            }
-        }
+            // The cursor only moves forward, so a long-lived manager does
+            // not look at every earlier run for each launch; another
+            // member's cursor may be ahead (`from`).
+            None => (self.next_run.max(from)..).map(|n| format!("r{n}")).find(|n| !taken(n)).expect("an unused name"),
+        };
+        self.reserved.insert(name.clone(), (launch_id, now + PREPARED_TTL));
+        Ok(name)
     }
 
     fn prepare(&mut self, spec: PrepareSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
         let began = std::time::Instant::now();
+        crate::names::check(crate::names::Kind::Run, &spec.run)?;
+        check_instances(&spec)?;
         // Only the roles with instances here need their program here (a
         // manifest module may exist on the members it is placed on only).
         let mut roles = Vec::new();
@@ -750,6 +847,7 @@ impl Task {
                 Some(module) => {
                     let entry =
                         self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
+                    self.check_env(role, &entry.env)?;
                     let mut program = entry.argv;
                     program.extend(role.args.iter().cloned());
                     (module.clone(), program)
@@ -787,7 +885,7 @@ impl Task {
         if count == 0 || spec.total > MAX_INSTANCES || count > spec.total {
             return Err(Error::BadCount(spec.total));
         }
-        let name = self.pick_run_name(Some(spec.run.clone()))?;
+        let name = self.take_reservation(&spec.run, &spec.launch_id)?;
         let faults = Faults::parse(&spec.faults).map_err(|e| Error::BadFaults(e.to_string()))?;
         if !faults.is_none() && roles.iter().any(|r| r.module == "exec") {
             return Err(Error::FaultsNeedModule(name));
@@ -852,6 +950,7 @@ impl Task {
         let opening = tokio::task::spawn_blocking(move || unopened.into_iter().map(Unopened::open).collect());
         let run = Run {
             name: name.clone(),
+            launch_id: spec.launch_id,
             module,
             plan: Vec::new(),
             total: spec.total,
@@ -867,6 +966,7 @@ impl Task {
             role_table: spec.role_table,
             multicast: spec.multicast,
             peers: String::new(),
+            control: tokio::sync::watch::Sender::new(control_message(&faults)),
             faults,
             dir,
             created_ms: now_ms(),
@@ -885,9 +985,42 @@ impl Task {
         Ok(addresses)
     }
 
-    async fn start(&mut self, name: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
+    /// Turns the launch's reservation of `name` into the run it prepares.
+    fn take_reservation(&mut self, name: &str, launch_id: &str) -> Result<String, Error> {
+        match self.reserved.get(name) {
+            Some((launch, expiry)) if launch == launch_id && *expiry > Instant::now() => {}
+            _ => return Err(Error::NotReserved(name.to_owned())),
+        }
+        self.reserved.remove(name);
+        if let Some(n) = name.strip_prefix('r').and_then(|n| n.parse::<u64>().ok()) {
+            self.next_run = self.next_run.max(n.saturating_add(1));
+        }
+        Ok(name.to_owned())
+    }
+
+    /// On a member that does not allow exec, a role's environment is held
+    /// to the allowlist of [`crate::env`]: otherwise `LD_PRELOAD` and its
+    /// kin would run any code inside a module.
+    fn check_env(&self, role: &RoleSpec, declared: &[String]) -> Result<(), Error> {
+        if self.config.allow_exec {
+            return Ok(());
+        }
+        match role.env.iter().find(|(k, v)| !crate::env::allowed_without_exec(k, v, declared)) {
+            Some((var, _)) => Err(Error::EnvNotAllowed {
+                role: role.name.clone(),
+                var: var.clone(),
+                member: self.config.member_name.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn start(&mut self, name: &str, launch_id: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
         let began = std::time::Instant::now();
         let run = self.runs.get_mut(name).ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+        if run.launch_id != launch_id {
+            return Err(Error::OtherLaunch(name.to_owned()));
+        }
         if plan.len() as u32 != run.total {
             return Err(Error::BadRequest(format!(
                 "the plan of run '{name}' has {} instances, not {}",
@@ -915,6 +1048,20 @@ impl Task {
         // Where a launch spends its time, for `mgr start -v`.
         tracing::debug!(run = %name, took = ?began.elapsed(), "start timings");
         Ok(self.run_info(&self.runs[name]))
+    }
+
+    /// A launch undoes its own work here: its reservation of `name`, or
+    /// the run it prepared or started. Anything else of that name is
+    /// another launch's, and stays.
+    fn abort_launch(&mut self, name: &str, launch_id: &str) {
+        // The coordinator may not know which automatic name this member
+        // held for it: a launch's reservation goes whatever its name.
+        self.reserved.retain(|_, (launch, _)| launch != launch_id);
+        match self.runs.get(name) {
+            Some(run) if run.launch_id == launch_id => self.abort(name),
+            Some(_) => tracing::warn!(run = name, "ignored an abort from another launch than the run's own"),
+            None => {}
+        }
     }
 
     fn abort(&mut self, name: &str) {
@@ -972,14 +1119,15 @@ impl Task {
                 if !run.multicast.is_empty() {
                     env.push(("MGR_MULTICAST".into(), run.multicast.clone().into()));
                 }
-                // The role's own environment comes last, so that it can set
-                // anything but the contract (which the manager owns).
-                env.extend(role.env.iter().filter(|(k, _)| !k.starts_with("MGR_")).map(|(k, v)| (k.clone(), v.into())));
+                // The role's own environment comes last; it never names
+                // MGR_* (refused at the edge: the contract is the manager's).
+                env.extend(role.env.iter().map(|(k, v)| (k.clone(), v.into())));
                 spawner::SpawnSpec {
                     argv: role.program.clone(),
                     env,
                     cwd: run.dir.clone(),
                     inherit: Some(socket.as_raw_fd()),
+                    control: role.module != "exec",
                     cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
                 }
             })
@@ -1036,14 +1184,18 @@ impl Task {
             if let Err(err) = writer.note(&format!("{note}: pid {pid}, address {}", inst.address)) {
                 tracing::error!(instance = %what, %err, "cannot write to the instance log");
             }
-            let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-            inst.stdin = Some(stdin_tx);
+            let (stdin_queue, stdin_feed) = pump::stdin_queue(STDIN_QUEUE, STDIN_BYTES);
+            inst.stdin = Some(stdin_queue);
             let (notes_tx, notes) = mpsc::unbounded_channel();
             inst.notes = Some(notes_tx);
+            // The faults it starts with are in MGR_FAULTS: only changes go
+            // to the control pipe.
+            let mut control = run.control.subscribe();
+            control.mark_unchanged();
             let report = self.tx.clone();
             let (run_name, inst_name, start) = (run_name.to_owned(), inst.name.clone(), inst.starts);
             tokio::spawn(async move {
-                let (status, writer) = pump::pump(child, stdin_rx, writer, notes, &what).await;
+                let (status, writer) = pump::pump(child, stdin_feed, control, writer, notes, &what).await;
                 if let Some(tx) = report.upgrade() {
                     let _ = tx.send(Msg::Exited { run: run_name, instance: inst_name, start, status, writer }).await;
                 }
@@ -1076,18 +1228,15 @@ impl Task {
         }
         check_partition(&next, run.total)?;
         run.faults = next;
-        // The runtime of each live instance takes the whole new state from a
-        // control line on its stdin; restarted instances get it in MGR_FAULTS.
+        // The runtime of each live instance takes the whole new state from
+        // its control pipe (never from stdin, where a user's line could pass
+        // for it); restarted instances get it in MGR_FAULTS.
+        run.control.send_replace(control_message(&run.faults));
         let spec = run.faults.to_string();
-        let line = Bytes::from(format!("{} {spec}\n", faults::CONTROL_PREFIX));
         let shown = if spec.is_empty() { "none".to_owned() } else { spec.clone() };
         let mut told = Vec::new();
         for inst in run.instances.iter().filter(|i| i.state.is_live()) {
-            if let Some(stdin) = &inst.stdin
-                && stdin.try_send(line.clone()).is_ok()
-            {
-                told.push(inst.name.clone());
-            }
+            told.push(inst.name.clone());
             if let Some(notes) = &inst.notes {
                 let _ = notes.send(format!("faults: {shown}"));
             }
@@ -1096,6 +1245,9 @@ impl Task {
     }
 
     fn send(&mut self, target: &Target, line: Bytes) -> Result<Vec<String>, Error> {
+        if line.len() >= STDIN_BYTES {
+            return Err(Error::LineTooLong(line.len()));
+        }
         let found = self.select(target)?;
         let mut line = line.to_vec();
         line.push(b'\n');
@@ -1106,10 +1258,10 @@ impl Task {
             let who = format!("{run}/{}", inst.name);
             let stdin = inst.stdin.as_ref().filter(|_| inst.state.is_live());
             match stdin {
-                Some(stdin) => match stdin.try_send(line.clone()) {
+                Some(stdin) => match stdin.push(line.clone()) {
                     Ok(()) => delivered.push(inst.name.clone()),
-                    Err(mpsc::error::TrySendError::Full(_)) => return Err(Error::StdinFull(who)),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(pump::Refused::Full(queued)) => return Err(Error::StdinFull { who, queued }),
+                    Err(pump::Refused::Closed) => {
                         if target.instance.is_some() {
                             return Err(Error::NotRunning(who));
                         }

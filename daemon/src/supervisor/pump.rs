@@ -1,9 +1,11 @@
 //! The pump of one started process: drains its stdout and stderr into its
-//! log without ever waiting for a reader, feeds its stdin, and collects its
-//! exit status.
+//! log without ever waiting for a reader, feeds its stdin and its control
+//! pipe, and collects its exit status.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +15,7 @@ use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::spawner::Spawned;
 use crate::output::{Stream, Writer};
@@ -49,11 +51,72 @@ const MAX_READ: usize = 256 * 1024;
 /// instance prints fast.
 const PIPE_SIZE: i32 = 1 << 20;
 
+/// The input of one instance as the supervisor holds it: lines wait here
+/// until the pump has written them to the pipe, at most `lines` of them and
+/// `bytes` in all, so a process that does not read cannot make the manager
+/// hold more.
+#[derive(Debug, Clone)]
+pub struct StdinQueue {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+/// The pump's end of a [`StdinQueue`].
+#[derive(Debug)]
+pub struct StdinFeed {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Why a line was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue holds this many bytes and cannot take the line.
+    Full(usize),
+    /// The instance has ended.
+    Closed,
+}
+
+/// A new input queue of at most `lines` lines and `bytes` bytes.
+pub fn stdin_queue(lines: usize, bytes: usize) -> (StdinQueue, StdinFeed) {
+    let (tx, rx) = mpsc::channel(lines);
+    let queued = Arc::new(AtomicUsize::new(0));
+    (StdinQueue { tx, queued: queued.clone(), bytes }, StdinFeed { rx, queued })
+}
+
+impl StdinQueue {
+    /// Queues `line` for the instance, or says why not.
+    pub fn push(&self, line: Bytes) -> Result<(), Refused> {
+        let len = line.len();
+        // Only the supervisor task pushes, so the check and the add do not
+        // race with another push; the pump only subtracts.
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued + len > self.bytes {
+            return Err(Refused::Full(queued));
+        }
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        match self.tx.try_send(line) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                match err {
+                    mpsc::error::TrySendError::Full(_) => Err(Refused::Full(queued)),
+                    mpsc::error::TrySendError::Closed(_) => Err(Refused::Closed),
+                }
+            }
+        }
+    }
+}
+
 /// Reads both pipes until they close and the process has exited. Returns the
-/// exit status and the log writer (which outlives the process).
+/// exit status and the log writer (which outlives the process). `control`
+/// carries the manager's messages to the module runtime (the whole state
+/// each time, so only the latest matters).
 pub async fn pump(
-    child: Spawned,
-    stdin_lines: mpsc::Receiver<Bytes>,
+    mut child: Spawned,
+    stdin_lines: StdinFeed,
+    control: watch::Receiver<Bytes>,
     mut writer: Writer,
     mut notes: mpsc::UnboundedReceiver<String>,
     what: &str,
@@ -78,6 +141,16 @@ pub async fn pump(
         }
     };
     tokio::spawn(feed_stdin(stdin, stdin_lines));
+    // The control pipe's feeder ends with the pump: a module that never
+    // reads its control pipe must not keep a task and a descriptor alive.
+    let feeding_control = match child.control.take().map(pipe::Sender::from_owned_fd) {
+        Some(Ok(sender)) => Some(tokio::spawn(feed_control(sender, control))),
+        Some(Err(err)) => {
+            tracing::warn!(instance = what, %err, "cannot use the control pipe: fault changes will not reach it");
+            None
+        }
+        None => None,
+    };
     let mut out = Some(stdout);
     let mut err = Some(stderr);
     let mut out_buf = vec![0u8; MIN_READ];
@@ -134,6 +207,9 @@ pub async fn pump(
             }
         }
     }
+    if let Some(task) = feeding_control {
+        task.abort();
+    }
     (status.expect("the loop ends after the exit"), writer)
 }
 
@@ -165,12 +241,46 @@ fn report_log_error(result: io::Result<()>, what: &str, failed: &mut bool) {
 }
 
 /// Writes queued lines to the process's stdin until the queue closes (the
-/// instance ended) or the pipe breaks.
-async fn feed_stdin(mut stdin: pipe::Sender, mut lines: mpsc::Receiver<Bytes>) {
-    while let Some(line) = lines.recv().await {
-        if let Err(err) = stdin.write_all(&line).await {
+/// instance ended) or the pipe breaks. A line counts against the queue's
+/// bytes until it is in the pipe.
+async fn feed_stdin(mut stdin: pipe::Sender, mut feed: StdinFeed) {
+    while let Some(line) = feed.rx.recv().await {
+        let written = stdin.write_all(&line).await;
+        feed.queued.fetch_sub(line.len(), Ordering::AcqRel);
+        if let Err(err) = written {
             tracing::debug!(%err, "stdin closed by the instance");
             break;
         }
+    }
+}
+
+/// Writes the latest control message to the control pipe each time it
+/// changes, until the pipe breaks or the run goes.
+async fn feed_control(mut pipe: pipe::Sender, mut control: watch::Receiver<Bytes>) {
+    while control.changed().await.is_ok() {
+        let message = control.borrow_and_update().clone();
+        if pipe.write_all(&message).await.is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_queue_is_bounded_in_bytes_and_lines() {
+        let (queue, mut feed) = stdin_queue(2, 10);
+        assert_eq!(queue.push(Bytes::from_static(b"123456\n")), Ok(()));
+        assert_eq!(queue.push(Bytes::from_static(b"1234\n")), Err(Refused::Full(7)), "bytes");
+        assert_eq!(queue.push(Bytes::from_static(b"1\n")), Ok(()));
+        assert_eq!(queue.push(Bytes::from_static(b"\n")), Err(Refused::Full(9)), "lines");
+        // What the pump has written no longer counts.
+        let line = feed.rx.try_recv().unwrap();
+        feed.queued.fetch_sub(line.len(), Ordering::AcqRel);
+        assert_eq!(queue.push(Bytes::from_static(b"12345\n")), Ok(()));
+        drop(feed);
+        assert_eq!(queue.push(Bytes::from_static(b"x\n")), Err(Refused::Closed));
     }
 }

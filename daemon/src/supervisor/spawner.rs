@@ -38,12 +38,16 @@ pub struct SpawnSpec {
     pub cwd: PathBuf,
     /// A descriptor the child inherits under the same number.
     pub inherit: Option<RawFd>,
+    /// Give the child a control pipe of its own (`MGR_CONTROL_FD`): the
+    /// manager's messages to the module runtime travel there, never on
+    /// stdin, where a user's line could pass for one.
+    pub control: bool,
     /// `cgroup.procs` of the cgroup the child joins, if any.
     pub cgroup_procs: Option<RawFd>,
 }
 
 /// A started process: its pid (also its process group), a pidfd to wait on,
-/// and the manager's ends of its stdin, stdout and stderr pipes.
+/// and the manager's ends of its stdin, stdout, stderr and control pipes.
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: u32,
@@ -51,7 +55,11 @@ pub struct Spawned {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    pub control: Option<OwnedFd>,
 }
+
+/// The variable that tells an instance the number of its control pipe.
+pub const CONTROL_FD_VAR: &str = "MGR_CONTROL_FD";
 
 /// Some of a launch's instances, numbered, and where to send the results.
 type Job = (Vec<(usize, SpawnSpec)>, oneshot::Sender<Vec<(usize, io::Result<Spawned>)>>);
@@ -179,6 +187,7 @@ struct ChildArgs {
     stdout: RawFd,
     stderr: RawFd,
     inherit: RawFd,
+    control: RawFd,
     cgroup_procs: RawFd,
     parent: libc::pid_t,
     /// Set by the child when it fails before `execve` completes.
@@ -194,7 +203,15 @@ fn spawn(spec: SpawnSpec, reset: &Reset) -> io::Result<Spawned> {
     let program_c = cstring(path.as_os_str().as_bytes())?;
     let args_c = args.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<Vec<_>>>()?;
     let argv0 = cstring(program.as_bytes())?;
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let control = if spec.control { Some(pipe()?) } else { None };
+    // The manager's own environment, less anything of the contract it may
+    // itself have been given: an instance learns the contract from its own
+    // manager only.
+    let mut env: Vec<(OsString, OsString)> =
+        std::env::vars_os().filter(|(k, _)| !k.as_bytes().starts_with(b"MGR_")).collect();
+    if let Some((read, _)) = &control {
+        env.push((CONTROL_FD_VAR.into(), read.as_raw_fd().to_string().into()));
+    }
     for (key, value) in &spec.env {
         env.retain(|(k, _)| k != OsStr::new(key));
         env.push((key.into(), value.clone()));
@@ -224,6 +241,7 @@ fn spawn(spec: SpawnSpec, reset: &Reset) -> io::Result<Spawned> {
         stdout: stdout_w.as_raw_fd(),
         stderr: stderr_w.as_raw_fd(),
         inherit: spec.inherit.unwrap_or(-1),
+        control: control.as_ref().map_or(-1, |(read, _)| read.as_raw_fd()),
         cgroup_procs: spec.cgroup_procs.unwrap_or(-1),
         parent: std::process::id() as libc::pid_t,
         errno: AtomicI32::new(0),
@@ -271,7 +289,14 @@ fn spawn(spec: SpawnSpec, reset: &Reset) -> io::Result<Spawned> {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(io::Error::from_raw_os_error(errno));
     }
-    Ok(Spawned { pid: pid as u32, pidfd, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
+    Ok(Spawned {
+        pid: pid as u32,
+        pidfd,
+        stdin: stdin_w,
+        stdout: stdout_r,
+        stderr: stderr_r,
+        control: control.map(|(_, write)| write),
+    })
 }
 
 /// The child, between clone and execve. Only async-signal-safe calls.
@@ -308,6 +333,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         // Close-on-exec in the manager; the instance inherits it.
         if a.inherit >= 0 && libc::fcntl(a.inherit, libc::F_SETFD, 0) != 0 {
+            return fail(a);
+        }
+        if a.control >= 0 && libc::fcntl(a.control, libc::F_SETFD, 0) != 0 {
             return fail(a);
         }
         // Joining the cgroup is best effort: without it the instance still

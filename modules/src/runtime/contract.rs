@@ -21,6 +21,9 @@ pub const MGR_PEERS: &str = "MGR_PEERS";
 pub const MGR_MEMBER: &str = "MGR_MEMBER";
 /// Optional: number of an inherited descriptor holding a UDP socket bound to `MGR_ADDR`.
 pub const MGR_UDP_FD: &str = "MGR_UDP_FD";
+/// Optional: number of an inherited descriptor, the read end of a pipe on
+/// which the manager writes control lines for the runtime (`faults SPEC`).
+pub const MGR_CONTROL_FD: &str = "MGR_CONTROL_FD";
 /// Optional: file to append JSON events to, one object per line.
 pub const MGR_EVENTS: &str = "MGR_EVENTS";
 /// Optional: a directory the instance may write to, kept across restarts.
@@ -44,6 +47,8 @@ pub struct Contract {
     pub member: String,
     pub events_path: Option<PathBuf>,
     pub udp_fd: Option<i32>,
+    /// The manager's control pipe (`MGR_CONTROL_FD`).
+    pub control_fd: Option<i32>,
     pub dir: Option<PathBuf>,
     /// This instance's role, in a run with roles (`MGR_ROLE`, or else the
     /// role `MGR_ROLES` lists it in); `None` in a run without roles.
@@ -81,8 +86,8 @@ pub enum ContractError {
     SelfNotListed(String),
     #[error("MGR_PEERS: lists '{name}' at {listed} but MGR_ADDR is {addr}")]
     SelfAddrMismatch { name: String, listed: SocketAddr, addr: SocketAddr },
-    #[error("MGR_UDP_FD: '{0}' is not a descriptor number above 2")]
-    BadFd(String),
+    #[error("{var}: '{value}' is not a descriptor number above 2")]
+    BadFd { var: &'static str, value: String },
     #[error("MGR_ROLES: entry '{0}' has no '=' (expected role=p1,p2;role=p3)")]
     RoleWithoutEquals(String),
     #[error("MGR_ROLES: entry '{0}' has an empty role name")]
@@ -147,19 +152,19 @@ impl Contract {
             Some(_) => {}
         }
 
-        let udp_fd = match optional(MGR_UDP_FD) {
-            None => None,
-            Some(value) => {
-                let text = value.into_string().map_err(|_| ContractError::NotUnicode(MGR_UDP_FD))?;
-                // Descriptors 0 to 2 are stdin, stdout and stderr, which the
-                // contract already gives other roles; taking ownership of one
-                // of them as a socket would close it on error.
-                match text.parse::<i32>() {
-                    Ok(fd) if fd > 2 => Some(fd),
-                    _ => return Err(ContractError::BadFd(text)),
-                }
+        let fd = |var: &'static str| -> Result<Option<i32>, ContractError> {
+            let Some(value) = optional(var) else { return Ok(None) };
+            let text = value.into_string().map_err(|_| ContractError::NotUnicode(var))?;
+            // Descriptors 0 to 2 are stdin, stdout and stderr, which the
+            // contract already gives other roles; taking ownership of one of
+            // them as a socket or pipe would close it on error.
+            match text.parse::<i32>() {
+                Ok(fd) if fd > 2 => Ok(Some(fd)),
+                _ => Err(ContractError::BadFd { var, value: text }),
             }
         };
+        let udp_fd = fd(MGR_UDP_FD)?;
+        let control_fd = fd(MGR_CONTROL_FD)?;
 
         let text = |var: &'static str| -> Result<Option<String>, ContractError> {
             optional(var).map(|value| value.into_string().map_err(|_| ContractError::NotUnicode(var))).transpose()
@@ -196,6 +201,7 @@ impl Contract {
             member,
             events_path: optional(MGR_EVENTS).map(PathBuf::from),
             udp_fd,
+            control_fd,
             dir: optional(MGR_DIR).map(PathBuf::from),
             role,
             roles,
@@ -485,7 +491,16 @@ mod tests {
     fn udp_fd_must_be_a_plain_descriptor() {
         assert_eq!(with(MGR_UDP_FD, "3").unwrap().udp_fd, Some(3));
         for bad in ["x", "-1", "0", "2"] {
-            assert_eq!(with(MGR_UDP_FD, bad), Err(ContractError::BadFd(bad.into())), "{bad}");
+            assert_eq!(
+                with(MGR_UDP_FD, bad),
+                Err(ContractError::BadFd { var: MGR_UDP_FD, value: bad.into() }),
+                "{bad}"
+            );
+            assert_eq!(
+                with(MGR_CONTROL_FD, bad),
+                Err(ContractError::BadFd { var: MGR_CONTROL_FD, value: bad.into() }),
+                "{bad}"
+            );
         }
     }
 

@@ -23,8 +23,9 @@ use std::fmt;
 /// Longest delay accepted, in milliseconds.
 pub const MAX_DELAY_MS: u64 = 60_000;
 
-/// The prefix of a control line on stdin that sets the faults.
-pub const CONTROL_PREFIX: &str = "#mgr faults";
+/// The verb of a line on the control pipe (`MGR_CONTROL_FD`) that sets the
+/// faults: `faults SPEC`.
+pub const CONTROL_FAULTS: &str = "faults";
 
 /// The faults in force for one process.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +55,8 @@ pub enum FaultsError {
     BadPartition(String),
     #[error("{0} is in two blocks of the partition")]
     TwiceInPartition(String),
+    #[error("'{0}' is not a control line (expected: faults SPEC)")]
+    Control(String),
 }
 
 impl Faults {

@@ -83,7 +83,8 @@ pub struct Context {
     pub events: EventLog,
     /// Shared with the tasks that send delayed datagrams.
     socket: std::sync::Arc<tokio::net::UdpSocket>,
-    /// The network faults in force (`MGR_FAULTS`, then `#mgr faults` lines).
+    /// The network faults in force (`MGR_FAULTS`, then the manager's
+    /// `faults` lines on the control pipe).
     faults: Faults,
     timers: BTreeMap<String, Instant>,
     /// The id of the next message this process sends; see [`Context::new_message_id`].
@@ -282,7 +283,7 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     };
     let socket = std::sync::Arc::new(socket);
     let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id: 1 };
-    let mut commands = stdin::spawn_reader();
+    let mut commands = stdin::spawn_reader(ctx.contract.control_fd);
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
     let mut buf = vec![0u8; 65_536];
@@ -383,6 +384,7 @@ mod tests {
             member: "m".into(),
             events_path: None,
             udp_fd,
+            control_fd: None,
             dir: None,
             role: None,
             roles: Vec::new(),

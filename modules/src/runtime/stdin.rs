@@ -1,13 +1,15 @@
 //! The user's commands: lines typed on stdin, split into a verb and its
 //! arguments. Each module knows its own verbs (`send`, `broadcast`, `write`,
-//! `propose`…); this reader only splits lines, answers `help`, and takes the
-//! manager's control lines (`#mgr faults …`) for the runtime.
+//! `propose`…); this reader only splits lines and answers `help`. The
+//! manager's own messages for the runtime (`faults …`) come on another
+//! channel, the control pipe (`MGR_CONTROL_FD`), so that nothing a user
+//! types can pass for one.
 
 use std::io::{BufRead, ErrorKind};
 
 use tokio::sync::mpsc;
 
-use super::faults::{CONTROL_PREFIX, Faults, FaultsError};
+use super::faults::{CONTROL_FAULTS, Faults, FaultsError};
 use super::say;
 
 /// A line typed by the user: its first word and the rest.
@@ -35,8 +37,6 @@ pub enum Line {
     /// `help`: the module's commands.
     Help,
     Command(Command),
-    /// `#mgr faults SPEC`, written by the manager: the faults now in force.
-    Faults(Faults),
 }
 
 /// What the stdin reader hands to the event loop.
@@ -51,17 +51,23 @@ pub enum Input {
 }
 
 /// Splits one line of stdin.
-pub fn parse_line(line: &str) -> Result<Line, FaultsError> {
-    let line = line.trim();
-    if let Some(spec) = line.strip_prefix(CONTROL_PREFIX) {
-        return Ok(Line::Faults(Faults::parse(spec)?));
-    }
-    let (verb, args) = split_word(line);
-    Ok(match verb {
+pub fn parse_line(line: &str) -> Line {
+    let (verb, args) = split_word(line.trim());
+    match verb {
         "" => Line::Empty,
         "help" => Line::Help,
         _ => Line::Command(Command { verb: verb.to_owned(), args: args.to_owned() }),
-    })
+    }
+}
+
+/// Parses one line of the control pipe: `faults SPEC`, the faults now in
+/// force (the whole state, not a change).
+pub fn parse_control(line: &str) -> Result<Faults, FaultsError> {
+    let (verb, spec) = split_word(line.trim());
+    if verb != CONTROL_FAULTS {
+        return Err(FaultsError::Control(line.trim().to_owned()));
+    }
+    Faults::parse(spec)
 }
 
 fn split_word(text: &str) -> (&str, &str) {
@@ -72,16 +78,22 @@ fn split_word(text: &str) -> (&str, &str) {
     }
 }
 
-/// Starts a thread that reads stdin line by line and sends what it reads.
+/// Starts a thread that reads stdin line by line and sends what it reads,
+/// and, with `control_fd` (`MGR_CONTROL_FD`), another that reads the
+/// manager's control lines.
 ///
-/// The reader is a plain thread rather than a tokio task because a blocking
-/// read cannot be cancelled: a thread stuck in `read` never holds up the
-/// runtime, and the process exits regardless of it.
+/// The readers are plain threads rather than tokio tasks because a
+/// blocking read cannot be cancelled: a thread stuck in `read` never holds
+/// up the runtime, and the process exits regardless of it.
 ///
-/// At end of input the thread ends and the channel closes; the module itself
-/// keeps running, because the daemon may close stdin of a live instance.
-pub fn spawn_reader() -> mpsc::Receiver<Input> {
+/// At end of stdin (and of the control pipe) the channel closes; the module
+/// itself keeps running, because the daemon may close stdin of a live
+/// instance.
+pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(64);
+    if let Some(fd) = control_fd {
+        spawn_control_reader(fd, tx.clone());
+    }
     let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
         let mut input = std::io::stdin().lock();
         let mut buf = Vec::new();
@@ -99,14 +111,9 @@ pub fn spawn_reader() -> mpsc::Receiver<Input> {
             // Lossy decoding: a stray non-UTF-8 byte should not cost the
             // user the whole line.
             let input = match parse_line(&String::from_utf8_lossy(&buf)) {
-                Ok(Line::Empty) => continue,
-                Ok(Line::Help) => Input::Help,
-                Ok(Line::Command(command)) => Input::Command(command),
-                Ok(Line::Faults(faults)) => Input::Faults(faults),
-                Err(err) => {
-                    say(format_args!("error: bad faults from the manager: {err}"));
-                    continue;
-                }
+                Line::Empty => continue,
+                Line::Help => Input::Help,
+                Line::Command(command) => Input::Command(command),
             };
             if tx.blocking_send(input).is_err() {
                 return;
@@ -119,20 +126,63 @@ pub fn spawn_reader() -> mpsc::Receiver<Input> {
     rx
 }
 
+/// Reads `faults SPEC` lines from the control pipe the manager gave us.
+fn spawn_control_reader(fd: i32, tx: mpsc::Sender<Input>) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: by the launch contract, MGR_CONTROL_FD names a pipe the
+    // manager gave this process and nothing else in it uses; the reader
+    // owns it from here on.
+    let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+    let spawned = std::thread::Builder::new().name("control".into()).spawn(move || {
+        let mut lines = std::io::BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match lines.read_until(b'\n', &mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    eprintln!("control: {err}");
+                    return;
+                }
+            }
+            match parse_control(&String::from_utf8_lossy(&buf)) {
+                Ok(faults) => {
+                    if tx.blocking_send(Input::Faults(faults)).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => say(format_args!("error: bad control line from the manager: {err}")),
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        eprintln!("control: cannot start the reader thread: {err}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn command(verb: &str, args: &str) -> Result<Line, FaultsError> {
-        Ok(Line::Command(Command { verb: verb.into(), args: args.into() }))
+    fn command(verb: &str, args: &str) -> Line {
+        Line::Command(Command { verb: verb.into(), args: args.into() })
     }
 
     #[test]
     fn control_lines_set_the_faults() {
-        let line = parse_line("#mgr faults loss=0.5 partition=p1/p2\n").unwrap();
-        assert_eq!(line, Line::Faults(Faults::parse("loss=0.5 partition=p1/p2").unwrap()));
-        assert_eq!(parse_line("#mgr faults").unwrap(), Line::Faults(Faults::default()));
-        assert!(parse_line("#mgr faults loss=2").is_err());
+        let faults = parse_control("faults loss=0.5 partition=p1/p2\n").unwrap();
+        assert_eq!(faults, Faults::parse("loss=0.5 partition=p1/p2").unwrap());
+        assert_eq!(parse_control("faults").unwrap(), Faults::default());
+        assert!(parse_control("faults loss=2").is_err());
+        assert!(parse_control("reboot now").is_err());
+    }
+
+    #[test]
+    fn a_typed_line_is_never_a_control_line() {
+        // What once changed the faults from stdin is a command like any other.
+        assert_eq!(parse_line("#mgr faults loss=1\n"), command("#mgr", "faults loss=1"));
     }
 
     #[test]
@@ -140,9 +190,9 @@ mod tests {
         assert_eq!(parse_line("send p2 hello\n"), command("send", "p2 hello"));
         assert_eq!(parse_line("  send\tp2   hello world \r\n"), command("send", "p2   hello world"));
         assert_eq!(parse_line("read"), command("read", ""));
-        assert_eq!(parse_line(""), Ok(Line::Empty));
-        assert_eq!(parse_line("   \n"), Ok(Line::Empty));
-        assert_eq!(parse_line("help"), Ok(Line::Help));
+        assert_eq!(parse_line(""), Line::Empty);
+        assert_eq!(parse_line("   \n"), Line::Empty);
+        assert_eq!(parse_line("help"), Line::Help);
     }
 
     #[test]
