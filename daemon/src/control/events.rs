@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use mgr_proto::{EventsChunk, EventsRequest};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
