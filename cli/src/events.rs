@@ -35,6 +35,10 @@ pub async fn collect(client: &mut Client, run: &str) -> anyhow::Result<RunEvents
     };
     let request = EventsRequest { run: run.to_owned(), follow: false, local: false };
     let mut stream = client.events(request).await.map_err(crate::commands::status)?.into_inner();
+    // A chunk is whole lines of one instance, and an instance's lines come
+    // in as many chunks as their size needs (a MiB each), interleaved with
+    // other instances' and members': each event names its process, so the
+    // lines are added as they come, whatever chunk carried them.
     while let Some(chunk) = stream.message().await.map_err(crate::commands::status)? {
         for member in chunk.missing {
             if !events.missing.contains(&member) {

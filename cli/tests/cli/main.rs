@@ -7,6 +7,7 @@ mod apps_ack;
 mod apps_chat;
 mod apps_multicast;
 mod auth;
+mod bounds;
 mod broadcast;
 mod check_broadcast;
 mod check_consensus;

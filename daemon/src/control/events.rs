@@ -1,10 +1,19 @@
 //! `Events`: the structured events of a run, from every member hosting
 //! some of its instances. Members that are dead are named in a `missing`
 //! chunk: their instances' events cannot be had, and a checker must know.
+//!
+//! A run's events may be larger than any message or any memory, so they
+//! stream in chunks of whole lines of at most [`crate::events::CHUNK`]
+//! bytes (one longer line excepted), many per instance, through a channel
+//! of a few chunks: a stream holds a few MiB however large the run. Chunks
+//! from other members pass through unchanged, so they are bounded the same.
 
+use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
 use mgr_proto::{EventsChunk, EventsRequest};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -21,8 +30,12 @@ pub(super) type EventStream = Pin<Box<dyn Stream<Item = Result<EventsChunk, Stat
 /// How often a followed events file is looked at for new lines.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Chunks waiting for the client, beside the one each sender holds: with
+/// chunks of up to 1 MiB, what a slow client can make a stream hold.
+const IN_FLIGHT: usize = 2;
+
 pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<EventStream, Status> {
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let view = control.group.view();
     if req.local || view.members.len() == 1 {
         // Fails now, not in the stream, when the run is unknown here.
@@ -81,8 +94,9 @@ pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<Even
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-/// Streams this member's instances' events files; with follow, until none
-/// of the run's instances here is live and the files are read to the end.
+/// Streams this member's instances' events files, a chunk from each in
+/// turn until every file is read to its end; with follow, then again every
+/// [`POLL`] until none of the run's instances here is live.
 async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Result<EventsChunk, Status>>) {
     let Ok(runs) = supervisor.ps(Some(req.run.clone())).await else { return };
     let Some(run) = runs.into_iter().next() else { return };
@@ -99,25 +113,32 @@ async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Resu
                 .ps(Some(req.run.clone()))
                 .await
                 .is_ok_and(|runs| runs.iter().flat_map(|r| &r.instances).any(|i| i.state.is_live()));
-        for (instance, member, reader) in &mut readers {
-            match reader.read_new() {
-                Ok(lines) if lines.is_empty() => {}
-                Ok(lines) => {
-                    let chunk = EventsChunk {
-                        run: req.run.clone(),
-                        instance: instance.clone(),
-                        member: member.clone(),
-                        lines,
-                        missing: Vec::new(),
-                    };
-                    if tx.send(Ok(chunk)).await.is_err() {
+        // One chunk per instance per round, so an instance with a large
+        // file does not keep the others waiting.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for (instance, member, reader) in &mut readers {
+                match read_chunk(reader).await {
+                    Ok(lines) if lines.is_empty() => {}
+                    Ok(lines) => {
+                        progressed = true;
+                        let chunk = EventsChunk {
+                            run: req.run.clone(),
+                            instance: instance.clone(),
+                            member: member.clone(),
+                            lines,
+                            missing: Vec::new(),
+                        };
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(run = %req.run, %instance, %err, "cannot read the events file");
+                        let _ = tx.send(Err(super::status::events_unreadable(&req.run, instance, &err))).await;
                         return;
                     }
-                }
-                Err(err) => {
-                    tracing::error!(run = %req.run, %instance, %err, "cannot read the events file");
-                    let _ = tx.send(Err(super::status::events_unreadable(&req.run, instance, &err))).await;
-                    return;
                 }
             }
         }
@@ -126,4 +147,18 @@ async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Resu
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The next chunk of `reader`, read on a blocking thread: a chunk is a
+/// MiB of file, not to be read on a thread that serves other RPCs.
+async fn read_chunk(reader: &mut Reader) -> io::Result<Bytes> {
+    let mut taken = std::mem::replace(reader, Reader::new(PathBuf::new()));
+    let (taken, lines) = tokio::task::spawn_blocking(move || {
+        let lines = taken.read_new();
+        (taken, lines)
+    })
+    .await
+    .map_err(io::Error::other)?;
+    *reader = taken;
+    lines
 }
