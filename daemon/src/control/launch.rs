@@ -281,6 +281,13 @@ fn plan(control: &Control, roles: &[Role]) -> Result<Vec<Share>, Status> {
     for (r, role) in roles.iter().enumerate() {
         let chosen = choose(&shares, role)?;
         let count = role.count as usize;
+        // Counted before anything is placed: "each" multiplies by the
+        // members, and a request must not make the planner allocate for
+        // more instances than a launch may have.
+        let placing = if role.placement == "each" { count * chosen.len() } else { count };
+        if next - 1 + placing > MAX_INSTANCES as usize {
+            return Err(Error::BadCount((next - 1 + placing).min(u32::MAX as usize) as u32).into());
+        }
         let mut place = |share: usize, shares: &mut Vec<Share>| {
             shares[share].roles[r].push(format!("p{next}"));
             next += 1;

@@ -47,6 +47,10 @@ pub const MAX_INSTANCES: u32 = 256;
 const STDIN_QUEUE: usize = 1024;
 pub const STDIN_BYTES: usize = 1 << 20;
 
+/// The highest number of an automatic run name (`r1`…): far more runs than
+/// a manager will ever make, and far from overflowing a count.
+const MAX_AUTO_RUN: u64 = 1 << 40;
+
 /// Launches in progress (names reserved, runs prepared and not started)
 /// that one member holds at once; more is a flood, not a lab.
 const MAX_RESERVATIONS: usize = 1024;
@@ -808,6 +812,9 @@ impl Task {
     }
 
     fn reserve(&mut self, wanted: Option<String>, from: u64, launch_id: String) -> Result<String, Error> {
+        if from > MAX_AUTO_RUN {
+            return Err(Error::BadRequest(format!("r{from} is beyond the automatic run names")));
+        }
         let now = Instant::now();
         self.reserved.retain(|_, (launch, expiry)| *expiry > now && *launch != launch_id);
         if self.reserved.len() >= MAX_RESERVATIONS {
