@@ -68,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$MGR" start --state-dir "$W/state" --listen 127.0.0.1:0 --no-mdns --allow-exec --ports 30000-30999 \
+"$MGR" start --state-dir "$W/state" --no-mdns --allow-exec --ports 30000-30999 \
     2>"$W/daemon.log" &
 DPID=$!
 S="$W/state/mgr.sock"

@@ -34,18 +34,7 @@ impl Drop for Guard {
 
 fn start(dir: &Path, ports: &str) -> Result<Guard> {
     let child = Command::new(env!("CARGO_BIN_EXE_mgr"))
-        .args([
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--allow-exec",
-            "--grace",
-            "1",
-            "--ports",
-            ports,
-            "--state-dir",
-        ])
+        .args(["start", "--no-mdns", "--allow-exec", "--grace", "1", "--ports", ports, "--state-dir"])
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -416,6 +416,17 @@ fn faults_change_while_a_run_is_live_and_a_partition_heals() -> Result<()> {
     wait_until("the delivery after the heal", || deliveries(&daemon, "split/p3").is_ok_and(|d| d == ["p1 healed"]))?;
     // The log says when the faults changed.
     assert!(daemon.ok(&["logs", "split/p3"])?.contains("p3 # faults: partition=p1,p2/p3"));
+    // What a user types is never taken for the manager's control (which
+    // comes on a pipe of its own): p1 answers it as an unknown command and
+    // still sends.
+    daemon.ok(&["send", "split/p1", "#mgr", "faults", "loss=1"])?;
+    wait_until("p1's answer", || {
+        daemon.ok(&["logs", "split/p1"]).is_ok_and(|l| l.contains("error: unknown command '#mgr'"))
+    })?;
+    daemon.ok(&["send", "split/p1", "send", "p3", "typed"])?;
+    wait_until("the delivery after the typed line", || {
+        deliveries(&daemon, "split/p3").is_ok_and(|d| d.contains(&"p1 typed".to_owned()))
+    })?;
 
     // Bad fault requests are refused and change nothing.
     assert!(daemon.err(&["fault", "split", "--loss", "2"])?.contains("loss must be a probability between 0 and 1"));

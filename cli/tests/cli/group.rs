@@ -150,6 +150,24 @@ fn a_killed_manager_is_dead_within_2s_its_instances_lost_and_it_rejoins_as_itsel
 }
 
 #[test]
+fn a_dead_member_can_be_forgotten_and_an_alive_one_cannot() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let mut b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    let err = a.err(&["forget", "b"])?;
+    assert_eq!(err, "mgrctl: member b is alive: only a dead member can be forgotten");
+    b.kill9();
+    wait_until("b dead", || a.members().is_ok_and(|m| m.contains(&("b".to_owned(), "dead".to_owned()))))?;
+    let out = a.ok(&["forget", "b"])?;
+    assert!(out.starts_with("forgot member b ("), "{out}");
+    assert_eq!(a.members()?, [("a".to_owned(), "alive".to_owned())]);
+    assert_eq!(a.err(&["forget", "b"])?, "mgrctl: no member named 'b' (see: mgrctl members)");
+    assert!(a.err(&["forget", "../b"])?.contains("member name '../b' is not valid"));
+    Ok(())
+}
+
+#[test]
 fn a_launch_that_one_member_cannot_start_starts_nowhere() -> Result<()> {
     let (pa, pb) = (free_port(), free_port());
     let a = member("a", pa, &[])?;

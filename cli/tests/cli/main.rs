@@ -24,4 +24,5 @@ mod netns;
 mod registers;
 mod restart;
 mod scenarios;
+mod security;
 mod visualize;
