@@ -356,7 +356,10 @@ enum Msg {
         start: u32,
     },
     /// From a timer: a prepared run that is still not started goes.
-    Expire(String),
+    Expire {
+        run: String,
+        launch_id: String,
+    },
     /// From a timer: the backoff of a failed instance (`start`) is over.
     Revive {
         run: String,
@@ -701,8 +704,10 @@ impl Task {
                     self.abort_launch(&run, &launch_id);
                     let _ = reply.send(());
                 }
-                Msg::Expire(run) => {
-                    if self.runs.get(&run).is_some_and(|r| r.pending.is_some()) {
+                Msg::Expire { run, launch_id } => {
+                    // Only the run of that launch: the name may have been
+                    // freed and prepared again by another since.
+                    if self.runs.get(&run).is_some_and(|r| r.pending.is_some() && r.launch_id == launch_id) {
                         tracing::warn!(run, "a prepared run was never started: freeing its addresses");
                         self.abort(&run);
                     }
@@ -979,6 +984,7 @@ impl Task {
             created_ms: now_ms(),
             instances,
         };
+        let launch_id = run.launch_id.clone();
         self.runs.insert(name.clone(), run);
         // Where a launch spends its time, for `mgr start -v`.
         tracing::debug!(run = %name, ?ports_taken, ?files_made, total = ?began.elapsed(), "prepare timings");
@@ -986,7 +992,7 @@ impl Task {
         tokio::spawn(async move {
             tokio::time::sleep(PREPARED_TTL).await;
             if let Some(tx) = tx.upgrade() {
-                let _ = tx.send(Msg::Expire(name)).await;
+                let _ = tx.send(Msg::Expire { run: name, launch_id }).await;
             }
         });
         Ok(addresses)

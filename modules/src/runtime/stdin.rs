@@ -92,10 +92,50 @@ fn split_word(text: &str) -> (&str, &str) {
 pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(64);
     if let Some(fd) = control_fd {
-        spawn_control_reader(fd, tx.clone());
+        use std::os::fd::FromRawFd;
+        // SAFETY: by the launch contract, MGR_CONTROL_FD names a pipe the
+        // manager gave this process and nothing else in it uses; the reader
+        // owns it from here on.
+        let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+        let tx = tx.clone();
+        spawn_lines(
+            "control",
+            move || std::io::BufReader::new(pipe),
+            move |line| match parse_control(line) {
+                Ok(faults) => tx.blocking_send(Input::Faults(faults)).is_ok(),
+                Err(err) => {
+                    say(format_args!("error: bad control line from the manager: {err}"));
+                    true
+                }
+            },
+        );
     }
-    let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let mut input = std::io::stdin().lock();
+    spawn_lines(
+        "stdin",
+        || std::io::stdin().lock(),
+        move |line| {
+            let input = match parse_line(line) {
+                Line::Empty => return true,
+                Line::Help => Input::Help,
+                Line::Command(command) => Input::Command(command),
+            };
+            tx.blocking_send(input).is_ok()
+        },
+    );
+    rx
+}
+
+/// Reads the input `open` gives (on the reader's own thread, named `name`)
+/// line by line, handing each line to `each` until the input ends or
+/// `each` says to stop (returns false). Lines are decoded lossily: a stray
+/// non-UTF-8 byte should not cost the user the whole line.
+fn spawn_lines<R: BufRead>(
+    name: &'static str,
+    open: impl FnOnce() -> R + Send + 'static,
+    mut each: impl FnMut(&str) -> bool + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let mut input = open();
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -104,61 +144,17 @@ pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    eprintln!("stdin: {err}");
+                    eprintln!("{name}: {err}");
                     return;
                 }
             }
-            // Lossy decoding: a stray non-UTF-8 byte should not cost the
-            // user the whole line.
-            let input = match parse_line(&String::from_utf8_lossy(&buf)) {
-                Line::Empty => continue,
-                Line::Help => Input::Help,
-                Line::Command(command) => Input::Command(command),
-            };
-            if tx.blocking_send(input).is_err() {
+            if !each(&String::from_utf8_lossy(&buf)) {
                 return;
             }
         }
     });
     if let Err(err) = spawned {
-        eprintln!("stdin: cannot start the reader thread: {err}");
-    }
-    rx
-}
-
-/// Reads `faults SPEC` lines from the control pipe the manager gave us.
-fn spawn_control_reader(fd: i32, tx: mpsc::Sender<Input>) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: by the launch contract, MGR_CONTROL_FD names a pipe the
-    // manager gave this process and nothing else in it uses; the reader
-    // owns it from here on.
-    let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-    let spawned = std::thread::Builder::new().name("control".into()).spawn(move || {
-        let mut lines = std::io::BufReader::new(pipe);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match lines.read_until(b'\n', &mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    eprintln!("control: {err}");
-                    return;
-                }
-            }
-            match parse_control(&String::from_utf8_lossy(&buf)) {
-                Ok(faults) => {
-                    if tx.blocking_send(Input::Faults(faults)).is_err() {
-                        return;
-                    }
-                }
-                Err(err) => say(format_args!("error: bad control line from the manager: {err}")),
-            }
-        }
-    });
-    if let Err(err) = spawned {
-        eprintln!("control: cannot start the reader thread: {err}");
+        eprintln!("{name}: cannot start the reader thread: {err}");
     }
 }
 
