@@ -292,6 +292,9 @@ const TRY_AGAIN: Duration = Duration::from_secs(2);
 /// Pause before a discovered manager that refused us is tried again.
 const TRY_STRANGER_AGAIN: Duration = Duration::from_secs(60);
 
+/// Discovered managers being tried (or paused after a try) at once.
+const MAX_TRYING: usize = 1024;
+
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut found: Option<mpsc::Receiver<Found>>) {
         let mut tick = tokio::time::interval(HEARTBEAT / 2);
@@ -402,7 +405,16 @@ impl Task {
         Ok(())
     }
 
-    fn found(&mut self, found: Found) {
+    fn found(&mut self, mut found: Found) {
+        use crate::names::{Kind, check};
+        // A manager has an address or two; more is someone else's list.
+        found.addrs.truncate(4);
+        // Anyone on the LAN can announce anything: a hint that is not a
+        // valid description is not worth a connection.
+        if check(Kind::MemberId, &found.id).is_err() || check(Kind::Group, &found.group).is_err() {
+            tracing::debug!("an mDNS announcement with a malformed id or group: ignored");
+            return;
+        }
         let me = self.membership.me();
         if found.group != me.group || found.id == me.id {
             tracing::debug!(id = %found.id, group = %found.group, "discovered a manager of another group: ignored");
@@ -414,6 +426,13 @@ impl Task {
         }
         let now = Instant::now();
         if self.next_try.get(&found.id).is_some_and(|t| now < *t) {
+            return;
+        }
+        // The pauses of ids announced once and never again go; a flood of
+        // announcements of new ids is not followed past the bound.
+        self.next_try.retain(|_, t| now < *t);
+        if self.next_try.len() >= MAX_TRYING {
+            tracing::debug!(id = %found.id, "too many discovered managers being tried: ignored");
             return;
         }
         self.next_try.insert(found.id.clone(), now + TRY_AGAIN);
