@@ -97,10 +97,13 @@ pub struct Chunk {
 }
 
 /// The only writer of one instance's log. Owned by whoever drains the
-/// instance's pipes; lives across restarts so numbering continues.
+/// instance's pipes; lives across restarts so numbering continues. Its file
+/// is open only while it writes: a closed log (an ended instance) holds no
+/// descriptor and no buffer, however long the manager keeps it.
 #[derive(Debug)]
 pub struct Writer {
-    file: File,
+    path: PathBuf,
+    file: Option<File>,
     offset: u64,
     seq: u64,
     last_time_ms: u64,
@@ -125,7 +128,8 @@ impl Unopened {
         let offset = file.metadata()?.len();
         self.progress.send_modify(|p| p.offset = offset);
         Ok(Writer {
-            file,
+            path: self.path,
+            file: Some(file),
             offset,
             seq: 0,
             last_time_ms: 0,
@@ -233,8 +237,14 @@ impl Writer {
     }
 
     /// Marks the log finished: followers end once they have read it all.
+    /// Its file, buffers and in-memory tail are let go (readers of a closed
+    /// log read the file); a later note opens the file again.
     pub fn close(&mut self) {
-        self.progress.send_modify(|p| p.closed = true);
+        self.progress.send_modify(|p| {
+            p.closed = true;
+            p.tail = Arc::default();
+        });
+        self.file = None;
         self.buf = Vec::new();
         self.partial = [Vec::new(), Vec::new()];
     }
@@ -278,8 +288,11 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
+        if self.file.is_none() {
+            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        }
         // The file is in the page cache: this write does not wait for the disk.
-        self.file.write_all(&self.buf)?;
+        self.file.as_mut().expect("opened above").write_all(&self.buf)?;
         self.offset += self.buf.len() as u64;
         let (offset, seq, buf) = (self.offset, self.seq, &self.buf);
         // The tail is updated in place: readers never keep a clone of it (they

@@ -1,0 +1,96 @@
+//! A manager that runs all semester: what thousands of runs leave behind
+//! (nothing), what a restart keeps (the history), what one print loop may
+//! take (a bounded log), what an instance may use (its cgroup's limits) and
+//! what outlives a kill -9 of the manager (nothing). The soak benchmark of
+//! the same is `bench/soak.sh`.
+
+use std::os::unix::process::CommandExt;
+
+use mgr_proto::{LaunchRequest, Role, SignalKind, SignalRequest};
+
+use crate::harness::*;
+
+/// Descriptors, threads and resident memory of a process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    pub fds: usize,
+    pub threads: usize,
+    pub rss: u64,
+}
+
+pub(crate) fn usage(pid: u32) -> Result<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{name} of {pid}"))
+    };
+    Ok(Usage {
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count(),
+        threads: field("Threads:")? as usize,
+        rss: field("VmRSS:")? * 1024,
+    })
+}
+
+/// Starts `mgr start` on a fresh state dir with at most `nofile` open
+/// descriptors (as a common `ulimit -n` on a desktop gives).
+fn start_limited(nofile: u64, extra: &[&str]) -> Result<(Daemon, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("state");
+    let mut command = Command::new(bin("mgr"));
+    command
+        .args(["start", "--no-mdns", "--grace", "1", "--ports", &port_range(40), "--state-dir"])
+        .arg(&state)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only setrlimit between fork and exec, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = nix::sys::resource::Resource::RLIMIT_NOFILE;
+            nix::sys::resource::setrlimit(limit, nofile, nofile).map_err(std::io::Error::from)
+        });
+    }
+    let child = command.spawn()?;
+    let daemon = Daemon::adopt(child, &state);
+    wait_until("the limited manager's socket", || {
+        std::os::unix::net::UnixStream::connect(state.join("mgr.sock")).is_ok()
+    })?;
+    Ok((daemon, dir))
+}
+
+#[test]
+fn three_hundred_launches_under_a_limit_of_128_descriptors_leave_nothing_behind() -> Result<()> {
+    let (daemon, _dir) = start_limited(128, &[])?;
+    let pid = daemon.pid().context("the manager runs")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut client, _) = runtime.block_on(mgr_cli::client::connect(&daemon.dir.join("mgr.sock"), false))?;
+    let mut cycle = |i: usize| -> Result<()> {
+        let name = format!("c{i}");
+        let role = Role { module: "FairLossPointToPointLink".into(), count: 2, ..Role::default() };
+        let request = LaunchRequest { name: name.clone(), roles: vec![role], ..LaunchRequest::default() };
+        runtime.block_on(client.launch(request)).with_context(|| format!("launch {i}"))?;
+        let stop = SignalRequest { target: name, kind: SignalKind::Stop as i32, local: false };
+        runtime.block_on(client.signal(stop)).with_context(|| format!("stop {i}"))?;
+        Ok(())
+    };
+    for i in 0..30 {
+        cycle(i)?;
+    }
+    let early = usage(pid)?;
+    for i in 30..300 {
+        cycle(i)?;
+    }
+    let late = usage(pid)?;
+    // 600 ended instances: each holds no descriptor, no thread, and no
+    // more memory than its entry in the run table.
+    assert!(late.fds <= early.fds + 2, "descriptors grew from {} to {}", early.fds, late.fds);
+    assert!(late.threads <= early.threads + 2, "threads grew from {} to {}", early.threads, late.threads);
+    assert!(late.rss < early.rss + (8 << 20), "memory grew from {} to {} KiB", early.rss >> 10, late.rss >> 10);
+    assert_eq!(daemon.ps("c299")?.len(), 2, "the last run is listed");
+    Ok(())
+}
