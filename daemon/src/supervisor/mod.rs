@@ -1024,7 +1024,10 @@ impl Task {
 
     async fn start(&mut self, name: &str, launch_id: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
         let began = std::time::Instant::now();
-        let run = self.runs.get_mut(name).ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+        // A run this launch did not prepare is refused alike whether it is
+        // another launch's or no one's, as a prepare of a name the launch
+        // did not reserve is.
+        let run = self.runs.get_mut(name).ok_or_else(|| Error::OtherLaunch(name.to_owned()))?;
         if run.launch_id != launch_id {
             return Err(Error::OtherLaunch(name.to_owned()));
         }
