@@ -1282,7 +1282,7 @@ impl Task {
             }
         }
         if delivered.is_empty() {
-            return Err(Error::NotRunning(format!("no instance of run '{}'", target.run)));
+            return Err(Error::NotRunning(format!("run '{}'", target.run)));
         }
         Ok(delivered)
     }
