@@ -639,7 +639,8 @@ fn check_partition(faults: &Faults, count: u32) -> Result<(), Error> {
             name.strip_prefix('p').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (1..=count).contains(&n));
         if !known {
             return Err(Error::BadFaults(format!(
-                "the partition names '{name}', which is not an instance of the run (p1 to p{count})"
+                "the partition names {}, which is not an instance of the run (p1 to p{count})",
+                crate::names::printable(name, 40)
             )));
         }
     }
