@@ -1177,7 +1177,9 @@ impl Task {
             let child = match result {
                 Ok(child) => child,
                 Err(source) => {
-                    first_error.get_or_insert(Error::Spawn { what: format!("'{program}' for {what}"), source });
+                    // The program is the user's text, as long as an argument may be.
+                    let program = crate::names::printable(&program, 64);
+                    first_error.get_or_insert(Error::Spawn { what: format!("{program} for {what}"), source });
                     continue;
                 }
             };
