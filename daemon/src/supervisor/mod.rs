@@ -1390,7 +1390,10 @@ impl Task {
                 let port = self.runs[&run].instances[i].address.port();
                 let result = match self.ports.take_port(self.config.advertise, port) {
                     Ok(socket) => self.start_instances(&run, vec![(i, socket)], None).await,
-                    Err(source) => Err(Error::Spawn { what: format!("{run}/p{} on port {port}", i + 1), source }),
+                    Err(source) => {
+                        let instance = &self.runs[&run].instances[i].name;
+                        Err(Error::Spawn { what: format!("{run}/{instance} on port {port}"), source })
+                    }
                 };
                 if let Err(err) = result {
                     self.ports.release(port);
