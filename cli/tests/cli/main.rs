@@ -17,6 +17,7 @@ mod detectors;
 mod events;
 mod examples;
 mod foundation;
+mod fuzz;
 mod group;
 mod harness;
 mod multihost;

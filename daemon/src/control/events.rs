@@ -71,7 +71,13 @@ pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<Even
                 }
             };
             loop {
-                match stream.message().await {
+                // A reader that hung up lets the member go at once (see
+                // `local`).
+                let message = tokio::select! {
+                    message = stream.message() => message,
+                    _ = tx.closed() => return,
+                };
+                match message {
                     Ok(Some(chunk)) => {
                         if tx.send(Ok(chunk)).await.is_err() {
                             return;
@@ -145,7 +151,14 @@ async fn local(supervisor: Supervisor, req: EventsRequest, tx: mpsc::Sender<Resu
         if !live {
             return;
         }
-        tokio::time::sleep(POLL).await;
+        // A reader that hung up is not followed until the run ends: each
+        // pass costs a ps and a read of every file, and a forwarded stream
+        // holds one of the few the connection between two members may
+        // have open.
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = tx.closed() => return,
+        }
     }
 }
 

@@ -215,6 +215,10 @@ pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
         let shown = if role.name.is_empty() { String::new() } else { format!("role '{}': ", role.name) };
         Error::BadRequest(format!("{shown}{what}")).into()
     };
+    // Every error below names the role: its name is checked first.
+    if !role.name.is_empty() {
+        crate::names::check(crate::names::Kind::Role, &role.name)?;
+    }
     if !role.module.is_empty() {
         crate::names::check(crate::names::Kind::Module, &role.module)?;
     }

@@ -41,7 +41,13 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         let mut here = local(control, &req, target.clone()).await?;
         let tx = tx.clone();
         tokio::spawn(async move {
-            while let Some(item) = here.next().await {
+            loop {
+                // A viewer that hung up is not waited for until the next line.
+                let item = tokio::select! {
+                    item = here.next() => item,
+                    _ = tx.closed() => return,
+                };
+                let Some(item) = item else { return };
                 if tx.send(item).await.is_err() {
                     return;
                 }
@@ -127,7 +133,15 @@ impl Forward {
                 Ok(stream) => {
                     let mut stream = stream.into_inner();
                     loop {
-                        match stream.message().await {
+                        // A viewer that hung up lets the member go at once:
+                        // a quiet instance may not write for hours, and
+                        // every forwarded stream holds one of the few the
+                        // connection between two members may have open.
+                        let message = tokio::select! {
+                            message = stream.message() => message,
+                            _ = self.tx.closed() => return,
+                        };
+                        match message {
                             Ok(Some(chunk)) => {
                                 last_seq = last_seq.max(chunk.first_seq + numbered(&chunk.records).saturating_sub(1));
                                 if self.tx.send(Ok(chunk)).await.is_err() {

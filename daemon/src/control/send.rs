@@ -40,9 +40,7 @@ pub(super) async fn send(control: &Control, req: SendRequest) -> Result<SendRepl
     }
     // A run's line reaches those that run; it fails only if none does.
     if delivered.is_empty() {
-        return Err(
-            first_error.unwrap_or_else(|| Error::NotRunning(format!("no instance of run '{}'", target.run)).into())
-        );
+        return Err(first_error.unwrap_or_else(|| Error::NotRunning(format!("run '{}'", target.run)).into()));
     }
     if target.instance.is_some()
         && let Some(err) = first_error

@@ -642,7 +642,8 @@ fn check_partition(faults: &Faults, count: u32) -> Result<(), Error> {
             name.strip_prefix('p').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (1..=count).contains(&n));
         if !known {
             return Err(Error::BadFaults(format!(
-                "the partition names '{name}', which is not an instance of the run (p1 to p{count})"
+                "the partition names {}, which is not an instance of the run (p1 to p{count})",
+                crate::names::printable(name, 40)
             )));
         }
     }
@@ -1030,7 +1031,10 @@ impl Task {
 
     async fn start(&mut self, name: &str, launch_id: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
         let began = std::time::Instant::now();
-        let run = self.runs.get_mut(name).ok_or_else(|| Error::UnknownRun(name.to_owned()))?;
+        // A run this launch did not prepare is refused alike whether it is
+        // another launch's or no one's, as a prepare of a name the launch
+        // did not reserve is.
+        let run = self.runs.get_mut(name).ok_or_else(|| Error::OtherLaunch(name.to_owned()))?;
         if run.launch_id != launch_id {
             return Err(Error::OtherLaunch(name.to_owned()));
         }
@@ -1179,7 +1183,9 @@ impl Task {
             let child = match result {
                 Ok(child) => child,
                 Err(source) => {
-                    first_error.get_or_insert(Error::Spawn { what: format!("'{program}' for {what}"), source });
+                    // The program is the user's text, as long as an argument may be.
+                    let program = crate::names::printable(&program, 64);
+                    first_error.get_or_insert(Error::Spawn { what: format!("{program} for {what}"), source });
                     continue;
                 }
             };
@@ -1285,7 +1291,7 @@ impl Task {
             }
         }
         if delivered.is_empty() {
-            return Err(Error::NotRunning(format!("no instance of run '{}'", target.run)));
+            return Err(Error::NotRunning(format!("run '{}'", target.run)));
         }
         Ok(delivered)
     }
@@ -1390,7 +1396,10 @@ impl Task {
                 let port = self.runs[&run].instances[i].address.port();
                 let result = match self.ports.take_port(self.config.advertise, port) {
                     Ok(socket) => self.start_instances(&run, vec![(i, socket)], None).await,
-                    Err(source) => Err(Error::Spawn { what: format!("{run}/p{} on port {port}", i + 1), source }),
+                    Err(source) => {
+                        let instance = &self.runs[&run].instances[i].name;
+                        Err(Error::Spawn { what: format!("{run}/{instance} on port {port}"), source })
+                    }
                 };
                 if let Err(err) = result {
                     self.ports.release(port);

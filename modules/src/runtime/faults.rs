@@ -64,13 +64,13 @@ impl Faults {
     pub fn parse(spec: &str) -> Result<Faults, FaultsError> {
         let mut faults = Faults::default();
         for word in spec.split_whitespace() {
-            let (key, value) = word.split_once('=').ok_or_else(|| FaultsError::NotKeyValue(word.to_owned()))?;
+            let (key, value) = word.split_once('=').ok_or_else(|| FaultsError::NotKeyValue(shown(word)))?;
             match key {
                 "loss" => faults.loss = probability(key, value)?,
                 "dup" => faults.dup = probability(key, value)?,
                 "delay" => faults.delay_ms = parse_delay(value)?,
                 "partition" => faults.partition = parse_partition(value)?,
-                _ => return Err(FaultsError::UnknownKey(key.to_owned())),
+                _ => return Err(FaultsError::UnknownKey(shown(key))),
             }
         }
         Ok(faults)
@@ -94,7 +94,7 @@ impl Faults {
 
 /// Parses `MIN-MAX` milliseconds (a single number means MIN = MAX).
 pub fn parse_delay(value: &str) -> Result<(u64, u64), FaultsError> {
-    let bad = || FaultsError::BadDelay(value.to_owned());
+    let bad = || FaultsError::BadDelay(shown(value));
     let (lo, hi) = value.split_once('-').unwrap_or((value, value));
     let lo: u64 = lo.trim().parse().map_err(|_| bad())?;
     let hi: u64 = hi.trim().parse().map_err(|_| bad())?;
@@ -113,11 +113,11 @@ pub fn parse_partition(value: &str) -> Result<Vec<Vec<String>>, FaultsError> {
     for block in value.split('/') {
         let names: Vec<String> = block.split(',').map(str::trim).map(str::to_owned).collect();
         if names.iter().any(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
-            return Err(FaultsError::BadPartition(value.to_owned()));
+            return Err(FaultsError::BadPartition(shown(value)));
         }
         for name in &names {
             if blocks.iter().flatten().any(|n| n == name) || names.iter().filter(|n| *n == name).count() > 1 {
-                return Err(FaultsError::TwiceInPartition(name.clone()));
+                return Err(FaultsError::TwiceInPartition(shown(name)));
             }
         }
         blocks.push(names);
@@ -128,8 +128,28 @@ pub fn parse_partition(value: &str) -> Result<Vec<Vec<String>>, FaultsError> {
 fn probability(key: &str, value: &str) -> Result<f64, FaultsError> {
     match value.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(FaultsError::BadProbability { key: key.to_owned(), value: value.to_owned() }),
+        _ => Err(FaultsError::BadProbability { key: key.to_owned(), value: shown(value) }),
     }
+}
+
+/// A piece of a spec as an error quotes it: control characters escaped,
+/// and at most 40 characters. A manager gets specs from the network and
+/// sends its errors back: a spec must not write to the reader's terminal,
+/// nor come back a megabyte long.
+fn shown(text: &str) -> String {
+    const KEEP: usize = 40;
+    let mut shown = String::new();
+    for c in text.chars().take(KEEP) {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    if text.chars().nth(KEEP).is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// Prints the SPEC that [`Faults::parse`] reads back, leaving out what is off.
@@ -191,5 +211,17 @@ mod tests {
         assert_eq!(err("loss"), "'loss' is not of the form key=value (keys: loss, dup, delay, partition)");
         assert_eq!(err("partition=p1,p2/p2"), "p2 is in two blocks of the partition");
         assert!(err("partition=p1,/p2").starts_with("partition must be blocks"));
+    }
+
+    #[test]
+    fn a_refused_spec_is_quoted_short_and_without_control_characters() {
+        let err = |spec: &str| Faults::parse(spec).unwrap_err().to_string();
+        assert_eq!(
+            err("delay=a\0b\x1b[2J"),
+            "delay must be MIN-MAX milliseconds with MIN <= MAX <= 60000, not 'a\\u{0}b\\u{1b}[2J'"
+        );
+        let long = err(&format!("loss={}", "9".repeat(10 << 20)));
+        assert_eq!(long, format!("loss must be a probability between 0 and 1, not '{}…'", "9".repeat(40)));
+        assert!(err(&format!("partition=p1/{}", "é".repeat(1000))).len() < 200);
     }
 }
