@@ -110,6 +110,7 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         tls: None,
         join: Vec::new(),
         mdns: None,
+        retention: Default::default(),
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

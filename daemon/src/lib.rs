@@ -65,6 +65,8 @@ pub struct Config {
     /// mDNS discovery on these interfaces (empty: every non-loopback IPv4
     /// interface); `None` turns discovery off.
     pub mdns: Option<Vec<String>>,
+    /// How many ended runs, and bytes of them, this member keeps.
+    pub retention: supervisor::Retention,
 }
 
 /// The protocol version peers must share to merge.
@@ -153,6 +155,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         registry: registry.clone(),
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
+        retention: config.retention,
     })?;
     // Peers reach this manager where it listens; a wildcard listen is
     // reached at the advertised IP. A manager without TCP has no address.

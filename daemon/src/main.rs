@@ -251,6 +251,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         tls,
         join: args.join,
         mdns: (!args.no_mdns).then_some(args.iface),
+        retention: Default::default(),
     };
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;

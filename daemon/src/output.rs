@@ -180,6 +180,30 @@ impl Writer {
         (Unopened { path: path.to_owned(), progress }, handle)
     }
 
+    /// The writer of an existing log, closed (its file is opened by the first
+    /// note or line), numbering on after `seq`: for the instances of a run
+    /// the manager found in its state dir at start. `offset` is where the
+    /// whole records end.
+    pub fn resume(path: &Path, run: &str, instance: &str, member: &str, offset: u64, seq: u64) -> (Self, LogHandle) {
+        let (unopened, handle) = Writer::prepare(path, run, instance, member);
+        unopened.progress.send_modify(|p| {
+            p.offset = offset;
+            p.seq = seq;
+            p.closed = true;
+        });
+        let writer = Writer {
+            path: unopened.path,
+            file: None,
+            offset,
+            seq,
+            last_time_ms: 0,
+            partial: [Vec::new(), Vec::new()],
+            buf: Vec::new(),
+            progress: unopened.progress,
+        };
+        (writer, handle)
+    }
+
     /// Takes bytes read from one of the instance's pipes: every complete
     /// line becomes a numbered record; an incomplete last line waits.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
@@ -289,7 +313,13 @@ impl Writer {
             return Ok(());
         }
         if self.file.is_none() {
-            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+            let file = OpenOptions::new().append(true).open(&self.path)?;
+            // Bytes past the last whole record are half a line a killed
+            // manager left: cut them, or they would glue onto this record.
+            if file.metadata()?.len() > self.offset {
+                file.set_len(self.offset)?;
+            }
+            self.file = Some(file);
         }
         // The file is in the page cache: this write does not wait for the disk.
         self.file.as_mut().expect("opened above").write_all(&self.buf)?;
@@ -324,6 +354,45 @@ fn append_to_tail(tail: &mut Vec<u8>, records: &[u8]) {
         let _ = writeln!(head, "t {time}");
         head.extend_from_slice(tail);
         *tail = head;
+    }
+}
+
+/// Where the whole records of the log at `path` end, and how many of them
+/// are numbered: what a manager needs to go on with a log it did not write
+/// (a missing file is an empty log). A last line without its newline (a
+/// manager killed mid-write) is left out, and cut off by the next write.
+pub fn scan(path: &Path) -> io::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(err) => return Err(err),
+    };
+    let (mut offset, mut seq, mut read) = (0u64, 0u64, 0u64);
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut carry = 0;
+    loop {
+        let got = file.read(&mut buf[carry..])?;
+        if got == 0 {
+            return Ok((offset, seq));
+        }
+        let filled = carry + got;
+        let mut start = 0;
+        for end in memchr_iter(b'\n', &buf[..filled]) {
+            if numbered(&buf[start..end]) {
+                seq += 1;
+            }
+            start = end + 1;
+        }
+        read += got as u64;
+        offset = read - (filled - start) as u64;
+        // A record is at most MAX_LINE and its marker, well below a chunk:
+        // what is left after the last newline fits at the start.
+        buf.copy_within(start..filled, 0);
+        carry = filled - start;
+        if carry == buf.len() {
+            return Err(io::Error::other(format!("log {} has a record longer than a chunk", path.display())));
+        }
     }
 }
 

@@ -11,7 +11,9 @@ mod launch;
 mod logs;
 mod members;
 mod modules;
+mod prune;
 mod ps;
+mod rm;
 mod send;
 mod signal;
 mod trace;
@@ -78,6 +80,11 @@ pub enum Command {
     /// Remove a dead member from this manager's list of members (a member
     /// dead for an hour is forgotten by itself).
     Forget(forget::ForgetArgs),
+    /// Delete runs (logs, events, records) on every member; a run that
+    /// still runs only with --force.
+    Rm(rm::RmArgs),
+    /// Delete the runs that ended more than an age ago, on every member.
+    Prune(prune::PruneArgs),
 }
 
 pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<u8> {
@@ -99,6 +106,8 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Members(args) => members::members(client, args).await,
         Command::Join(args) => join::join(client, args).await,
         Command::Forget(args) => forget::forget(client, args).await,
+        Command::Rm(args) => rm::rm(client, args).await,
+        Command::Prune(args) => prune::prune(client, args).await,
         Command::Events(args) => events::events(client, args).await,
         Command::Check(args) => check::check(client, args).await,
         Command::Trace(args) => trace::trace(client, args).await,

@@ -45,6 +45,7 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
                     "run": i.run, "instance": i.name, "member": i.member, "member_id": i.member_id, "address": i.address,
                     "pid": i.pid, "state": i.state, "exit_code": i.exit_code, "signal": i.signal,
                     "starts": i.starts, "last_seq": i.last_seq, "module": module, "role": i.role,
+                    "detail": i.detail,
                 });
                 println!("{value}");
             } else {
@@ -55,7 +56,7 @@ pub async fn ps(mut client: Client, args: PsArgs) -> anyhow::Result<u8> {
                     i.member,
                     i.address,
                     i.pid,
-                    i.state,
+                    if i.detail.is_empty() { i.state.clone() } else { format!("{} ({})", i.state, i.detail) },
                     exit_text(i),
                     if i.role.is_empty() { module.clone() } else { format!("{module} ({})", i.role) }
                 );

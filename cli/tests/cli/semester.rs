@@ -94,3 +94,73 @@ fn three_hundred_launches_under_a_limit_of_128_descriptors_leave_nothing_behind(
     assert_eq!(daemon.ps("c299")?.len(), 2, "the last run is listed");
     Ok(())
 }
+
+#[test]
+fn runs_survive_a_restart_of_the_manager_and_can_be_removed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ports = port_range(40);
+    let mut daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "demo", "-d"])?;
+    daemon.ok(&["send", "demo/p1", "send", "p2", "before the restart"])?;
+    wait_until("the delivery", || deliveries(&daemon, "demo/p2").is_ok_and(|d| d.len() == 1))?;
+    daemon.ok(&["stop", "demo"])?;
+    let before = daemon.ok(&["logs", "demo"])?;
+    daemon.stop();
+
+    let daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    let instances = daemon.ps("demo")?;
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    assert!(instances.iter().all(|i| i["state"] == "stopped"), "{instances:?}");
+    assert_eq!(daemon.ok(&["logs", "demo"])?, before, "the log reads as before the restart");
+    let check = daemon.ctl(&["check", "demo"])?;
+    let check_out = String::from_utf8_lossy(&check.stdout);
+    assert!(check_out.contains("FLL3") && check_out.contains("holds"), "{check_out}");
+    let err = daemon.err(&["launch", "FairLossPointToPointLink", "1", "--name", "demo"])?;
+    assert!(err.contains("a run named 'demo' exists already"), "{err}");
+    let err = daemon.err(&["restart", "demo/p1"])?;
+    assert!(err.contains("is from before this manager restarted"), "{err}");
+    // Automatic names go on after the kept ones.
+    daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "r7", "-d"])?;
+    daemon.ok(&["stop", "r7"])?;
+    assert_eq!(daemon.ok(&["launch", "FairLossPointToPointLink", "1", "-d"])?.trim(), "r8");
+    let err = daemon.err(&["rm", "r8"])?;
+    assert!(err.contains("run 'r8' has live instances: stop it first, or remove it with --force"), "{err}");
+    assert_eq!(daemon.ok(&["rm", "r8", "--force"])?.trim(), "removed r8");
+    assert_eq!(daemon.ok(&["rm", "demo"])?.trim(), "removed demo");
+    assert!(!daemon.dir.join("runs/demo").exists());
+    assert!(daemon.err(&["logs", "demo"])?.contains("unknown run 'demo'"));
+    daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "demo", "-d"])?;
+    daemon.ok(&["stop", "demo"])?;
+    // prune: every run that ended (all of them now) more than 0 s ago.
+    let pruned = daemon.ok(&["prune", "--older-than", "0s"])?;
+    assert!(pruned.contains("removed demo") && pruned.contains("removed r7"), "{pruned}");
+    assert_eq!(daemon.ok(&["ps", "--json"])?.trim(), "");
+    assert!(daemon.err(&["rm", "nothing"])?.contains("unknown run 'nothing'"));
+    Ok(())
+}
+
+#[test]
+fn a_manager_killed_with_its_runs_finds_them_lost_at_its_next_start() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ports = port_range(40);
+    let mut daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "2", "--name", "crashed", "-d"])?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "ended", "-d"])?;
+    daemon.ok(&["stop", "ended"])?;
+    daemon.kill9();
+
+    let daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    let instances = daemon.ps("crashed")?;
+    assert!(instances.iter().all(|i| i["state"] == "lost" && i["detail"] == "manager restarted"), "{instances:?}");
+    assert!(daemon.ok(&["ps"])?.contains("lost (manager restarted)"));
+    assert_eq!(daemon.instance("ended", "p1")?["state"], "stopped");
+    let logs = daemon.ok(&["logs", "crashed/p1"])?;
+    assert!(
+        logs.contains("p1 # started") && logs.contains("p1 # lost: the manager stopped without stopping it"),
+        "{logs}"
+    );
+    // The checkers see a crash: the book's crash-stop model.
+    let events = daemon.ok(&["events", "crashed", "--json"])?;
+    assert!(events.lines().filter(|l| l.contains("\"crash\"")).count() == 2, "{events}");
+    Ok(())
+}

@@ -15,7 +15,9 @@ mod logs;
 mod members;
 mod modules;
 mod peer;
+mod prune;
 mod ps;
+mod rm;
 mod send;
 mod signal;
 mod status;
@@ -112,5 +114,13 @@ impl Manager for Control {
 
     async fn forget(&self, req: Request<ForgetRequest>) -> Result<Response<ForgetReply>, Status> {
         forget::forget(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn remove(&self, req: Request<RemoveRequest>) -> Result<Response<RemoveReply>, Status> {
+        rm::remove(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn prune(&self, req: Request<PruneRequest>) -> Result<Response<PruneReply>, Status> {
+        prune::prune(self, req.into_inner()).await.map(Response::new)
     }
 }

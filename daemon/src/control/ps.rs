@@ -49,6 +49,8 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         member_id: i.member_id,
         role: i.role,
         module: i.module,
+        started_ms: i.started_ms,
+        detail: i.detail,
     }
 }
 

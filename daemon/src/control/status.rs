@@ -22,7 +22,9 @@ impl From<Error> for Status {
             | Error::NotPaused(_)
             | Error::FaultsNeedModule(_)
             | Error::NotReserved(_)
-            | Error::OtherLaunch(_) => Code::FailedPrecondition,
+            | Error::OtherLaunch(_)
+            | Error::HistoryRun(_)
+            | Error::RunLive(_) => Code::FailedPrecondition,
             Error::ExecNotAllowed | Error::EnvNotAllowed { .. } => Code::PermissionDenied,
             Error::Spawn { .. } | Error::State { .. } => Code::Internal,
             Error::Stopped => Code::Unavailable,
@@ -105,6 +107,11 @@ impl From<JoinError> for Status {
     fn from(err: JoinError) -> Status {
         Status::failed_precondition(err.to_string())
     }
+}
+
+/// A member's failure of a forwarded call, as the user reads it.
+pub(super) fn on_member_call(member: &str, call: &str, status: Status) -> Status {
+    Status::new(status.code(), format!("member {member} could not {call}: {}", status.message()))
 }
 
 /// A member's failure as the user reads it: which member, and why (the

@@ -10,6 +10,7 @@
 //! it started. It knows nothing of gRPC: control converts at its edge.
 
 mod cgroup;
+mod history;
 mod ports;
 mod pump;
 mod spawner;
@@ -29,7 +30,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::output::{LogHandle, Unopened, Writer};
+use crate::output::{self, LogHandle, Unopened, Writer};
 use crate::registry::Registry;
 use cgroup::Cgroup;
 use mgr_modules::runtime::faults::{self, Faults};
@@ -107,6 +108,10 @@ pub enum Error {
     BadFaults(String),
     #[error("faults are applied by the module runtime, and run '{0}' is an exec of a command")]
     FaultsNeedModule(String),
+    #[error("run '{0}' has live instances: stop it first, or remove it with --force")]
+    RunLive(String),
+    #[error("run '{0}' is from before this manager restarted: it can be read, not started again (launch it anew)")]
+    HistoryRun(String),
 }
 
 /// Settings the supervisor needs from the daemon's configuration.
@@ -123,6 +128,23 @@ pub struct SupervisorConfig {
     pub runs_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub grace: Duration,
+    /// How many ended runs this member keeps.
+    pub retention: Retention,
+}
+
+/// How many ended runs a member keeps, and how many bytes of them: past
+/// either, the oldest ended runs are deleted (and the log says so). Live
+/// runs are never deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_runs: usize,
+    pub keep_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { keep_runs: 1000, keep_bytes: 8 << 30 }
+    }
 }
 
 /// This member's share of a run: the first phase of a launch binds its
@@ -258,6 +280,9 @@ pub enum State {
     /// is over. Only views ([`InstanceInfo`]) show it; the instance itself
     /// is `Failed` meanwhile.
     Restarting,
+    /// It was running when its manager stopped without stopping it (a
+    /// crash, kill -9): found so in the history at the next start.
+    Lost,
 }
 
 impl State {
@@ -271,7 +296,25 @@ impl State {
             State::Stopped => "stopped",
             State::Killed => "killed",
             State::Restarting => "restarting",
+            State::Lost => "lost",
         }
+    }
+
+    /// The state a record names, as [`State::as_str`] wrote it.
+    fn parse(text: &str) -> Option<State> {
+        [
+            State::Starting,
+            State::Running,
+            State::Paused,
+            State::Exited,
+            State::Failed,
+            State::Stopped,
+            State::Killed,
+            State::Restarting,
+            State::Lost,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 
     pub fn is_live(self) -> bool {
@@ -297,6 +340,10 @@ pub struct InstanceInfo {
     pub role: String,
     /// The module it runs ("exec" for a command).
     pub module: String,
+    /// When it last started (Unix ms; 0 if never).
+    pub started_ms: u64,
+    /// More about its state, e.g. why it is lost; empty when nothing.
+    pub detail: String,
 }
 
 /// A view of one run.
@@ -340,6 +387,8 @@ enum Msg {
     Send(Target, Bytes, Reply<Vec<String>>),
     Act(Target, Action, Reply<Vec<InstanceInfo>>),
     Fault(String, FaultChange, Reply<(String, Vec<String>)>),
+    Remove(Vec<String>, bool, Reply<Vec<String>>),
+    Prune(Duration, Reply<Vec<String>>),
     Count(oneshot::Sender<usize>),
     /// From a pump: the process of `start` ended.
     Exited {
@@ -397,7 +446,7 @@ impl Supervisor {
         if swept > 0 {
             tracing::warn!(swept, "killed processes left behind by an earlier run of this manager");
         }
-        let task = Task {
+        let mut task = Task {
             cgroup,
             ports: Ports::new(config.ports.clone()),
             config: Arc::new(config),
@@ -408,6 +457,7 @@ impl Supervisor {
             next_run: 1,
             reserved: BTreeMap::new(),
         };
+        task.load_history();
         tokio::spawn(task.run(rx));
         Ok(Supervisor { tx })
     }
@@ -476,6 +526,17 @@ impl Supervisor {
         self.call(|r| Msg::Fault(run, change, r)).await
     }
 
+    /// Deletes runs (see [`Retention`] for the automatic kind); a run with
+    /// live instances only with `force`. Returns those this member had.
+    pub async fn remove(&self, runs: Vec<String>, force: bool) -> Result<Vec<String>, Error> {
+        self.call(|r| Msg::Remove(runs, force, r)).await
+    }
+
+    /// Deletes the runs that ended more than `older_than` ago.
+    pub async fn prune(&self, older_than: Duration) -> Result<Vec<String>, Error> {
+        self.call(|r| Msg::Prune(older_than, r)).await
+    }
+
     /// How many instances are live.
     pub async fn live_instances(&self) -> usize {
         let (reply, rx) = oneshot::channel();
@@ -527,6 +588,11 @@ struct Instance {
     /// Failed, and to be started again when the backoff is over: its log
     /// stays open so that viewers follow it across the restart.
     revive_pending: bool,
+    /// When it last started and ended (Unix ms).
+    started_ms: u64,
+    ended_ms: Option<u64>,
+    /// More about its state, for `ps` (why it is lost).
+    detail: Option<&'static str>,
 }
 
 /// What a prepared run holds until it starts.
@@ -551,6 +617,11 @@ struct Run {
     name: String,
     /// The launch that made it: only that launch may start or abort it.
     launch_id: String,
+    /// Found in the state dir at start (a run of an earlier life of this
+    /// manager): it can be read and removed, not started again.
+    history: bool,
+    /// Bytes its folder takes, measured when it ended (None before).
+    bytes: Option<u64>,
     /// The module (or "exec"); the roles' modules joined by '+' for a run of
     /// several roles.
     module: String,
@@ -575,6 +646,19 @@ struct Run {
     dir: PathBuf,
     created_ms: u64,
     instances: Vec<Instance>,
+}
+
+impl Run {
+    /// Nothing of it runs, nor will without a user: no instance live or
+    /// waiting to be restarted, and it is not a launch in progress.
+    fn ended(&self) -> bool {
+        self.pending.is_none() && self.instances.iter().all(|i| !i.state.is_live() && !i.revive_pending)
+    }
+
+    /// When its last instance ended.
+    fn ended_ms(&self) -> Option<u64> {
+        self.instances.iter().filter_map(|i| i.ended_ms).max()
+    }
 }
 
 struct Task {
@@ -739,6 +823,12 @@ impl Task {
                 Msg::Escalate { run, instance, start } => self.escalate(&run, &instance, start),
                 Msg::Revive { run, instance, start } => self.revive(&run, &instance, start).await,
                 Msg::Shutdown(reply) => self.shutdown(reply),
+                Msg::Remove(names, force, reply) => {
+                    let _ = reply.send(self.remove(&names, force));
+                }
+                Msg::Prune(older_than, reply) => {
+                    let _ = reply.send(Ok(self.prune(older_than)));
+                }
             }
             if !self.any_live()
                 && let Some(reply) = self.shutting_down.take()
@@ -751,6 +841,188 @@ impl Task {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// Writes the record of a run (see [`history`]); a failure is logged,
+    /// not fatal: the run goes on, only its history is behind.
+    fn save(&self, name: &str) {
+        let Some(run) = self.runs.get(name) else { return };
+        let mut record =
+            history::RunRecord::new(run.name.clone(), run.module.clone(), run.args.clone(), run.created_ms);
+        record.plan = run
+            .plan
+            .iter()
+            .map(|p| history::PlanEntry {
+                name: p.name.clone(),
+                member_id: p.member_id.clone(),
+                member: p.member_name.clone(),
+                address: p.address,
+                role: p.role.clone(),
+                module: p.module.clone(),
+            })
+            .collect();
+        record.instances = (0..run.instances.len())
+            .map(|i| {
+                let info = self.info(run, i);
+                history::InstanceRecord {
+                    name: info.name,
+                    role: info.role,
+                    module: info.module,
+                    address: info.address,
+                    state: info.state.as_str().to_owned(),
+                    exit_code: info.exit_code,
+                    signal: info.signal,
+                    starts: info.starts,
+                    last_seq: info.last_seq,
+                    started_ms: info.started_ms,
+                    ended_ms: run.instances[i].ended_ms,
+                }
+            })
+            .collect();
+        if let Err(err) = history::save(&run.dir, &record) {
+            tracing::error!(run = name, %err, "cannot write the run's record: a restart of the manager will not know it");
+        }
+    }
+
+    /// Loads the runs found in the state dir at start: ended runs as they
+    /// were, instances that were running as lost (this manager stopped
+    /// without stopping them; whatever was left of them was swept).
+    fn load_history(&mut self) {
+        let mut lost = 0;
+        for (name, dir, found) in history::load(&self.config.runs_dir) {
+            let record = match found {
+                history::Found::Record(record) => record,
+                history::Found::Logs { instances, created_ms } => {
+                    let mut record = history::RunRecord::new(name.clone(), "?".into(), Vec::new(), created_ms);
+                    let address = SocketAddr::new(self.config.advertise, 0);
+                    record.instances = instances
+                        .into_iter()
+                        .map(|i| history::InstanceRecord {
+                            name: i,
+                            role: String::new(),
+                            module: "?".into(),
+                            address,
+                            state: State::Running.as_str().to_owned(),
+                            exit_code: None,
+                            signal: None,
+                            starts: 1,
+                            last_seq: 0,
+                            started_ms: created_ms,
+                            ended_ms: None,
+                        })
+                        .collect();
+                    record
+                }
+            };
+            let mut roles: Vec<RoleRun> = Vec::new();
+            let mut instances = Vec::new();
+            for rec in &record.instances {
+                let role = match roles.iter().position(|r| r.name == rec.role && r.module == rec.module) {
+                    Some(r) => r,
+                    None => {
+                        roles.push(RoleRun {
+                            name: rec.role.clone(),
+                            module: rec.module.clone(),
+                            program: Vec::new(),
+                            env: Vec::new(),
+                            restart: None,
+                        });
+                        roles.len() - 1
+                    }
+                };
+                let state = State::parse(&rec.state).unwrap_or(State::Lost);
+                let was_live = state.is_live() || state == State::Starting;
+                let path = dir.join(format!("{}.log", rec.name));
+                // A log written after the last record (the manager died
+                // meanwhile) is counted, not trusted to the record.
+                let (offset, seq) = match output::scan(&path) {
+                    Ok(found) => found,
+                    Err(err) => {
+                        tracing::warn!(run = %name, instance = %rec.name, %err, "cannot read the log of a kept run");
+                        (0, rec.last_seq)
+                    }
+                };
+                let (mut writer, log) = Writer::resume(&path, &name, &rec.name, &self.config.member_name, offset, seq);
+                let (state, detail) = if was_live { (State::Lost, Some("manager restarted")) } else { (state, None) };
+                if was_live {
+                    lost += 1;
+                    let note = "lost: the manager stopped without stopping it (it was restarted since)";
+                    if let Err(err) = writer.note(note) {
+                        tracing::warn!(run = %name, instance = %rec.name, %err, "cannot write to the instance log");
+                    }
+                    writer.close();
+                    let events = dir.join(format!("{}.events.jsonl", rec.name));
+                    if let Err(err) = record_crash(&events, &name, &rec.name, "lost: the manager restarted") {
+                        tracing::warn!(run = %name, instance = %rec.name, %err, "cannot record the crash");
+                    }
+                }
+                instances.push(Instance {
+                    name: rec.name.clone(),
+                    address: rec.address,
+                    state,
+                    pid: None,
+                    exit_code: rec.exit_code,
+                    signal: rec.signal,
+                    starts: rec.starts,
+                    intent: None,
+                    stdin: None,
+                    writer: Some(writer),
+                    notes: None,
+                    log,
+                    waiters: Vec::new(),
+                    role,
+                    restarts: 0,
+                    revive_pending: false,
+                    started_ms: rec.started_ms,
+                    ended_ms: rec.ended_ms.or(was_live.then(now_ms)),
+                    detail,
+                });
+            }
+            let plan = record
+                .plan
+                .iter()
+                .map(|p| Placed {
+                    name: p.name.clone(),
+                    member_id: p.member_id.clone(),
+                    member_name: p.member.clone(),
+                    address: p.address,
+                    role: p.role.clone(),
+                    module: p.module.clone(),
+                })
+                .collect();
+            let run = Run {
+                name: name.clone(),
+                launch_id: String::new(),
+                history: true,
+                bytes: None,
+                module: record.module.clone(),
+                plan,
+                total: record.plan.len().max(record.instances.len()) as u32,
+                pending: None,
+                roles,
+                role_table: String::new(),
+                multicast: String::new(),
+                args: record.args.clone(),
+                peers: String::new(),
+                control: tokio::sync::watch::Sender::new(Bytes::new()),
+                faults: Faults::default(),
+                dir,
+                created_ms: record.created_ms,
+                instances,
+            };
+            if let Some(n) = name.strip_prefix('r').and_then(|n| n.parse::<u64>().ok()) {
+                self.next_run = self.next_run.max(n.saturating_add(1));
+            }
+            self.runs.insert(name.clone(), run);
+            self.save(&name);
+        }
+        for run in self.runs.values_mut() {
+            run.bytes = Some(history::disk_usage(&run.dir));
+        }
+        if !self.runs.is_empty() {
+            tracing::info!(runs = self.runs.len(), lost, "kept runs loaded from the state dir");
+        }
+        self.keep_within_retention();
     }
 
     fn any_live(&self) -> bool {
@@ -776,6 +1048,8 @@ impl Task {
             last_seq: inst.log.seq(),
             role: run.roles[inst.role].name.clone(),
             module: run.roles[inst.role].module.clone(),
+            started_ms: inst.started_ms,
+            detail: inst.detail.unwrap_or_default().to_owned(),
         }
     }
 
@@ -953,6 +1227,9 @@ impl Task {
                 waiters: Vec::new(),
                 restarts: 0,
                 revive_pending: false,
+                started_ms: 0,
+                ended_ms: None,
+                detail: None,
             });
         }
         let files_made = began.elapsed();
@@ -964,6 +1241,8 @@ impl Task {
         let run = Run {
             name: name.clone(),
             launch_id: spec.launch_id,
+            history: false,
+            bytes: None,
             module,
             plan: Vec::new(),
             total: spec.total,
@@ -1197,6 +1476,8 @@ impl Task {
             inst.signal = None;
             inst.intent = None;
             inst.starts += 1;
+            inst.started_ms = now_ms();
+            inst.ended_ms = None;
             let mut writer = inst.writer.take().expect("a writer while not running");
             writer.reopen();
             let note = if inst.starts == 1 { "started" } else { "restarted" };
@@ -1220,6 +1501,7 @@ impl Task {
                 }
             });
         }
+        self.save(run_name);
         first_error.map_or(Ok(()), Err)
     }
 
@@ -1304,6 +1586,10 @@ impl Task {
                 return;
             }
         };
+        if action == Action::Restart && self.runs.get(&target.run).is_some_and(|r| r.history) {
+            let _ = reply.send(Err(Error::HistoryRun(target.run.clone())));
+            return;
+        }
         let single = target.instance.is_some();
         let mut pending = Vec::new();
         let mut done = Vec::new();
@@ -1490,6 +1776,7 @@ impl Task {
         };
         inst.exit_code = code;
         inst.signal = signal;
+        inst.ended_ms = Some(now_ms());
         inst.stdin = None;
         inst.notes = None;
         let how = match (code, signal, &status) {
@@ -1569,9 +1856,12 @@ impl Task {
             writer.close();
         }
         let waiters = std::mem::take(&mut inst.waiters);
-        if !run.instances.iter().any(|i| i.state.is_live()) {
+        let ended = run.ended();
+        if ended {
             release_memory();
+            run.bytes = Some(history::disk_usage(&run.dir));
         }
+        self.save(run_name);
         let info = self.info(&self.runs[run_name], i);
         for waiter in waiters {
             let _ = waiter.send(match &result {
@@ -1582,6 +1872,87 @@ impl Task {
                 }),
             });
         }
+        if ended {
+            self.keep_within_retention();
+        }
+    }
+
+    /// Removes runs: their instances killed (only with `force` while any
+    /// is live), their ports freed, their folders deleted. Unknown names
+    /// are left out of the answer (another member may keep them).
+    fn remove(&mut self, names: &[String], force: bool) -> Result<Vec<String>, Error> {
+        for name in names {
+            if let Some(run) = self.runs.get(name)
+                && !force
+                && !run.ended()
+            {
+                return Err(Error::RunLive(name.clone()));
+            }
+        }
+        let mut removed = Vec::new();
+        for name in names {
+            if self.runs.contains_key(name) {
+                self.remove_run(name, "removed by a user");
+                removed.push(name.clone());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the ended runs that ended more than `older_than` ago.
+    fn prune(&mut self, older_than: Duration) -> Vec<String> {
+        let before = now_ms().saturating_sub(older_than.as_millis() as u64);
+        let old: Vec<String> = self
+            .runs
+            .values()
+            .filter(|r| r.ended() && r.ended_ms().is_some_and(|t| t < before))
+            .map(|r| r.name.clone())
+            .collect();
+        for name in &old {
+            self.remove_run(name, "pruned by a user");
+        }
+        old
+    }
+
+    /// Removes the oldest ended runs while more are kept than the
+    /// retention allows, in number or in bytes.
+    fn keep_within_retention(&mut self) {
+        let Retention { keep_runs, keep_bytes } = self.config.retention;
+        let mut ended: Vec<(u64, String, u64)> = self
+            .runs
+            .values()
+            .filter(|r| r.ended())
+            .map(|r| (r.ended_ms().unwrap_or(r.created_ms), r.name.clone(), r.bytes.unwrap_or(0)))
+            .collect();
+        ended.sort();
+        let (mut count, mut bytes) = (ended.len(), ended.iter().map(|(_, _, b)| b).sum::<u64>());
+        for (_, name, size) in ended {
+            if count <= keep_runs && bytes <= keep_bytes {
+                break;
+            }
+            let why = if count > keep_runs {
+                format!("retention: at most {keep_runs} ended runs are kept")
+            } else {
+                format!("retention: at most {} MiB of ended runs are kept", keep_bytes >> 20)
+            };
+            self.remove_run(&name, &why);
+            count -= 1;
+            bytes -= size;
+        }
+    }
+
+    fn remove_run(&mut self, name: &str, why: &str) {
+        let Some(run) = self.runs.remove(name) else { return };
+        for inst in &run.instances {
+            if let Some(pid) = inst.pid.filter(|_| inst.state.is_live()) {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                self.ports.release(inst.address.port());
+            }
+        }
+        if let Err(err) = std::fs::remove_dir_all(&run.dir) {
+            tracing::error!(run = name, %err, "cannot delete the folder of a removed run");
+        }
+        tracing::info!(run = name, "{why}: run deleted");
     }
 
     /// Starts a failed instance again once its backoff is over, unless a
