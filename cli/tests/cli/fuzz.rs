@@ -324,8 +324,10 @@ struct Fuzzer<'p> {
     fresh: u64,
     /// 10 MB strings sent so far.
     bigs: usize,
-    /// The last requests, for the message of a failure.
+    /// The last requests, for the message of a failure, and the member
+    /// the last one went to.
     recent: VecDeque<String>,
+    last_on_b: bool,
     tally: BTreeMap<Rpc, Tally>,
 }
 
@@ -333,8 +335,15 @@ impl Fuzzer<'_> {
     /// Fails the test with the seed and the last requests.
     fn fail(&self, what: impl fmt::Display) -> ! {
         let recent: Vec<&str> = self.recent.iter().map(String::as_str).collect();
+        let mut logs = String::new();
+        for (name, daemon) in [("a", &self.pair.a), ("b", &self.pair.b)] {
+            let log = daemon.log();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let _ = write!(logs, "\nthe end of manager {name}'s log:\n  {}", tail.join("\n  "));
+        }
         panic!(
-            "fuzz: {what}\nseed {seed} (repeat with MGR_FUZZ_SEED={seed}); the last requests, oldest first:\n  {}",
+            "fuzz: {what}\nseed {seed} (repeat with MGR_FUZZ_SEED={seed}); the last requests, oldest first:\n  {}{logs}",
             recent.join("\n  "),
             seed = self.seed
         );
@@ -346,6 +355,7 @@ impl Fuzzer<'_> {
             self.recent.pop_front();
         }
         let member = if on_b { "b" } else { "a" };
+        self.last_on_b = on_b;
         self.recent.push_back(format!("{rpc:?} on {member}: {}", brief(request, 600)));
         self.tally.entry(rpc).or_default().calls += 1;
     }
@@ -369,7 +379,35 @@ impl Fuzzer<'_> {
         call: impl Future<Output = Result<tonic::Response<T>, Status>>,
     ) -> Option<T> {
         let result = timed(call).await;
+        if result.is_err() {
+            let diagnosis = self.diagnose().await;
+            self.fail(format!("{rpc:?} did not answer within {CALL_TIMEOUT:?} ({diagnosis})"));
+        }
         self.judge(rpc, result)
+    }
+
+    /// After a call that did not answer: whether the manager answers a
+    /// small call on the same connection, and on a new one.
+    async fn diagnose(&mut self) -> String {
+        let addr = if self.last_on_b { self.pair.b_addr.clone() } else { self.pair.a_addr.clone() };
+        let mut same = self.clients(self.last_on_b).manager;
+        let wait = Duration::from_secs(5);
+        let on_same = tokio::time::timeout(wait, same.members(MembersRequest {})).await;
+        let on_new = tokio::time::timeout(wait, async {
+            let mut fresh = clients(&addr).await?.manager;
+            Ok::<_, anyhow::Error>(fresh.members(MembersRequest {}).await?)
+        })
+        .await;
+        let said = |answered: bool, ok: bool| match (answered, ok) {
+            (false, _) => "does not answer",
+            (true, true) => "answers",
+            (true, false) => "refuses",
+        };
+        format!(
+            "the manager at {addr} {} members on the same connection and {} on a new one",
+            said(on_same.is_ok(), on_same.as_ref().is_ok_and(Result::is_ok)),
+            said(on_new.is_ok(), on_new.as_ref().is_ok_and(Result::is_ok)),
+        )
     }
 
     /// What a call came to, awaited within [`CALL_TIMEOUT`] (calls made at
@@ -1136,7 +1174,13 @@ impl Fuzzer<'_> {
         match choice {
             0 => req.total = self.rng.pick(&[0, 255, 256, 257, u32::MAX]),
             1 => req.roles.clear(),
-            2 if !req.roles.is_empty() => req.roles = vec![req.roles[0].clone(); 257],
+            // Copies of a plain role, never of one a change made huge: 257
+            // copies of a 10 MB field would take this test longer to encode
+            // than any call may take.
+            2 => {
+                let plain = Role { module: MODULE.into(), instances: vec!["p1".into()], ..Default::default() };
+                req.roles = vec![plain; 257];
+            }
             3 => req.faults = self.faults_text(),
             4 => {
                 req.role_table = match self.rng.below(3) {
@@ -1218,7 +1262,11 @@ impl Fuzzer<'_> {
                     plan[0].role = self.hostile();
                     plan[0].module = self.hostile();
                 }
-                7 => plan = vec![plan[0].clone(); 257],
+                // Copies of a plain entry (see mutate_prepare).
+                7 => {
+                    let plain = Instance { name: "p1".into(), address: self.sink.clone(), ..Default::default() };
+                    plan = vec![plain; 257];
+                }
                 _ => plan.push(plan[0].clone()),
             }
         }
@@ -1483,6 +1531,7 @@ fn every_rpc_of_both_services_survives_hostile_requests() -> Result<()> {
         fresh: 0,
         bigs: 0,
         recent: VecDeque::new(),
+        last_on_b: false,
         tally: BTreeMap::new(),
     };
     rt.block_on(async {
