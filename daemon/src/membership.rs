@@ -91,6 +91,18 @@ pub enum Refusal {
     Full,
 }
 
+/// What a hello made of its caller (see [`Membership::introduced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introduced {
+    /// Joining at this address: to be reached there and heard from.
+    Joining(PeerInfo),
+    /// Known at this address already; nothing changes.
+    Known(PeerInfo),
+    /// Alive at another address than the hello says: it moves only if this
+    /// address answers as it.
+    Probe(PeerInfo),
+}
+
 /// What one [`Membership::tick`] changed.
 #[derive(Debug, Default)]
 pub struct Ticked {
@@ -197,25 +209,28 @@ impl Membership {
     }
 
     /// A peer said hello (it called us): it is *joining* until this
-    /// manager reaches it and hears from it directly. Returns the peer as
-    /// the view now holds it, to be contacted at that address. A known peer
-    /// at a new address (restarted elsewhere) is joining there; a known one
-    /// at the same address keeps its state: saying hello proves nothing.
-    pub fn introduced(&mut self, info: PeerInfo, now: Instant) -> Result<PeerInfo, Refusal> {
+    /// manager reaches it and hears from it directly. Saying hello proves
+    /// nothing: a known peer at its known address keeps its state; a dead
+    /// or joining one at a new address (restarted elsewhere) is joining
+    /// there; but an alive one is not moved on a hello's word (anyone with
+    /// the key could say it), only once its new address answers as it
+    /// ([`Introduced::Probe`]).
+    pub fn introduced(&mut self, info: PeerInfo, now: Instant) -> Result<Introduced, Refusal> {
         self.admits(&info)?;
         let full = self.peers.len() >= MAX_PEERS;
         match self.peers.get_mut(&info.id) {
-            Some(peer) if peer.info.address == info.address => Ok(peer.info.clone()),
+            Some(peer) if peer.info.address == info.address => Ok(Introduced::Known(peer.info.clone())),
+            Some(peer) if peer.state == Liveness::Alive => Ok(Introduced::Probe(info)),
             Some(peer) => {
                 *peer =
                     Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: peer.last_seen_ms };
-                Ok(info)
+                Ok(Introduced::Joining(info))
             }
             None if full => Err(Refusal::Full),
             None => {
                 let peer = Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: 0 };
                 self.peers.insert(info.id.clone(), peer);
-                Ok(info)
+                Ok(Introduced::Joining(info))
             }
         }
     }
@@ -393,13 +408,17 @@ mod tests {
         m.introduced(info("real", "g"), t0).unwrap();
         assert_eq!(m.heard(info("real", "g"), t0, 5), Ok(Change::Joined));
         assert_eq!(m.alive().len(), 1);
-        // A hello of a known member at its address changes nothing; at a new
-        // address it is joining there until heard.
-        assert_eq!(m.introduced(info("real", "g"), t0).unwrap().address, info("real", "g").address);
+        // A hello of a known member at its address changes nothing; one at a
+        // new address does not move an alive member (it is only probed
+        // there), and moves a dead one, joining there until heard.
+        assert_eq!(m.introduced(info("real", "g"), t0), Ok(Introduced::Known(info("real", "g"))));
         assert_eq!(m.alive().len(), 1);
         let mut moved = info("real", "g");
         moved.address = "10.0.0.99:6170".into();
-        m.introduced(moved, t0).unwrap();
+        assert_eq!(m.introduced(moved.clone(), t0), Ok(Introduced::Probe(moved.clone())));
+        assert_eq!(m.alive()[0].address, info("real", "g").address, "an alive member is not moved by a hello");
+        m.tick(t0 + Duration::from_secs(2));
+        assert_eq!(m.introduced(moved.clone(), t0), Ok(Introduced::Joining(moved)));
         assert!(m.alive().is_empty());
         assert!(matches!(m.introduced(info("x", "other"), t0), Err(Refusal::OtherGroup { .. })));
     }

@@ -26,7 +26,7 @@ use tonic::transport::Channel;
 
 use crate::auth::{self, Tls};
 use crate::discovery::Found;
-use crate::membership::{Change, ForgetError, Liveness, MemberView, Membership, PeerInfo, Refusal};
+use crate::membership::{Change, ForgetError, Introduced, Liveness, MemberView, Membership, PeerInfo, Refusal};
 
 /// How often a member sends its view to each watcher.
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
@@ -347,7 +347,8 @@ impl Task {
                 // hears from it there.
                 let result = self.membership.introduced(from.clone(), Instant::now());
                 match &result {
-                    Ok(peer) => self.ensure_watcher(&peer.clone()),
+                    Ok(Introduced::Joining(peer) | Introduced::Known(peer)) => self.ensure_watcher(&peer.clone()),
+                    Ok(Introduced::Probe(peer)) => self.probe(peer.clone()),
                     Err(refusal) => tracing::warn!(member = %from.name, address = %from.address, %refusal,
                         "refused a manager that asked to join"),
                 }
@@ -454,6 +455,36 @@ impl Task {
                         return;
                     }
                 }
+            }
+        });
+    }
+
+    /// Asks the address a hello gave for a member alive elsewhere: if it
+    /// answers as that member, the member has moved there (restarted on
+    /// another port) and is heard from there; otherwise nothing changes.
+    fn probe(&self, peer: PeerInfo) {
+        let (Some(tls), Some(tx)) = (self.tls.clone(), self.handle.tx.upgrade()) else { return };
+        let me = self.membership.me().clone();
+        tokio::spawn(async move {
+            let heard = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let channel = auth::connect(&peer.address, &tls).await.ok()?;
+                let mut stream = PeerClient::new(channel)
+                    .watch(WatchRequest { from: Some(info_to_proto(&me)) })
+                    .await
+                    .ok()?
+                    .into_inner();
+                let view = stream.message().await.ok()??;
+                super::peer::checked_info(view.me)
+                    .ok()
+                    .filter(|from| from.id == peer.id && from.address == peer.address)
+            })
+            .await;
+            match heard {
+                Ok(Some(from)) => {
+                    let _ = tx.send(Msg::Heard { from, members: Vec::new(), reply: None }).await;
+                }
+                _ => tracing::debug!(member = %peer.name, address = %peer.address,
+                    "a hello named another address for an alive member, which does not answer as it: ignored"),
             }
         });
     }

@@ -219,6 +219,9 @@ pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
     if !role.name.is_empty() {
         crate::names::check(crate::names::Kind::Role, &role.name)?;
     }
+    if role.module.is_empty() && role.command.is_empty() {
+        return Err(bad("it runs nothing: give a module or a command".into()));
+    }
     if !role.module.is_empty() {
         crate::names::check(crate::names::Kind::Module, &role.module)?;
     }
