@@ -240,3 +240,66 @@ fn a_manager_with_another_key_is_refused_on_both_sides_and_never_a_member() -> R
     assert_eq!(x.alive_members()?, ["x"]);
     Ok(())
 }
+
+#[test]
+fn a_dead_members_runs_are_listed_lost_and_a_viewer_resumes_when_it_returns() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let b_dir = tempfile::tempdir()?;
+    let listen_b = join_arg(pb);
+    let b_args = [
+        "--name",
+        "b",
+        "--listen",
+        listen_b.as_str(),
+        "--join",
+        &join_arg(pa),
+        "--key-file",
+        group_key(),
+        "--allow-exec",
+    ];
+    let b_ports = port_range(40);
+    let mut b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
+    wait_alive(&a, &["a", "b"])?;
+    // A run entirely on b, printing numbers; another on b that ended.
+    let count =
+        "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo $i; [ $((i % 50)) -eq 0 ] && sleep 0.05; done; sleep 600";
+    a.ok(&["exec", "1", "--on", "b", "--name", "counter", "-d", "--", "sh", "-c", count])?;
+    a.ok(&["exec", "1", "--on", "b", "--name", "done", "-d", "--", "true"])?;
+    wait_until("done ended", || a.instance("done", "p1").is_ok_and(|i| i["state"] == "exited"))?;
+    let mut viewer = a.spawn(&["logs", "counter", "-f"])?;
+    viewer.expect("the first numbers", |l| l == "p1@b | 100")?;
+
+    b.kill9();
+    viewer.expect("the lost note", |l| l.starts_with("p1@b # lost: its member b"))?;
+    // Listed from a although a hosts nothing of them.
+    let counter = a.instance("counter", "p1")?;
+    assert_eq!((counter["state"].as_str(), counter["detail"].as_str()), (Some("lost"), Some("member dead")));
+    let done = a.instance("done", "p1")?;
+    assert_eq!(done["state"], "exited", "an instance that had ended keeps its last known state: {done}");
+
+    // b comes back (restarted: its instance was killed with it): the truth
+    // replaces what a remembered, and the viewer resumes where it was.
+    let b = Daemon::start_at(b_dir.path(), &b_args, &b_ports)?;
+    wait_alive(&a, &["a", "b"])?;
+    viewer.expect("the resume note", |l| l.starts_with("p1@b # back: its member b answers again"))?;
+    viewer.expect("the end of the log", |l| l.contains("lost: the manager stopped without stopping it"))?;
+    let counter = a.instance("counter", "p1")?;
+    assert_eq!((counter["state"].as_str(), counter["detail"].as_str()), (Some("lost"), Some("manager restarted")));
+    let (code, printed) = viewer.finish()?;
+    assert_eq!(code, 0);
+    // Every number b's log has, once each and in order, in what the viewer
+    // printed across the loss.
+    let numbers = |lines: Vec<String>| -> Vec<String> {
+        // The prefix names the member where the group has several.
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("p1@b | ").or_else(|| l.strip_prefix("p1 | ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let in_log = numbers(b.ok(&["logs", "counter"])?.lines().map(str::to_owned).collect());
+    assert!(in_log.len() >= 100, "{} lines in b's log:\n{}", in_log.len(), b.ok(&["logs", "counter"])?);
+    assert_eq!(numbers(printed), in_log, "the viewer has a gap or a repeat");
+    Ok(())
+}

@@ -45,7 +45,7 @@ pub(super) async fn events(control: &Control, req: EventsRequest) -> Result<Even
     }
     let located = locate(control, &Target { run: req.run.clone(), instance: None }).await?;
     let mut missing: Vec<String> = Vec::new();
-    for (_, member) in located.lost {
+    for (_, member, _) in located.lost {
         if !missing.contains(&member) {
             missing.push(member);
         }

@@ -16,7 +16,7 @@ use super::Control;
 use super::ps::run_to_proto;
 use super::status::GroupError;
 use crate::membership::{Liveness, PeerInfo};
-use crate::supervisor::{Error, Target};
+use crate::supervisor::{Error, Seen, Target};
 
 /// Longest wait for one member's answer to a forwarded call.
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,18 +95,49 @@ pub(super) async fn ps_group(control: &Control, run: Option<String>) -> Result<V
         return Err(Error::UnknownRun(run).into());
     }
     let view = control.group.view();
+    let me = view.me().id.clone();
     let mut runs: Vec<Run> = merged.into_values().collect();
     for run in &mut runs {
+        // What other members said of their instances is remembered, for
+        // when they are dead.
+        let seen: Vec<(String, Seen)> = run
+            .instances
+            .iter()
+            .filter(|i| i.member_id != me)
+            .map(|i| {
+                let seen = Seen {
+                    state: i.state.clone(),
+                    exit_code: i.exit_code,
+                    signal: i.signal,
+                    pid: i.pid,
+                    starts: i.starts,
+                    started_ms: i.started_ms,
+                    last_seq: i.last_seq,
+                };
+                (i.name.clone(), seen)
+            })
+            .collect();
+        if !seen.is_empty() {
+            control.supervisor.remember(run.name.clone(), seen);
+        }
         // Whatever the plan places on a member that did not report it is
         // lost with that member: dead, or restarted without it. A live
-        // member that did not answer leaves it out of reach instead.
+        // member that did not answer leaves it out of reach instead. One
+        // that had ended when last seen keeps that state: it is over, what
+        // became of its member does not change it.
         for planned in std::mem::take(&mut run.plan) {
             if run.instances.iter().any(|i| i.name == planned.name) {
                 continue;
             }
             let alive = view.member(&planned.member_id).is_some_and(|m| m.state == Liveness::Alive);
-            let state = if alive && silent.contains(&planned.member_id) { "unreachable" } else { "lost" };
-            run.instances.push(Instance { run: run.name.clone(), state: state.into(), ..planned });
+            let ended = matches!(planned.state.as_str(), "exited" | "failed" | "stopped" | "killed");
+            let (state, detail) = match (alive && silent.contains(&planned.member_id), ended) {
+                (true, _) => ("unreachable".to_owned(), "member does not answer"),
+                (false, true) => (planned.state.clone(), "member dead; as last seen"),
+                (false, false) => ("lost".to_owned(), "member dead"),
+            };
+            let pid = if ended { planned.pid } else { 0 };
+            run.instances.push(Instance { run: run.name.clone(), state, detail: detail.into(), pid, ..planned });
         }
         run.instances.sort_by_key(|i| instance_number(&i.name));
     }
@@ -126,8 +157,9 @@ pub(super) struct Located {
     pub local: bool,
     /// Live peers hosting some, with a channel and the instances there.
     pub remote: Vec<(PeerInfo, Channel, Vec<String>)>,
-    /// Instances whose member is dead or out of reach: (instance, member).
-    pub lost: Vec<(String, String)>,
+    /// Instances whose member is dead or out of reach: (instance, member
+    /// name, member id).
+    pub lost: Vec<(String, String, String)>,
 }
 
 /// Finds the members hosting `target`'s instances. A manager that never
@@ -147,8 +179,12 @@ pub(super) async fn locate(control: &Control, target: &Target) -> Result<Located
             continue;
         }
         found = true;
-        if inst.state == "lost" || inst.state == "unreachable" {
-            located.lost.push((inst.name.clone(), inst.member.clone()));
+        let alive = view.member(&inst.member_id).is_some_and(|m| m.state == Liveness::Alive);
+        // An instance of this member's own is here, whatever its state (one
+        // lost when this manager restarted still has its log here).
+        let away = inst.state == "lost" || inst.state == "unreachable" || !alive;
+        if inst.member_id != me && away {
+            located.lost.push((inst.name.clone(), inst.member.clone(), inst.member_id.clone()));
         } else if inst.member_id == me {
             located.local = true;
         } else {
@@ -161,7 +197,7 @@ pub(super) async fn locate(control: &Control, target: &Target) -> Result<Located
     for (id, names) in remote {
         match (view.member(&id), view.channel(&id)) {
             (Some(member), Some(channel)) => located.remote.push((member.info.clone(), channel, names)),
-            _ => located.lost.extend(names.into_iter().map(|n| (n, id.clone()))),
+            _ => located.lost.extend(names.into_iter().map(|n| (n, id.clone(), id.clone()))),
         }
     }
     Ok(located)

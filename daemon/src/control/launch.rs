@@ -58,7 +58,14 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     let launch_id = new_launch_id();
     let everyone = everyone(control, &shares);
     let name = reserve(control, &everyone, &req.name, &launch_id).await?;
-    let launch = Launch { roles, role_table: &role_table, faults: &req.faults, shares: &shares, launch_id: &launch_id };
+    let launch = Launch {
+        roles,
+        role_table: &role_table,
+        faults: &req.faults,
+        shares: &shares,
+        everyone: &everyone,
+        launch_id: &launch_id,
+    };
     let result = launch_as(control, &launch, &name, total as u32).await;
     if result.is_err() {
         // Members that host nothing held the name only: let it go too.
@@ -374,6 +381,8 @@ struct Launch<'a> {
     role_table: &'a str,
     faults: &'a str,
     shares: &'a [Share],
+    /// Every live member: the shares first, then those hosting nothing.
+    everyone: &'a [Share],
     launch_id: &'a str,
 }
 
@@ -457,16 +466,21 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
         }
     }
 
-    // Phase two: every member starts its share with the whole table.
-    let started = join_all(shares.iter().map(|share| start(control, share, name, launch.launch_id, &plan))).await;
+    // Phase two: every member starts its share with the whole table; the
+    // others keep the plan, to list the run should its members die.
+    let everyone = launch.everyone;
+    let started = join_all(everyone.iter().map(|share| start(control, share, name, launch.launch_id, &plan))).await;
     let mut run: Option<Run> = None;
     let mut failure = None;
-    for (share, result) in shares.iter().zip(started) {
+    for (share, result) in everyone.iter().zip(started) {
         match result {
             Ok(part) => match &mut run {
                 Some(run) => run.instances.extend(part.instances),
                 None => run = Some(part),
             },
+            Err(status) if share.count() == 0 => {
+                tracing::warn!(member = %share.member.name, %status, "a member that hosts nothing did not keep the plan");
+            }
             Err(status) => {
                 failure.get_or_insert(blame(control, share, status));
             }

@@ -5,7 +5,9 @@
 //!
 //! A forwarded stream that breaks is resumed from the line after the last
 //! one received, so a hiccup loses nothing; if the member is declared dead
-//! instead, the viewer gets a `lost` note for each of its instances.
+//! instead, the viewer gets a `lost` note for each of its instances and,
+//! when following, the stream waits for the member to come back and then
+//! resumes after the last line it received, with a note: no gap, no repeat.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,8 +70,27 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
             tokio::spawn(follow.run());
         }
     }
-    for (instance, member) in located.lost {
-        let _ = tx.send(Ok(lost_note(&target.run, &instance, &member, 0))).await;
+    let view = control.group.view();
+    for (instance, member, member_id) in located.lost {
+        // A follower waits for the member to come back; a reader of what
+        // is there is told it is lost.
+        match (req.follow, view.member(&member_id), view.channel(&member_id)) {
+            (true, Some(peer), Some(channel)) => {
+                let follow = Forward {
+                    group: control.group.clone(),
+                    member: peer.info.clone(),
+                    channel,
+                    run: target.run.clone(),
+                    instance,
+                    request: req.clone(),
+                    tx: tx.clone(),
+                };
+                tokio::spawn(follow.run());
+            }
+            _ => {
+                let _ = tx.send(Ok(lost_note(&target.run, &instance, &member, 0))).await;
+            }
+        }
     }
     drop(tx);
     Ok(Box::pin(ReceiverStream::new(rx)))
@@ -162,24 +183,49 @@ impl Forward {
                 }
                 Err(status) => tracing::debug!(member = %self.member.name, %status, "cannot forward a log stream"),
             }
-            // Resume after the last line received, unless the member is
-            // declared dead meanwhile.
+            // Resume after the last line received. A member declared dead
+            // meanwhile ends a replay with a `lost` note; a follower is told
+            // too, and waits for the member to come back.
             if last_seq > 0 {
                 request.since = last_seq + 1;
                 request.tail = 0;
             }
             let wait = tokio::time::sleep(RESUME_AFTER);
             tokio::pin!(wait);
+            let mut told_lost = false;
             loop {
                 let state = views.borrow_and_update().member(&self.member.id).map(|m| m.state);
-                if state != Some(Liveness::Alive) {
-                    let _ =
-                        self.tx.send(Ok(lost_note(&self.run, &self.instance, &self.member.name, last_seq + 1))).await;
-                    return;
+                match state {
+                    Some(Liveness::Alive) if told_lost => {
+                        let note = format!(
+                            "back: its member {} answers again; resuming after line {last_seq}",
+                            self.member.name
+                        );
+                        let _ =
+                            self.tx.send(Ok(note_chunk(&self.run, &self.instance, &self.member.name, 0, &note))).await;
+                        break;
+                    }
+                    Some(Liveness::Alive) => {}
+                    // Forgotten (or never known): it will not come back.
+                    None => {
+                        if !told_lost {
+                            let _ = self.tx.send(Ok(lost_note(&self.run, &self.instance, &self.member.name, 0))).await;
+                        }
+                        return;
+                    }
+                    Some(_) if !told_lost => {
+                        let _ = self.tx.send(Ok(lost_note(&self.run, &self.instance, &self.member.name, 0))).await;
+                        if !self.request.follow {
+                            return;
+                        }
+                        told_lost = true;
+                    }
+                    Some(_) => {}
                 }
                 tokio::select! {
-                    _ = &mut wait => break,
+                    _ = &mut wait, if !told_lost => break,
                     changed = views.changed() => if changed.is_err() { return },
+                    _ = self.tx.closed() => return,
                 }
             }
         }
@@ -193,14 +239,19 @@ fn numbered(records: &[u8]) -> u64 {
 
 /// A manager note telling the viewer an instance is lost with its member.
 fn lost_note(run: &str, instance: &str, member: &str, seq: u64) -> OutputChunk {
+    note_chunk(run, instance, member, seq, &format!("lost: its member {member} is dead or out of reach"))
+}
+
+/// A manager note of this member's own about another member's instance: not
+/// in that instance's log, so it has no number there (`first_seq` 0).
+fn note_chunk(run: &str, instance: &str, member: &str, seq: u64, text: &str) -> OutputChunk {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let text = format!("m lost: its member {member} is dead or out of reach\n");
     OutputChunk {
         run: run.to_owned(),
         instance: instance.to_owned(),
         member: member.to_owned(),
         first_seq: seq,
         time_ms: now,
-        records: Bytes::from(text),
+        records: Bytes::from(format!("m {text}\n")),
     }
 }

@@ -24,13 +24,32 @@ pub(super) async fn ps(control: &Control, req: PsRequest) -> Result<PsReply, Sta
 }
 
 pub(super) fn run_to_proto(run: RunInfo) -> Run {
+    let remembered = run.remembered;
     Run {
         name: run.name,
         module: run.module,
         args: run.args,
         created_ms: run.created_ms,
         instances: run.instances.into_iter().map(instance_to_proto).collect(),
-        plan: run.plan.into_iter().map(placed_to_proto).collect(),
+        // A plan entry carries what was last seen of the instance, for when
+        // its member is dead.
+        plan: run
+            .plan
+            .into_iter()
+            .map(|p| {
+                let seen = remembered.get(&p.name).cloned().unwrap_or_default();
+                Instance {
+                    state: seen.state,
+                    exit_code: seen.exit_code,
+                    signal: seen.signal,
+                    pid: seen.pid,
+                    starts: seen.starts,
+                    started_ms: seen.started_ms,
+                    last_seq: seen.last_seq,
+                    ..placed_to_proto(p)
+                }
+            })
+            .collect(),
     }
 }
 

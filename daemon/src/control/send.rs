@@ -18,7 +18,7 @@ pub(super) async fn send(control: &Control, req: SendRequest) -> Result<SendRepl
         return Ok(SendReply { delivered: control.supervisor.send(target, req.line).await? });
     }
     let located = locate(control, &target).await?;
-    if let (Some(instance), Some((_, member))) = (&target.instance, located.lost.first()) {
+    if let (Some(instance), Some((_, member, _))) = (&target.instance, located.lost.first()) {
         return Err(lost(&target.run, instance, member));
     }
     let mut delivered = Vec::new();

@@ -28,7 +28,7 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
         return Ok(SignalReply { instances: local(target).await? });
     }
     let located = locate(control, &target).await?;
-    if let (Some(instance), Some((_, member))) = (&target.instance, located.lost.first()) {
+    if let (Some(instance), Some((_, member, _))) = (&target.instance, located.lost.first()) {
         return Err(lost(&target.run, instance, member));
     }
     // Every member acts at once: a stop of a run spread over four members

@@ -357,8 +357,24 @@ pub struct RunInfo {
     pub instances: Vec<InstanceInfo>,
     /// Every instance of the run, on every member (empty while prepared).
     pub plan: Vec<Placed>,
+    /// What was last seen of the instances other members host, by name
+    /// (see [`Supervisor::remember`]).
+    pub remembered: BTreeMap<String, Seen>,
     /// The run's folder on this member (logs, events files).
     pub dir: PathBuf,
+}
+
+/// An instance of another member as last seen (in a `ps` over the group):
+/// what `ps` says of it once its member is dead.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Seen {
+    pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub pid: u32,
+    pub starts: u32,
+    pub started_ms: u64,
+    pub last_seq: u64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -388,6 +404,7 @@ enum Msg {
     Act(Target, Action, Reply<Vec<InstanceInfo>>),
     Fault(String, FaultChange, Reply<(String, Vec<String>)>),
     Remove(Vec<String>, bool, Reply<Vec<String>>),
+    Remember(String, Vec<(String, Seen)>),
     Prune(Duration, Reply<Vec<String>>),
     Count(oneshot::Sender<usize>),
     /// From a pump: the process of `start` ended.
@@ -532,6 +549,12 @@ impl Supervisor {
         self.call(|r| Msg::Remove(runs, force, r)).await
     }
 
+    /// Keeps what was seen of other members' instances of `run` (best
+    /// effort: a busy supervisor may skip it).
+    pub fn remember(&self, run: String, seen: Vec<(String, Seen)>) {
+        let _ = self.tx.try_send(Msg::Remember(run, seen));
+    }
+
     /// Deletes the runs that ended more than `older_than` ago.
     pub async fn prune(&self, older_than: Duration) -> Result<Vec<String>, Error> {
         self.call(|r| Msg::Prune(older_than, r)).await
@@ -622,6 +645,8 @@ struct Run {
     history: bool,
     /// Bytes its folder takes, measured when it ended (None before).
     bytes: Option<u64>,
+    /// The instances of other members as last seen, for when they are lost.
+    remembered: BTreeMap<String, Seen>,
     /// The module (or "exec"); the roles' modules joined by '+' for a run of
     /// several roles.
     module: String,
@@ -829,6 +854,7 @@ impl Task {
                 Msg::Prune(older_than, reply) => {
                     let _ = reply.send(Ok(self.prune(older_than)));
                 }
+                Msg::Remember(run, seen) => self.remember(&run, seen),
             }
             if !self.any_live()
                 && let Some(reply) = self.shutting_down.take()
@@ -995,6 +1021,7 @@ impl Task {
                 launch_id: String::new(),
                 history: true,
                 bytes: None,
+                remembered: BTreeMap::new(),
                 module: record.module.clone(),
                 plan,
                 total: record.plan.len().max(record.instances.len()) as u32,
@@ -1061,6 +1088,7 @@ impl Task {
             created_ms: run.created_ms,
             instances: (0..run.instances.len()).map(|i| self.info(run, i)).collect(),
             plan: run.plan.clone(),
+            remembered: run.remembered.clone(),
             dir: run.dir.clone(),
         }
     }
@@ -1243,6 +1271,7 @@ impl Task {
             launch_id: spec.launch_id,
             history: false,
             bytes: None,
+            remembered: BTreeMap::new(),
             module,
             plan: Vec::new(),
             total: spec.total,
@@ -1308,12 +1337,67 @@ impl Task {
         }
     }
 
+    /// A member that hosts nothing of a run keeps its plan, from the
+    /// launch's `Start`, so that it can list the run and say its instances
+    /// are lost if their members die. Without a reservation of that launch
+    /// it is refused like a start of a run the launch did not prepare.
+    fn keep_plan(&mut self, name: &str, launch_id: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
+        self.take_reservation(name, launch_id).map_err(|_| Error::OtherLaunch(name.to_owned()))?;
+        let mut module = String::new();
+        for placed in &plan {
+            if !module.split('+').any(|m| m == placed.module) {
+                if !module.is_empty() {
+                    module.push('+');
+                }
+                module.push_str(&placed.module);
+            }
+        }
+        let dir = self.config.runs_dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::State { run: name.to_owned(), source })?;
+        let run = Run {
+            name: name.to_owned(),
+            launch_id: launch_id.to_owned(),
+            history: false,
+            bytes: None,
+            remembered: BTreeMap::new(),
+            module,
+            total: plan.len() as u32,
+            plan,
+            pending: None,
+            roles: Vec::new(),
+            role_table: String::new(),
+            multicast: String::new(),
+            args: Vec::new(),
+            peers: String::new(),
+            control: tokio::sync::watch::Sender::new(Bytes::new()),
+            faults: Faults::default(),
+            dir,
+            created_ms: now_ms(),
+            instances: Vec::new(),
+        };
+        self.runs.insert(name.to_owned(), run);
+        self.save(name);
+        Ok(self.run_info(&self.runs[name]))
+    }
+
+    /// Keeps what a `ps` over the group saw of other members' instances of
+    /// a run this member knows.
+    fn remember(&mut self, name: &str, seen: Vec<(String, Seen)>) {
+        if let Some(run) = self.runs.get_mut(name) {
+            for (instance, state) in seen {
+                if run.plan.iter().any(|p| p.name == instance) {
+                    run.remembered.insert(instance, state);
+                }
+            }
+        }
+    }
+
     async fn start(&mut self, name: &str, launch_id: &str, plan: Vec<Placed>) -> Result<RunInfo, Error> {
         let began = std::time::Instant::now();
-        // A run this launch did not prepare is refused alike whether it is
-        // another launch's or no one's, as a prepare of a name the launch
-        // did not reserve is.
-        let run = self.runs.get_mut(name).ok_or_else(|| Error::OtherLaunch(name.to_owned()))?;
+        if !self.runs.contains_key(name) {
+            return self.keep_plan(name, launch_id, plan);
+        }
+        let run = self.runs.get_mut(name).expect("checked above");
         if run.launch_id != launch_id {
             return Err(Error::OtherLaunch(name.to_owned()));
         }
