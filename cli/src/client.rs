@@ -111,6 +111,7 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         join: Vec::new(),
         mdns: None,
         retention: Default::default(),
+        max_log_bytes: mgr_daemon::output::DEFAULT_CAP,
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

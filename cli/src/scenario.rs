@@ -14,6 +14,10 @@
 //! restart = "on-failure"              # no | on-failure (default no)
 //! max_restarts = 3
 //! restart_backoff = "500ms"
+//! max_log_bytes = "16M"               # each instance's log keeps at most this (default: the member's, 64M)
+//! memory = "256M"                     # limits of each instance (where the member has cgroups)
+//! cpus = 0.5
+//! pids = 64
 //!
 //! [[role]]
 //! name = "comparator"
@@ -78,6 +82,12 @@ pub struct Role {
     pub restart: Option<(u32, Duration)>,
     /// The names of its instances (`p3`, `p4`, …).
     pub instances: Vec<String>,
+    /// Most bytes each instance's log keeps; 0 for the member's default.
+    pub max_log_bytes: u64,
+    /// Limits of each instance (0: none, or the member's default).
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub pids: u32,
 }
 
 /// What a step of the timeline does.
@@ -175,6 +185,10 @@ struct RawRole {
     restart: Option<String>,
     max_restarts: Option<u32>,
     restart_backoff: Option<String>,
+    max_log_bytes: Option<String>,
+    memory: Option<String>,
+    cpus: Option<f64>,
+    pids: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +310,20 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             }
             Some(other) => return Err(fail(at, format!("{what}: restart '{other}' is not no or on-failure"))),
         };
+        let size = |field: &str, text: &Option<String>| -> Result<u64, ScenarioError> {
+            match text {
+                Some(text) => {
+                    mgr_daemon::units::parse_size(text).map_err(|e| fail(at, format!("{what}: {field}: {e}")))
+                }
+                None => Ok(0),
+            }
+        };
+        let max_log_bytes = size("max_log_bytes", &r.max_log_bytes)?;
+        let memory_bytes = size("memory", &r.memory)?;
+        let cpus = r.cpus.unwrap_or(0.0);
+        if !cpus.is_finite() || cpus < 0.0 {
+            return Err(fail(at, format!("{what}: cpus must be a number of CPUs such as 0.5, not {cpus}")));
+        }
         let instances = (next..next + count).map(|i| format!("p{i}")).collect();
         next += count;
         roles.push(Role {
@@ -309,6 +337,10 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             on: r.on.clone(),
             restart,
             instances,
+            max_log_bytes,
+            memory_bytes,
+            cpus,
+            pids: r.pids.unwrap_or(0),
         });
     }
     for (name, _) in scale {

@@ -19,6 +19,7 @@ pub mod output;
 pub mod registry;
 pub mod state_dir;
 pub mod supervisor;
+pub mod units;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +68,8 @@ pub struct Config {
     pub mdns: Option<Vec<String>>,
     /// How many ended runs, and bytes of them, this member keeps.
     pub retention: supervisor::Retention,
+    /// Most bytes an instance's log keeps unless its launch says.
+    pub max_log_bytes: u64,
 }
 
 /// The protocol version peers must share to merge.
@@ -155,6 +158,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         registry: registry.clone(),
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
+        max_log_bytes: config.max_log_bytes,
         retention: config.retention,
     })?;
     // Peers reach this manager where it listens; a wildcard listen is

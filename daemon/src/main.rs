@@ -252,6 +252,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         join: args.join,
         mdns: (!args.no_mdns).then_some(args.iface),
         retention: Default::default(),
+        max_log_bytes: mgr_daemon::output::DEFAULT_CAP,
     };
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;

@@ -68,10 +68,40 @@ impl Stream {
     }
 }
 
+/// Most bytes one instance's log keeps when nothing else is said
+/// (`mgr start --max-log-bytes`, `launch --max-log-bytes`).
+pub const DEFAULT_CAP: u64 = 64 << 20;
+
+/// The smallest cap a log may be given: a few segments of a few pipe reads.
+pub const MIN_CAP: u64 = 1 << 20;
+
+/// One file of a log. A log is kept as segments so that, under its cap, the
+/// oldest can be dropped without renaming or rewriting anything: readers
+/// keep exact positions. Byte offsets run on across segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Where it starts in the log's bytes.
+    pub start: u64,
+    /// Sequence number of its first numbered record.
+    pub first_seq: u64,
+    pub path: PathBuf,
+}
+
+/// The file of the segment of log `base` whose first record is
+/// `first_seq`: `base` itself for the first, `base.N` for the others.
+pub fn segment_path(base: &Path, first_seq: u64) -> PathBuf {
+    if first_seq <= 1 {
+        return base.to_owned();
+    }
+    let mut name = base.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{first_seq}"));
+    base.with_file_name(name)
+}
+
 /// How far an instance's log is written, as published to subscribers.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    /// Bytes of complete records in the file.
+    /// Where the complete records end (in the log's bytes, across segments).
     pub offset: u64,
     /// Sequence number of the last numbered record (0 when there is none).
     pub seq: u64,
@@ -81,6 +111,11 @@ pub struct Progress {
     /// The last complete records, at most [`TAIL_BYTES`], starting at a
     /// record boundary; numbered records in it end at `seq`.
     pub tail: Arc<Vec<u8>>,
+    /// The segments kept, oldest first (never empty once written).
+    pub segments: Arc<Vec<Segment>>,
+    /// Why the log cannot be written now (a full disk), while it cannot:
+    /// the instance runs on, its output is dropped and counted.
+    pub failing: Option<Arc<str>>,
 }
 
 /// A run of whole records read from one instance's log.
@@ -102,8 +137,11 @@ pub struct Chunk {
 /// descriptor and no buffer, however long the manager keeps it.
 #[derive(Debug)]
 pub struct Writer {
+    /// The log's first segment; the others are named after it.
     path: PathBuf,
+    /// The last segment, while open.
     file: Option<File>,
+    segments: Vec<Segment>,
     offset: u64,
     seq: u64,
     last_time_ms: u64,
@@ -111,34 +149,44 @@ pub struct Writer {
     partial: [Vec<u8>; 2],
     /// Records built from one read, written with one `write` call.
     buf: Vec<u8>,
+    /// Sequence number of the first numbered record in `buf`.
+    buf_first_seq: u64,
+    /// Most bytes the log keeps, and the size of a segment.
+    cap: u64,
+    segment_bytes: u64,
+    /// Output dropped because the log cannot be written, since when it
+    /// could last.
+    failing: Option<Failing>,
     progress: watch::Sender<Progress>,
+}
+
+/// What is being dropped while a log cannot be written.
+#[derive(Debug)]
+struct Failing {
+    error: String,
+    lines: u64,
+    bytes: u64,
 }
 
 /// A writer whose file is still to be opened; see [`Writer::prepare`].
 #[derive(Debug)]
 pub struct Unopened {
     path: PathBuf,
+    cap: u64,
     progress: watch::Sender<Progress>,
 }
 
 impl Unopened {
-    /// Opens (creating it if needed) the log file for appending.
+    /// Opens (creating it) the log's first segment for appending.
     pub fn open(self) -> io::Result<Writer> {
         let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         let offset = file.metadata()?.len();
-        self.progress.send_modify(|p| p.offset = offset);
-        Ok(Writer {
-            path: self.path,
-            file: Some(file),
-            offset,
-            seq: 0,
-            last_time_ms: 0,
-            partial: [Vec::new(), Vec::new()],
-            // Buffers grow with the instance's output rate: a quiet instance
-            // costs next to nothing, which keeps the manager small.
-            buf: Vec::new(),
-            progress: self.progress,
-        })
+        let segments = vec![Segment { start: 0, first_seq: 1, path: self.path.clone() }];
+        self.progress.send_modify(|p| {
+            p.offset = offset;
+            p.segments = Arc::new(segments.clone());
+        });
+        Ok(Writer::new(self.path, Some(file), segments, offset, 0, self.cap, self.progress))
     }
 }
 
@@ -148,7 +196,6 @@ pub struct LogHandle {
     pub run: Arc<str>,
     pub instance: Arc<str>,
     pub member: Arc<str>,
-    path: PathBuf,
     progress: watch::Receiver<Progress>,
 }
 
@@ -159,48 +206,63 @@ fn now_ms() -> u64 {
 impl Writer {
     /// Creates (or appends to) the log at `path` and returns its writer and
     /// the handle subscribers use.
-    pub fn create(path: &Path, run: &str, instance: &str, member: &str) -> io::Result<(Self, LogHandle)> {
-        let (unopened, handle) = Writer::prepare(path, run, instance, member);
+    pub fn create(path: &Path, run: &str, instance: &str, member: &str, cap: u64) -> io::Result<(Self, LogHandle)> {
+        let (unopened, handle) = Writer::prepare(path, run, instance, member, cap);
         Ok((unopened.open()?, handle))
+    }
+
+    fn new(
+        path: PathBuf,
+        file: Option<File>,
+        segments: Vec<Segment>,
+        offset: u64,
+        seq: u64,
+        cap: u64,
+        progress: watch::Sender<Progress>,
+    ) -> Writer {
+        let cap = cap.max(MIN_CAP);
+        Writer {
+            path,
+            file,
+            segments,
+            offset,
+            seq,
+            last_time_ms: 0,
+            partial: [Vec::new(), Vec::new()],
+            // Buffers grow with the instance's output rate: a quiet instance
+            // costs next to nothing, which keeps the manager small.
+            buf: Vec::new(),
+            buf_first_seq: seq + 1,
+            cap,
+            // Four segments a cap: at most a quarter of it goes at once.
+            segment_bytes: cap / 4,
+            failing: None,
+            progress,
+        }
     }
 
     /// The handle of a log whose file is not opened yet: opening it (which
     /// allocates an inode, slow on a busy ext4) can then run elsewhere, in
     /// parallel with starting the processes. Subscribers see an empty log
     /// until the writer writes.
-    pub fn prepare(path: &Path, run: &str, instance: &str, member: &str) -> (Unopened, LogHandle) {
+    pub fn prepare(path: &Path, run: &str, instance: &str, member: &str, cap: u64) -> (Unopened, LogHandle) {
         let (progress, rx) = watch::channel(Progress::default());
-        let handle = LogHandle {
-            run: run.into(),
-            instance: instance.into(),
-            member: member.into(),
-            path: path.to_owned(),
-            progress: rx,
-        };
-        (Unopened { path: path.to_owned(), progress }, handle)
+        let handle = LogHandle { run: run.into(), instance: instance.into(), member: member.into(), progress: rx };
+        (Unopened { path: path.to_owned(), cap, progress }, handle)
     }
 
     /// The writer of an existing log, closed (its file is opened by the first
-    /// note or line), numbering on after `seq`: for the instances of a run
-    /// the manager found in its state dir at start. `offset` is where the
-    /// whole records end.
-    pub fn resume(path: &Path, run: &str, instance: &str, member: &str, offset: u64, seq: u64) -> (Self, LogHandle) {
-        let (unopened, handle) = Writer::prepare(path, run, instance, member);
+    /// note or line), numbering on after its last record: for the instances
+    /// of a run the manager found in its state dir at start (see [`scan`]).
+    pub fn resume(path: &Path, run: &str, instance: &str, member: &str, found: Scanned, cap: u64) -> (Self, LogHandle) {
+        let (unopened, handle) = Writer::prepare(path, run, instance, member, cap);
         unopened.progress.send_modify(|p| {
-            p.offset = offset;
-            p.seq = seq;
+            p.offset = found.end;
+            p.seq = found.seq;
             p.closed = true;
+            p.segments = Arc::new(found.segments.clone());
         });
-        let writer = Writer {
-            path: unopened.path,
-            file: None,
-            offset,
-            seq,
-            last_time_ms: 0,
-            partial: [Vec::new(), Vec::new()],
-            buf: Vec::new(),
-            progress: unopened.progress,
-        };
+        let writer = Writer::new(unopened.path, None, found.segments, found.end, found.seq, cap, unopened.progress);
         (writer, handle)
     }
 
@@ -291,6 +353,7 @@ impl Writer {
 
     fn push_piece(&mut self, tag: u8, text: &[u8], split: bool) {
         if self.buf.is_empty() {
+            self.buf_first_seq = self.seq + 1;
             let now = now_ms();
             if now != self.last_time_ms {
                 self.last_time_ms = now;
@@ -312,29 +375,150 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(());
         }
-        if self.file.is_none() {
-            let file = OpenOptions::new().append(true).open(&self.path)?;
-            // Bytes past the last whole record are half a line a killed
-            // manager left: cut them, or they would glue onto this record.
-            if file.metadata()?.len() > self.offset {
-                file.set_len(self.offset)?;
-            }
-            self.file = Some(file);
+        self.make_room();
+        if let Err(err) = self.append() {
+            // The records are lost; their numbers go to what comes next, so
+            // that the file's numbering stays that of its records.
+            let lines = self.seq + 1 - self.buf_first_seq;
+            self.seq = self.buf_first_seq - 1;
+            let failing = self.failing.get_or_insert(Failing { error: String::new(), lines: 0, bytes: 0 });
+            failing.error = describe(&err);
+            failing.lines += lines;
+            failing.bytes += self.buf.len() as u64;
+            let error: Arc<str> = format!("log write failed: {}", failing.error).into();
+            self.progress.send_if_modified(|p| {
+                let changed = p.failing.as_deref() != Some(&*error);
+                p.failing = Some(error);
+                changed
+            });
+            self.buf.clear();
+            // The next records start with their time again.
+            self.last_time_ms = 0;
+            return Err(err);
         }
-        // The file is in the page cache: this write does not wait for the disk.
-        self.file.as_mut().expect("opened above").write_all(&self.buf)?;
-        self.offset += self.buf.len() as u64;
         let (offset, seq, buf) = (self.offset, self.seq, &self.buf);
         // The tail is updated in place: readers never keep a clone of it (they
         // copy what they serve under the borrow), so nothing is copied here.
         self.progress.send_modify(|p| {
             p.offset = offset;
             p.seq = seq;
+            p.failing = None;
             append_to_tail(Arc::make_mut(&mut p.tail), buf);
         });
         self.buf.clear();
+        if let Some(failed) = self.failing.take() {
+            let note = format!(
+                "[mgr: output resumed; {} lines ({}) were dropped because the log could not be written: {}]",
+                failed.lines,
+                human(failed.bytes),
+                failed.error
+            );
+            self.push_line(record::MANAGER, note.as_bytes());
+            return self.flush();
+        }
         Ok(())
     }
+
+    /// Appends the buffer to the last segment (opened on need).
+    fn append(&mut self) -> io::Result<()> {
+        let segment = self.segments.last().expect("a log has a segment");
+        let in_segment = self.offset - segment.start;
+        if self.file.is_none() {
+            let file = OpenOptions::new().create(true).append(true).open(&segment.path)?;
+            // Bytes past the last whole record are half a line a killed
+            // manager (or a full disk) left: cut them, or they would glue
+            // onto this record.
+            if file.metadata()?.len() > in_segment {
+                file.set_len(in_segment)?;
+            }
+            self.file = Some(file);
+        }
+        // The file is in the page cache: this write does not wait for the disk.
+        let file = self.file.as_mut().expect("opened above");
+        if let Err(err) = file.write_all(&self.buf) {
+            // Part of the buffer may be in: cut back to the last record.
+            let _ = file.set_len(in_segment);
+            self.file = None;
+            return Err(err);
+        }
+        self.offset += self.buf.len() as u64;
+        Ok(())
+    }
+
+    /// Before the buffer is written: starts a new segment when the last is
+    /// full, and drops the oldest segments while the log would be over its
+    /// cap, saying so in the log itself.
+    fn make_room(&mut self) {
+        let last = self.segments.last().expect("a log has a segment");
+        let in_last = self.offset - last.start;
+        let mut changed = false;
+        if in_last > 0 && in_last + self.buf.len() as u64 > self.segment_bytes {
+            self.file = None;
+            let first_seq = self.buf_first_seq;
+            self.segments.push(Segment { start: self.offset, first_seq, path: segment_path(&self.path, first_seq) });
+            changed = true;
+        }
+        let (mut lines, mut bytes, first) = (0, 0, self.segments[0].first_seq);
+        while self.segments.len() > 1 && self.offset + self.buf.len() as u64 - self.segments[0].start > self.cap {
+            let old = self.segments.remove(0);
+            if let Err(err) = std::fs::remove_file(&old.path)
+                && err.kind() != io::ErrorKind::NotFound
+            {
+                tracing::error!(log = %old.path.display(), %err, "cannot delete a segment of a log over its cap");
+            }
+            lines += self.segments[0].first_seq - old.first_seq;
+            bytes += self.segments[0].start - old.start;
+            changed = true;
+        }
+        if lines > 0 {
+            let note = format!(
+                "[mgr: {} lines ({}) dropped by the {} cap on this log: lines {first} to {}]",
+                group_digits(lines),
+                human(bytes),
+                human(self.cap),
+                first + lines - 1
+            );
+            self.push_line(record::MANAGER, note.as_bytes());
+        }
+        if changed {
+            let segments = Arc::new(self.segments.clone());
+            self.progress.send_modify(|p| p.segments = segments);
+        }
+    }
+}
+
+/// A lowercase description of a write error (`no space left on device`).
+fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
+    }
+}
+
+/// Bytes as a user reads them: 64 MiB, 12.5 MiB, 300 KiB, 80 bytes.
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Appends whole records to a tail, keeping it between `TAIL_BYTES` and
@@ -357,17 +541,67 @@ fn append_to_tail(tail: &mut Vec<u8>, records: &[u8]) {
     }
 }
 
-/// Where the whole records of the log at `path` end, and how many of them
-/// are numbered: what a manager needs to go on with a log it did not write
-/// (a missing file is an empty log). A last line without its newline (a
-/// manager killed mid-write) is left out, and cut off by the next write.
-pub fn scan(path: &Path) -> io::Result<(u64, u64)> {
-    use std::io::Read;
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+/// What [`scan`] found of a log on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Its segments, oldest first (offsets counted from the first kept).
+    pub segments: Vec<Segment>,
+    /// Where its whole records end.
+    pub end: u64,
+    /// Sequence number of its last numbered record.
+    pub seq: u64,
+}
+
+/// Finds the segments of the log whose first segment is `base` (some of
+/// them may have been dropped under its cap) and where their whole records
+/// end: what a manager needs to go on with a log it did not write. A log
+/// with no file is empty. A last line without its newline (a manager killed
+/// mid-write) is left out, and cut off by the next write.
+pub fn scan(base: &Path) -> io::Result<Scanned> {
+    let name = base.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Scanned::default()),
         Err(err) => return Err(err),
     };
+    for entry in entries.flatten() {
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let first_seq = if file == name {
+            1
+        } else if let Some(n) = file.strip_prefix(&name).and_then(|r| r.strip_prefix('.')).and_then(|n| n.parse().ok())
+        {
+            n
+        } else {
+            continue;
+        };
+        found.push((first_seq, entry.path()));
+    }
+    found.sort();
+    let mut scanned = Scanned::default();
+    let Some(last) = found.len().checked_sub(1) else {
+        scanned.segments.push(Segment { start: 0, first_seq: 1, path: base.to_owned() });
+        return Ok(scanned);
+    };
+    let mut start = 0;
+    for (i, (first_seq, path)) in found.into_iter().enumerate() {
+        scanned.segments.push(Segment { start, first_seq, path: path.clone() });
+        if i < last {
+            start += std::fs::metadata(&path)?.len();
+        } else {
+            let (whole, numbered) = count_records(&path)?;
+            scanned.end = start + whole;
+            scanned.seq = (first_seq - 1) + numbered;
+        }
+    }
+    Ok(scanned)
+}
+
+/// Where the whole records of one file end, and how many are numbered.
+fn count_records(path: &Path) -> io::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
     let (mut offset, mut seq, mut read) = (0u64, 0u64, 0u64);
     let mut buf = vec![0u8; CHUNK_BYTES];
     let mut carry = 0;
@@ -474,7 +708,9 @@ impl LogHandle {
     }
 
     /// Reads records from `position` up to byte `end`, sending those
-    /// numbered `since` or later. Returns false when the receiver is gone.
+    /// numbered `since` or later, segment after segment. Records dropped
+    /// under the log's cap before they could be read are skipped with a
+    /// note. Returns false when the receiver is gone.
     async fn read_until(
         &self,
         position: &mut Position,
@@ -482,17 +718,72 @@ impl LogHandle {
         end: u64,
         tx: &mpsc::Sender<Chunk>,
     ) -> io::Result<bool> {
-        if position.offset >= end {
-            return Ok(true);
+        while position.offset < end {
+            let segments = self.progress.borrow().segments.clone();
+            let Some(oldest) = segments.first() else { return Ok(true) };
+            if position.offset < oldest.start {
+                if !self.skip_to(position, since, oldest, tx).await {
+                    return Ok(false);
+                }
+                continue;
+            }
+            let k = segments.iter().rposition(|s| s.start <= position.offset).expect("the oldest starts before");
+            let segment = &segments[k];
+            let segment_end = segments.get(k + 1).map_or(end, |next| next.start.min(end));
+            // Opened once per segment, on first need (a new instance's file
+            // may not exist before its first record); the buffer is kept.
+            if position.segment != Some(segment.first_seq) || position.file.is_none() {
+                match File::open(&segment.path) {
+                    Ok(file) => {
+                        position.file = Some(file);
+                        position.segment = Some(segment.first_seq);
+                    }
+                    // Dropped under the cap between the listing and now.
+                    Err(err) if err.kind() == io::ErrorKind::NotFound && k + 1 < segments.len() => {
+                        if !self.skip_to(position, since, &segments[k + 1], tx).await {
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            if !self.read_segment(position, since, segment, segment_end, tx).await? {
+                return Ok(false);
+            }
         }
-        // Opened once per reader, on first need (a new instance's file may
-        // not exist before its first record); the buffer is kept too.
-        if position.file.is_none() {
-            position.file = Some(File::open(&self.path)?);
+        Ok(true)
+    }
+
+    /// Moves a reader past records dropped under the cap to `segment`,
+    /// telling it which it will not see (when it wanted them).
+    async fn skip_to(&self, position: &mut Position, since: u64, segment: &Segment, tx: &mpsc::Sender<Chunk>) -> bool {
+        let missed_from = position.seq.max(since);
+        let missed_to = segment.first_seq.saturating_sub(1);
+        position.offset = segment.start;
+        position.seq = segment.first_seq;
+        position.time_ms = 0;
+        position.file = None;
+        if missed_from > missed_to {
+            return true;
         }
+        let note = format!("m [mgr: lines {missed_from} to {missed_to} were dropped by the cap on this log]\n");
+        // Not a record of the log: it has no number (0).
+        self.send(tx, 0, now_ms(), Bytes::from(note)).await
+    }
+
+    /// Reads one segment from `position` up to byte `end` of the log.
+    async fn read_segment(
+        &self,
+        position: &mut Position,
+        since: u64,
+        segment: &Segment,
+        end: u64,
+        tx: &mpsc::Sender<Chunk>,
+    ) -> io::Result<bool> {
         // Taken out while reading (records are parsed while the position
         // advances) and put back at the end; an early return ends the reader.
-        let file = position.file.take().expect("opened above");
+        let file = position.file.take().expect("opened by the caller");
         let mut buf = std::mem::take(&mut position.buf);
         let want_at_most = ((end - position.offset) as usize).min(CHUNK_BYTES);
         if buf.len() < want_at_most {
@@ -500,11 +791,11 @@ impl LogHandle {
         }
         while position.offset < end {
             let want = ((end - position.offset) as usize).min(buf.len());
-            let got = file.read_at(&mut buf[..want], position.offset)?;
+            let got = file.read_at(&mut buf[..want], position.offset - segment.start)?;
             if got == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("log {} is shorter than recorded", self.path.display()),
+                    format!("log {} is shorter than recorded", segment.path.display()),
                 ));
             }
             // Only whole records leave here; a record longer than a chunk
@@ -514,7 +805,7 @@ impl LogHandle {
                 None => {
                     return Err(io::Error::other(format!(
                         "log {} has a record longer than a chunk",
-                        self.path.display()
+                        segment.path.display()
                     )));
                 }
             };
@@ -546,7 +837,10 @@ impl LogHandle {
 /// A reader's place in a log, with the open file and buffer it reads with.
 #[derive(Debug)]
 struct Position {
+    /// In the log's bytes, across segments.
     offset: u64,
+    /// The segment `file` is (by its first record).
+    segment: Option<u64>,
     /// Sequence number the next numbered record will have.
     seq: u64,
     time_ms: u64,
@@ -556,7 +850,7 @@ struct Position {
 
 impl Position {
     fn at(offset: u64, seq: u64, time_ms: u64) -> Position {
-        Position { offset, seq, time_ms, file: None, buf: Vec::new() }
+        Position { offset, segment: None, seq, time_ms, file: None, buf: Vec::new() }
     }
 
     /// Walks over `data` (whole records) and returns where the first record
@@ -683,7 +977,7 @@ mod tests {
     #[tokio::test]
     async fn lines_are_numbered_across_reads_and_streams() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m", DEFAULT_CAP).unwrap();
         w.write(Stream::Stdout, b"hel").unwrap();
         w.write(Stream::Stderr, b"oops\n").unwrap();
         w.write(Stream::Stdout, b"lo\nworld\nno newline").unwrap();
@@ -702,7 +996,7 @@ mod tests {
     #[tokio::test]
     async fn bytes_are_kept_as_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m", DEFAULT_CAP).unwrap();
         w.write(Stream::Stdout, b"\xff\xfe bin\n").unwrap();
         let (tx, mut rx) = mpsc::channel(8);
         h.copy_to(1, false, &tx).await.unwrap();
@@ -713,7 +1007,7 @@ mod tests {
     #[tokio::test]
     async fn long_lines_are_split_visibly_and_completely() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m", DEFAULT_CAP).unwrap();
         let long = vec![b'x'; MAX_LINE * 2 + 10];
         // Written in small pieces, as a pipe delivers it.
         for piece in long.chunks(1000) {
@@ -732,7 +1026,7 @@ mod tests {
     #[tokio::test]
     async fn followers_see_every_line_once_and_end_when_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m", DEFAULT_CAP).unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let follower = {
             let h = h.clone();
@@ -764,7 +1058,7 @@ mod tests {
     #[tokio::test]
     async fn the_tail_serves_recent_lines_and_the_file_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m").unwrap();
+        let (mut w, h) = Writer::create(&dir.path().join("p1.log"), "r", "p1", "m", DEFAULT_CAP).unwrap();
         for i in 1..=5000u32 {
             w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
         }

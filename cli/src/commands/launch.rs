@@ -44,6 +44,20 @@ pub struct RunOptions {
     /// With --restart on-failure: the pause before each restart, e.g. 500ms or 2s.
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub restart_backoff: Duration,
+    /// Most bytes each instance's log keeps, e.g. 16M; the oldest output
+    /// goes first, with a note [default: the manager's, 64M].
+    #[arg(long, value_name = "SIZE", value_parser = mgr_daemon::units::parse_size)]
+    pub max_log_bytes: Option<u64>,
+    /// Memory of each instance (its cgroup's limit), e.g. 256M.
+    #[arg(long, value_name = "SIZE", value_parser = mgr_daemon::units::parse_size)]
+    pub memory: Option<u64>,
+    /// CPUs each instance may use, e.g. 0.5 (half of one).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Processes and threads each instance may have, e.g. 64 [default: the
+    /// manager's].
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u32>,
 }
 
 /// When instances are started again by the manager.
@@ -68,6 +82,10 @@ impl RunOptions {
             restart: restart.to_owned(),
             max_restarts: self.max_restarts,
             restart_backoff_ms: self.restart_backoff.as_millis().min(u32::MAX as u128) as u32,
+            max_log_bytes: self.max_log_bytes.unwrap_or(0),
+            memory_bytes: self.memory.unwrap_or(0),
+            cpus: self.cpus.unwrap_or(0.0),
+            pids: self.pids.unwrap_or(0),
             ..Role::default()
         }
     }

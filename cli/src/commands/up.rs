@@ -219,6 +219,10 @@ async fn launch(client: &mut Client, scenario: &Scenario, wanted: Option<&str>) 
                 max_restarts,
                 restart_backoff_ms: backoff,
                 instances: Vec::new(),
+                max_log_bytes: r.max_log_bytes,
+                memory_bytes: r.memory_bytes,
+                cpus: r.cpus,
+                pids: r.pids,
             }
         })
         .collect();

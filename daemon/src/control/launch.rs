@@ -266,7 +266,11 @@ pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
         }
         env.push((key.to_owned(), value.to_owned()));
     }
+    if role.max_log_bytes != 0 && role.max_log_bytes < crate::output::MIN_CAP {
+        return Err(bad(format!("a log cap of at least {}", crate::output::human(crate::output::MIN_CAP))));
+    }
     Ok(RoleSpec {
+        max_log_bytes: role.max_log_bytes,
         restart: restart_policy(&role.restart, role.max_restarts, role.restart_backoff_ms)?,
         module: role.command.is_empty().then_some(role.module),
         command: role.command,

@@ -130,6 +130,8 @@ pub struct SupervisorConfig {
     pub grace: Duration,
     /// How many ended runs this member keeps.
     pub retention: Retention,
+    /// Most bytes an instance's log keeps unless its role says.
+    pub max_log_bytes: u64,
 }
 
 /// How many ended runs a member keeps, and how many bytes of them: past
@@ -189,6 +191,8 @@ pub struct RoleSpec {
     pub instances: Vec<String>,
     /// Restart instances that fail by themselves; `None`: never.
     pub restart: Option<RestartPolicy>,
+    /// Most bytes each instance's log keeps; 0 for the member's default.
+    pub max_log_bytes: u64,
 }
 
 /// Restarting instances that fail by themselves (`--restart on-failure`):
@@ -634,6 +638,8 @@ struct RoleRun {
     env: Vec<(String, String)>,
     /// Restart instances that fail by themselves.
     restart: Option<RestartPolicy>,
+    /// Most bytes each instance's log keeps.
+    max_log_bytes: u64,
 }
 
 struct Run {
@@ -952,6 +958,7 @@ impl Task {
                             program: Vec::new(),
                             env: Vec::new(),
                             restart: None,
+                            max_log_bytes: self.config.max_log_bytes,
                         });
                         roles.len() - 1
                     }
@@ -961,14 +968,12 @@ impl Task {
                 let path = dir.join(format!("{}.log", rec.name));
                 // A log written after the last record (the manager died
                 // meanwhile) is counted, not trusted to the record.
-                let (offset, seq) = match output::scan(&path) {
-                    Ok(found) => found,
-                    Err(err) => {
-                        tracing::warn!(run = %name, instance = %rec.name, %err, "cannot read the log of a kept run");
-                        (0, rec.last_seq)
-                    }
-                };
-                let (mut writer, log) = Writer::resume(&path, &name, &rec.name, &self.config.member_name, offset, seq);
+                let found = output::scan(&path).unwrap_or_else(|err| {
+                    tracing::warn!(run = %name, instance = %rec.name, %err, "cannot read the log of a kept run");
+                    output::Scanned::default()
+                });
+                let cap = self.config.max_log_bytes;
+                let (mut writer, log) = Writer::resume(&path, &name, &rec.name, &self.config.member_name, found, cap);
                 let (state, detail) = if was_live { (State::Lost, Some("manager restarted")) } else { (state, None) };
                 if was_live {
                     lost += 1;
@@ -1183,6 +1188,7 @@ impl Task {
                 program,
                 env: role.env.clone(),
                 restart: role.restart,
+                max_log_bytes: if role.max_log_bytes == 0 { self.config.max_log_bytes } else { role.max_log_bytes },
             });
         }
         let mut module = String::new();
@@ -1235,8 +1241,13 @@ impl Task {
         let mut instances = Vec::new();
         let mut unopened = Vec::new();
         for ((role, inst_name), (port, _)) in here.iter().zip(&sockets) {
-            let (log_file, log) =
-                Writer::prepare(&dir.join(format!("{inst_name}.log")), &name, inst_name, &self.config.member_name);
+            let (log_file, log) = Writer::prepare(
+                &dir.join(format!("{inst_name}.log")),
+                &name,
+                inst_name,
+                &self.config.member_name,
+                roles[*role].max_log_bytes,
+            );
             unopened.push(log_file);
             instances.push(Instance {
                 name: (*inst_name).clone(),
