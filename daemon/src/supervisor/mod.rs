@@ -292,6 +292,8 @@ pub struct InstanceInfo {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub starts: u32,
+    /// When its current (or last) process started (Unix ms); 0 before.
+    pub started_ms: u64,
     pub last_seq: u64,
     /// Its role in a run of several roles; empty otherwise.
     pub role: String,
@@ -511,6 +513,8 @@ struct Instance {
     exit_code: Option<i32>,
     signal: Option<i32>,
     starts: u32,
+    /// When its current (or last) process started (Unix ms); 0 before.
+    started_ms: u64,
     intent: Option<Intent>,
     stdin: Option<pump::StdinQueue>,
     /// The log writer while no pump holds it.
@@ -772,6 +776,7 @@ impl Task {
             exit_code: inst.exit_code,
             signal: inst.signal,
             starts: inst.starts,
+            started_ms: inst.started_ms,
             last_seq: inst.log.seq(),
             role: run.roles[inst.role].name.clone(),
             module: run.roles[inst.role].module.clone(),
@@ -944,6 +949,7 @@ impl Task {
                 exit_code: None,
                 signal: None,
                 starts: 0,
+                started_ms: 0,
                 intent: None,
                 stdin: None,
                 writer: None,
@@ -1191,6 +1197,7 @@ impl Task {
             inst.signal = None;
             inst.intent = None;
             inst.starts += 1;
+            inst.started_ms = now_ms();
             let mut writer = inst.writer.take().expect("a writer while not running");
             writer.reopen();
             let note = if inst.starts == 1 { "started" } else { "restarted" };
