@@ -79,7 +79,7 @@ async fn connect_unix(path: &Path) -> anyhow::Result<Client> {
     let shown = path.display().to_string();
     // The URI is required by the API but unused: the connector below decides
     // where the connection goes.
-    let channel = Endpoint::from_static("http://mgr.local")
+    let channel = windows(Endpoint::from_static("http://mgr.local"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
@@ -88,6 +88,25 @@ async fn connect_unix(path: &Path) -> anyhow::Result<Client> {
         .with_context(|| format!("cannot connect to the mgr daemon at {shown}"))?;
     Ok(ManagerClient::new(channel).max_decoding_message_size(16 << 20))
 }
+
+/// HTTP/2 flow-control windows for a connection that carries many streams
+/// read at different paces: `logs RUN` reads one stream per instance and
+/// takes the next line from whichever holds the oldest, leaving the others
+/// unread meanwhile. Each stream may hold up to its own window, and the
+/// connection's window is large enough never to be the limit: were it
+/// smaller than the streams' windows together, the unread streams could
+/// fill it and stall the one stream the merge waits for. What a stream
+/// holds is bounded by its window, so memory stays bounded by the number of
+/// instances, whatever the size of their logs.
+pub fn windows(endpoint: Endpoint) -> Endpoint {
+    endpoint.initial_stream_window_size(STREAM_WINDOW).initial_connection_window_size(CONNECTION_WINDOW)
+}
+
+/// Bytes one stream may hold unread (four chunks of records).
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// The largest window HTTP/2 allows (2^31 - 1).
+const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 
 async fn start_embedded() -> anyhow::Result<Embedded> {
     // tempfile makes the folder 0700: the socket inside is this user's.

@@ -17,7 +17,10 @@ pub fn is_live(state: &str) -> bool {
 /// no instance of the run is live any more.
 pub async fn collect(client: &mut Client, run: &str) -> anyhow::Result<RunEvents> {
     let request = PsRequest { run: run.to_owned(), local: false };
-    let reply = client.ps(request).await.map_err(crate::commands::status)?.into_inner();
+    let reply = match client.ps(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(crate::suggest::target(client, run, status).await),
+    };
     let info = reply.runs.into_iter().next().ok_or_else(|| anyhow::anyhow!("unknown run '{run}'"))?;
     let mut events = RunEvents {
         run: run.to_owned(),

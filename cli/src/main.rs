@@ -15,14 +15,17 @@ fn main() {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("mgrctl: cannot start: {err}");
+            mgr_cli::note!("mgrctl: cannot start: {err}");
             std::process::exit(1);
         }
     };
     let code = match runtime.block_on(mgr_cli::run(cli)) {
         Ok(code) => i32::from(code),
+        // Whoever read our output has taken what they wanted (`| head`):
+        // that is no failure, and nothing is to be said.
+        Err(err) if mgr_cli::stdout::is_closed(&err) => 0,
         Err(err) => {
-            eprintln!("mgrctl: {err:#}");
+            mgr_cli::note!("mgrctl: {err:#}");
             1
         }
     };

@@ -1,5 +1,7 @@
 //! Rendering instance output: `p1 | text` lines (coloured per instance on a
-//! terminal) or one JSON object per line. This is the hot path of output
+//! terminal) or one JSON object per line, a chunk at a time (the live
+//! stream of `launch`) or a line at a time (`logs`, which merges the
+//! instances' lines in time order). This is the hot path of output
 //! streaming: records are copied straight from the received chunk into one
 //! buffered writer, with no per-line allocation in the text form.
 
@@ -33,39 +35,52 @@ impl Style {
     }
 }
 
-/// Writes chunks to stdout.
+/// Writes chunks, or single lines, to stdout.
 pub struct Renderer<W: Write> {
     out: W,
     style: Style,
-    prefixes: HashMap<String, Prefixes>,
+    slots: HashMap<String, usize>,
+    prefixes: Vec<Prefixes>,
     width: usize,
 }
 
+/// What goes before each line of one instance, and its names for JSON.
 struct Prefixes {
     line: Vec<u8>,
     note: Vec<u8>,
+    run: String,
+    instance: String,
+    member: String,
 }
 
 impl<W: Write> Renderer<W> {
     /// `width` is the widest instance label expected, to align prefixes.
     pub fn new(out: W, style: Style, width: usize) -> Self {
-        Renderer { out, style, prefixes: HashMap::new(), width }
+        Renderer { out, style, slots: HashMap::new(), prefixes: Vec::new(), width }
     }
 
-    fn prefixes(&mut self, chunk: &OutputChunk) -> &Prefixes {
+    /// The slot of the instance that sent `chunk`, for [`Renderer::line`].
+    /// Instances get their colours in the order they are first seen.
+    pub fn slot(&mut self, chunk: &OutputChunk) -> usize {
         let key = format!("{}/{}", chunk.run, chunk.instance);
+        if let Some(slot) = self.slots.get(&key) {
+            return *slot;
+        }
         let n = self.prefixes.len();
-        let (style, width) = (self.style, self.width);
-        self.prefixes.entry(key).or_insert_with(|| {
-            let label =
-                if style.members { format!("{}@{}", chunk.instance, chunk.member) } else { chunk.instance.clone() };
-            let label = format!("{label:<width$}");
-            let (on, off) = if style.colour { (COLOURS[n % COLOURS.len()], RESET) } else { ("", "") };
-            Prefixes {
-                line: format!("{on}{label} |{off} ").into_bytes(),
-                note: format!("{on}{label} #{off} ").into_bytes(),
-            }
-        })
+        let width = self.width;
+        let label =
+            if self.style.members { format!("{}@{}", chunk.instance, chunk.member) } else { chunk.instance.clone() };
+        let label = format!("{label:<width$}");
+        let (on, off) = if self.style.colour { (COLOURS[n % COLOURS.len()], RESET) } else { ("", "") };
+        self.prefixes.push(Prefixes {
+            line: format!("{on}{label} |{off} ").into_bytes(),
+            note: format!("{on}{label} #{off} ").into_bytes(),
+            run: chunk.run.clone(),
+            instance: chunk.instance.clone(),
+            member: chunk.member.clone(),
+        });
+        self.slots.insert(key, n);
+        n
     }
 
     /// Writes every numbered record of `chunk`; returns the sequence number
@@ -75,10 +90,7 @@ impl<W: Write> Renderer<W> {
             return self.json(chunk);
         }
         let records = &chunk.records;
-        let (line, note) = {
-            let p = self.prefixes(chunk);
-            (p.line.clone(), p.note.clone())
-        };
+        let slot = self.slot(chunk);
         let mut seq = chunk.first_seq;
         let mut start = 0;
         for end in memchr_iter(b'\n', records) {
@@ -88,8 +100,8 @@ impl<W: Write> Renderer<W> {
             if tag == record::TIME {
                 continue;
             }
-            let prefix = if tag == record::MANAGER { &note } else { &line };
-            self.out.write_all(prefix)?;
+            let p = &self.prefixes[slot];
+            self.out.write_all(if tag == record::MANAGER { &p.note } else { &p.line })?;
             self.out.write_all(rec.get(2..).unwrap_or_default())?;
             self.out.write_all(b"\n")?;
             seq += 1;
@@ -111,21 +123,7 @@ impl<W: Write> Renderer<W> {
                 time_ms = std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()).unwrap_or(time_ms);
                 continue;
             }
-            let stream = match tag {
-                record::STDOUT => "stdout",
-                record::STDERR => "stderr",
-                _ => "mgr",
-            };
-            let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(time_ms)).to_string();
-            let value = serde_json::json!({
-                "run": chunk.run,
-                "instance": chunk.instance,
-                "member": chunk.member,
-                "stream": stream,
-                "seq": seq,
-                "time": time,
-                "text": String::from_utf8_lossy(text),
-            });
+            let value = json_line(&chunk.run, &chunk.instance, &chunk.member, &Line { tag, text, seq, time_ms });
             serde_json::to_writer(&mut self.out, &value)?;
             self.out.write_all(b"\n")?;
             seq += 1;
@@ -133,9 +131,56 @@ impl<W: Write> Renderer<W> {
         Ok(seq - 1)
     }
 
+    /// Writes one line of the instance in `slot`, after `stamp` when given
+    /// (its time as the user asked to see it; JSON carries its own).
+    pub fn line(&mut self, slot: usize, line: &Line<'_>, stamp: Option<&str>) -> io::Result<()> {
+        let p = &self.prefixes[slot];
+        if self.style.json {
+            serde_json::to_writer(&mut self.out, &json_line(&p.run, &p.instance, &p.member, line))?;
+            return self.out.write_all(b"\n");
+        }
+        if let Some(stamp) = stamp {
+            self.out.write_all(stamp.as_bytes())?;
+            self.out.write_all(b" ")?;
+        }
+        self.out.write_all(if line.tag == record::MANAGER { &p.note } else { &p.line })?;
+        self.out.write_all(line.text)?;
+        self.out.write_all(b"\n")
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// One numbered record of an instance's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// `o` stdout, `e` stderr, `m` a note by the manager.
+    pub tag: u8,
+    pub text: &'a [u8],
+    pub seq: u64,
+    /// When the manager stored it (Unix ms).
+    pub time_ms: u64,
+}
+
+/// A line as JSON: run, instance, member, stream, seq, time, text.
+fn json_line(run: &str, instance: &str, member: &str, line: &Line<'_>) -> serde_json::Value {
+    let stream = match line.tag {
+        record::STDOUT => "stdout",
+        record::STDERR => "stderr",
+        _ => "mgr",
+    };
+    let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(line.time_ms)).to_string();
+    serde_json::json!({
+        "run": run,
+        "instance": instance,
+        "member": member,
+        "stream": stream,
+        "seq": line.seq,
+        "time": time,
+        "text": String::from_utf8_lossy(line.text),
+    })
 }
 
 #[cfg(test)]

@@ -612,10 +612,19 @@ fn endpoint(addr: &str) -> Result<Endpoint, AuthError> {
     // A connection through a cut cable never errors by itself: HTTP/2 pings
     // find it dead within two seconds, so the channel makes a new one once
     // the link is back instead of waiting on TCP's retransmission backoff.
+    //
+    // A connection carries many streams read at different paces (a viewer
+    // merging a run's logs reads one stream per instance, oldest line
+    // first, and a forwarded stream waits for its viewer): each stream may
+    // hold its own window unread, and the connection's window, the largest
+    // HTTP/2 allows, is never the limit, else unread streams could fill it
+    // and stall the stream everyone waits for.
     Ok(endpoint
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(1))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size((1u32 << 31) - 1))
 }
 
 /// The tower service tonic calls for each (re)connection of a channel.

@@ -511,14 +511,8 @@ pub fn human(bytes: u64) -> String {
 /// 1234567 → "1,234,567".
 fn group_digits(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups: Vec<&str> = digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap_or("")).collect();
+    groups.join(",")
 }
 
 /// Appends whole records to a tail, keeping it between `TAIL_BYTES` and

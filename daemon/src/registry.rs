@@ -183,13 +183,22 @@ impl Registry {
         entries
     }
 
-    /// The module called `name`. A built-in is found without looking at
-    /// the manifests, which can never take a built-in's name.
+    /// The module called `name`, or else the one module whose name is
+    /// `name` in another case (`fairlosspointtopointlink`), so that users
+    /// need not remember the capitals; two such modules match neither. A
+    /// built-in named exactly is found without looking at the manifests,
+    /// which can never take a built-in's name.
     pub fn find(&self, name: &str) -> Option<Entry> {
         if let Some(entry) = self.built_ins().find(|e| e.name == name) {
             return Some(entry);
         }
-        self.catalog.manifests().iter().find(|e| e.name == name).cloned()
+        let manifests = self.catalog.manifests();
+        if let Some(entry) = manifests.iter().find(|e| e.name == name) {
+            return Some(entry.clone());
+        }
+        let mut alike = self.built_ins().chain(manifests.iter().cloned()).filter(|e| e.name.eq_ignore_ascii_case(name));
+        let found = alike.next()?;
+        alike.next().is_none().then_some(found)
     }
 
     fn built_ins(&self) -> impl Iterator<Item = Entry> + '_ {
@@ -466,6 +475,23 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Entry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_in_another_case_finds_the_one_module_so_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("echo.toml", "name = \"Echo\"\ncommand = \"true\"\ndescription = \"x\"\n");
+        write("echo2.toml", "name = \"ECHO\"\ncommand = \"true\"\ndescription = \"x\"\n");
+        write("sleeper.toml", "name = \"Sleeper\"\ncommand = \"true\"\ndescription = \"x\"\n");
+        let registry = Registry::new(PathBuf::from("/opt/mgr-modules"), vec![dir.path().to_owned()]);
+        let found = registry.find("fairlosspointtopointlink").unwrap();
+        assert_eq!(found.name, "FairLossPointToPointLink");
+        assert_eq!(found.argv, ["/opt/mgr-modules", "FairLossPointToPointLink"]);
+        assert_eq!(registry.find("SLEEPER").unwrap().name, "Sleeper");
+        assert_eq!(registry.find("ECHO").unwrap().name, "ECHO", "an exact name first");
+        assert!(registry.find("echo").is_none(), "two modules alike: neither");
+        assert!(registry.find("Nope").is_none());
+    }
 
     #[test]
     fn manifests_join_the_built_ins_and_bad_ones_are_left_out() {

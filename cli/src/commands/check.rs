@@ -2,6 +2,7 @@
 //! declares (or those named with `--property`), from the run's events
 //! merged over the group (the `Events` RPC) and its crash records.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use mgr_modules::check::{self, Property, RunEvents, Verdict};
@@ -10,7 +11,7 @@ use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit status: 0 when every decided property holds, 1 on a violation.\nLiveness properties are decided once the run has quiesced: its instances ended, or no new event for --quiesce SECS."
+    after_help = "Examples:\n  mgrctl check r1\n  mgrctl check r1 --quiesce 2 --property RB4 --json\nExit status: 0 when every decided property holds, 1 on a violation.\nLiveness properties are decided once the run has quiesced: its instances ended, or no new event for --quiesce SECS."
 )]
 pub struct CheckArgs {
     /// The run.
@@ -61,16 +62,18 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
     }
     let verdicts = verdicts(&run, &args.property)?;
     if run.bad_lines > 0 {
-        eprintln!("mgrctl: {} line(s) of the events files are not events and were skipped", run.bad_lines);
+        crate::note!("mgrctl: {} line(s) of the events files are not events and were skipped", run.bad_lines);
     }
     for member in &run.missing {
-        eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
+        crate::note!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
     let mut violated = false;
+    let mut out = crate::stdout::lock();
     for (property, verdict) in &verdicts {
         violated |= matches!(verdict, Verdict::Violated(_));
-        println!("{}", verdict_line(property, verdict, args.json));
+        writeln!(out, "{}", verdict_line(property, verdict, args.json))?;
     }
+    out.flush()?;
     Ok(u8::from(violated))
 }
 

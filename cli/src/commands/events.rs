@@ -22,12 +22,22 @@ pub struct EventsArgs {
 
 pub async fn events(mut client: Client, args: EventsArgs) -> anyhow::Result<u8> {
     let request = EventsRequest { run: args.run.clone(), follow: args.follow, local: false };
-    let mut stream = client.events(request).await.map_err(super::status)?.into_inner();
-    let mut out = std::io::stdout().lock();
+    let mut stream = match client.events(request).await {
+        Ok(stream) => stream.into_inner(),
+        Err(status) => return Err(crate::suggest::target(&mut client, &args.run, status).await),
+    };
+    let mut out = std::io::BufWriter::new(crate::stdout::lock());
     let mut missing = Vec::new();
-    while let Some(chunk) = stream.message().await.map_err(super::status)? {
+    let gone = crate::stdout::gone();
+    tokio::pin!(gone);
+    loop {
+        let chunk = tokio::select! {
+            chunk = stream.message() => chunk.map_err(super::status)?,
+            _ = &mut gone => return Err(crate::stdout::Closed.into()),
+        };
+        let Some(chunk) = chunk else { break };
         for member in chunk.missing {
-            eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
+            crate::note!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
             missing.push(member);
         }
         let text = String::from_utf8_lossy(&chunk.lines);
@@ -43,6 +53,7 @@ pub async fn events(mut client: Client, args: EventsArgs) -> anyhow::Result<u8> 
         }
         out.flush()?;
     }
+    out.flush()?;
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 

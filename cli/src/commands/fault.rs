@@ -1,6 +1,8 @@
 //! `mgrctl fault RUN …`: mirrors the `Fault` RPC. Also the fault options
 //! that `launch` shares.
 
+use std::io::Write;
+
 use mgr_proto::FaultRequest;
 
 use crate::client::Client;
@@ -38,7 +40,7 @@ impl LinkFaults {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example: mgrctl fault r1 --loss 0.3 --partition p1,p2/p3  then  mgrctl fault r1 --heal --loss 0"
+    after_help = "Examples:\n  mgrctl fault r1 --loss 0.3 --partition p1,p2/p3   p3 cut off, 30% of datagrams lost\n  mgrctl fault r1 --heal --loss 0                   a perfect network again"
 )]
 pub struct FaultArgs {
     /// The run.
@@ -64,8 +66,13 @@ pub async fn fault(mut client: Client, args: FaultArgs) -> anyhow::Result<u8> {
         heal: args.heal,
         local: false,
     };
-    let reply = client.fault(request).await.map_err(super::status)?.into_inner();
+    let reply = match client.fault(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(crate::suggest::target(&mut client, &args.run, status).await),
+    };
     let faults = if reply.faults.is_empty() { "none".to_owned() } else { reply.faults };
-    println!("{}: faults {faults} (told {} instances)", args.run, reply.told.len());
+    let mut out = crate::stdout::lock();
+    writeln!(out, "{}: faults {faults} (told {} instances)", args.run, reply.told.len())?;
+    out.flush()?;
     Ok(0)
 }

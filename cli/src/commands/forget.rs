@@ -1,5 +1,7 @@
 //! `mgrctl forget MEMBER`: mirrors the `Forget` RPC.
 
+use std::io::Write;
+
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
@@ -12,6 +14,8 @@ pub struct ForgetArgs {
 pub async fn forget(mut client: Client, args: ForgetArgs) -> anyhow::Result<u8> {
     let request = mgr_proto::ForgetRequest { member: args.member.clone() };
     let reply = client.forget(request).await.map_err(super::status)?.into_inner();
-    println!("forgot member {} ({})", args.member, reply.id);
+    let mut out = crate::stdout::lock();
+    writeln!(out, "forgot member {} ({})", args.member, reply.id)?;
+    out.flush()?;
     Ok(0)
 }

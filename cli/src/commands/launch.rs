@@ -2,13 +2,21 @@
 //! RPC, then stream the run's output (the `Logs` RPC), route `@pN text`
 //! lines typed on stdin to instances (the `Send` RPC) and turn Ctrl-C into
 //! a stop of the run (the `Signal` RPC), as `docker compose up` does.
+//!
+//! A closed output (`launch … | head -1`) ends the viewing, not the run:
+//! the reader took what it wanted, which is no request to stop anything.
+//! mgrctl then exits 0 at once and the run goes on as if detached, unless
+//! the run's end is mgrctl's to make: with `--timeout` it stays, printing
+//! nothing, until the run ends or the timeout stops it; with `--local` the
+//! run ends with mgrctl's embedded manager, as always.
 
+use std::io::Write;
 use std::time::Duration;
 
 use mgr_proto::{LaunchRequest, Role, SignalKind};
 use tokio::io::AsyncBufReadExt;
 
-use super::logs::{layout_for, stream};
+use super::logs::{OnClose, Streamed, layout_for, stream};
 use crate::client::Client;
 use crate::render::Style;
 
@@ -109,12 +117,24 @@ impl Placement {
     }
 }
 
+/// What `launch` and `exec` say about streaming, after their examples.
+const STREAMING: &str =
+    "While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.
+Ctrl-C stops the run; a second Ctrl-C kills it.
+A closed output (`| head -1`) ends mgrctl with status 0 and leaves the run running, as --detach
+would (stop it with `mgrctl stop RUN`); with --timeout, mgrctl stays, printing nothing, until
+the run ends or the timeout stops it; with --local the run ends with mgrctl.";
+
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.\nCtrl-C stops the run; a second Ctrl-C kills it."
-)]
+#[command(after_help = format!("Examples:
+  mgrctl launch FairLossPointToPointLink 2                     two instances; Ctrl-C stops them
+  mgrctl launch PerfectPointToPointLink 3 --name demo --detach
+  mgrctl launch BestEffortBroadcast 4 --loss 0.2 --timeout 10s --json > out.jsonl
+  mgrctl launch Consensus 3 -- --algorithm hierarchical
+
+{STREAMING}"))]
 pub struct LaunchArgs {
-    /// A module name (see: mgrctl modules).
+    /// A module name (see: mgrctl modules; the case does not matter).
     pub module: String,
     /// How many instances.
     pub count: u32,
@@ -128,7 +148,12 @@ pub struct LaunchArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Every instance gets MGR_SELF, MGR_ADDR, MGR_PEERS… (see modules/README.md).")]
+#[command(after_help = format!("Examples:
+  mgrctl exec 3 -- python3 node.py              three instances, each with its address and the others'
+  mgrctl exec 2 --restart on-failure -- ./server
+
+Every instance gets MGR_SELF, MGR_ADDR, MGR_PEERS… (see modules/README.md).
+{STREAMING}"))]
 pub struct ExecArgs {
     /// How many instances.
     pub count: u32,
@@ -140,34 +165,48 @@ pub struct ExecArgs {
 }
 
 pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<u8> {
-    let role = Role { module: args.module, args: args.args, ..args.options.role(args.count) };
+    let role = Role { module: args.module.clone(), args: args.args, ..args.options.role(args.count) };
     let request = LaunchRequest {
         name: args.options.name.clone().unwrap_or_default(),
         faults: args.faults.spec(),
         roles: vec![role],
     };
-    start(client, request, args.options, local).await
+    start(client, request, args.options, local, Some(&args.module)).await
 }
 
 pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<u8> {
     let role = Role { command: args.command, ..args.options.role(args.count) };
     let request =
         LaunchRequest { name: args.options.name.clone().unwrap_or_default(), faults: String::new(), roles: vec![role] };
-    start(client, request, args.options, local).await
+    start(client, request, args.options, local, None).await
 }
 
-async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, local: bool) -> anyhow::Result<u8> {
+/// Launches and streams; `module` is the module asked for, if any, for a
+/// did-you-mean when the manager does not know it.
+async fn start(
+    mut client: Client,
+    request: LaunchRequest,
+    options: RunOptions,
+    local: bool,
+    module: Option<&str>,
+) -> anyhow::Result<u8> {
     if options.detach && local {
         anyhow::bail!("--detach cannot be used with --local: the embedded manager ends with this command");
     }
-    let reply = client.launch(request).await.map_err(super::status)?.into_inner();
+    let reply = match (client.launch(request).await, module) {
+        (Ok(reply), _) => reply.into_inner(),
+        (Err(status), Some(module)) => return Err(crate::suggest::module(&mut client, module, status).await),
+        (Err(status), None) => return Err(super::status(status)),
+    };
     let (run, group) = (reply.run.unwrap_or_default(), reply.members);
     if options.detach {
-        println!("{}", run.name);
+        let mut out = crate::stdout::lock();
+        writeln!(out, "{}", run.name)?;
+        out.flush()?;
         return Ok(0);
     }
     // Stdout carries only instance output, so it can go to a file as is.
-    eprintln!("run {}: {} × {}", run.name, run.instances.len(), run.module);
+    crate::note!("run {}: {} × {}", run.name, run.instances.len(), run.module);
 
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stdin_task = tokio::spawn(route_stdin(client.clone(), run.name.clone()));
@@ -186,13 +225,19 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
     // output starts.
     let (width, members) = layout_for(group.iter().map(String::as_str), run.instances.iter().map(|i| i.name.as_str()));
     let request = mgr_proto::LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
-    let streamed = stream(&mut client, request, Style::detect(options.json, members), width).await;
+    // The run's end is mgrctl's to make only with --timeout: then a closed
+    // output does not end mgrctl before the run (see the module's docs).
+    let on_close = if options.timeout.is_some() { OnClose::Drain } else { OnClose::Stop };
+    let streamed = stream(&mut client, request, Style::detect(options.json, members), width, on_close).await;
     stdin_task.abort();
     signal_task.abort();
     if let Some(task) = timeout_task {
         task.abort();
     }
-    streamed?;
+    if streamed? == Streamed::Closed {
+        let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+        return Ok(if interrupted { 130 } else { 0 });
+    }
 
     let ended = client
         .ps(mgr_proto::PsRequest { run: run.name.clone(), local: false })
@@ -210,7 +255,7 @@ async fn start(mut client: Client, request: LaunchRequest, options: RunOptions, 
         return Ok(130);
     }
     if !failed.is_empty() {
-        eprintln!("run {}: {}", run.name, failed.join(", "));
+        crate::note!("run {}: {}", run.name, failed.join(", "));
         return Ok(1);
     }
     Ok(0)
@@ -237,7 +282,7 @@ pub(super) async fn route_stdin(mut client: Client, run: String) {
         let (who, text) = match route(&line) {
             Ok(routed) => routed,
             Err(err) => {
-                eprintln!("mgrctl: {err}");
+                crate::note!("mgrctl: {err}");
                 continue;
             }
         };
@@ -247,7 +292,7 @@ pub(super) async fn route_stdin(mut client: Client, run: String) {
         };
         let request = mgr_proto::SendRequest { target, line: text.as_bytes().to_vec().into(), local: false };
         if let Err(err) = client.send(request).await {
-            eprintln!("mgrctl: {}", super::status(err));
+            crate::note!("mgrctl: {}", super::status(err));
         }
     }
 }
@@ -262,10 +307,10 @@ pub(super) async fn stop_on_ctrl_c(
         presses += 1;
         interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
         let kind = if presses == 1 {
-            eprintln!("mgrctl: stopping run {run} (Ctrl-C again to kill it)");
+            crate::note!("mgrctl: stopping run {run} (Ctrl-C again to kill it)");
             SignalKind::Stop
         } else {
-            eprintln!("mgrctl: killing run {run}");
+            crate::note!("mgrctl: killing run {run}");
             SignalKind::Kill
         };
         let mut client = client.clone();

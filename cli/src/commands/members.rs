@@ -1,5 +1,6 @@
 //! `mgrctl members`: mirrors the `Members` RPC.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::client::Client;
@@ -13,31 +14,44 @@ pub struct MembersArgs {
 
 pub async fn members(mut client: Client, args: MembersArgs) -> anyhow::Result<u8> {
     let reply = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner();
-    print(&reply.members, args.json);
+    print(&reply.members, args.json)?;
     Ok(0)
 }
 
 /// Prints members as a table (the answering member marked `*`) or JSON lines.
-pub fn print(members: &[mgr_proto::Member], json: bool) {
-    if !json {
-        println!("  {:<18} {:<16} {:<22} {:<8} {:>9}  LAST SEEN", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES");
-    }
+pub fn print(members: &[mgr_proto::Member], json: bool) -> anyhow::Result<()> {
+    let mut out = crate::stdout::lock();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let mut table =
+        crate::table::new(&["", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES", "LAST SEEN"], &["INSTANCES"]);
     for m in members {
         if json {
             let value = serde_json::json!({
                 "id": m.id, "name": m.name, "address": m.address, "state": m.state,
                 "instances": m.instances, "last_seen_ms": m.last_seen_ms, "allow_exec": m.allow_exec, "me": m.me,
             });
-            println!("{value}");
-        } else {
-            let seen = match m.last_seen_ms {
-                0 => "never".to_owned(),
-                _ if m.me => "-".to_owned(),
-                ms => format!("{:.1}s ago", now.saturating_sub(ms) as f64 / 1000.0),
-            };
-            let mark = if m.me { '*' } else { ' ' };
-            println!("{mark} {:<18} {:<16} {:<22} {:<8} {:>9}  {seen}", m.id, m.name, m.address, m.state, m.instances);
+            writeln!(out, "{value}")?;
+            continue;
         }
+        let seen = match m.last_seen_ms {
+            0 => "never".to_owned(),
+            _ if m.me => "-".to_owned(),
+            ms => format!("{:.1}s ago", now.saturating_sub(ms) as f64 / 1000.0),
+        };
+        let mark = if m.me { "*" } else { "" };
+        table.add_row(vec![
+            mark.to_owned(),
+            m.id.clone(),
+            m.name.clone(),
+            m.address.clone(),
+            m.state.clone(),
+            m.instances.to_string(),
+            seen,
+        ]);
     }
+    if !json {
+        out.write_all(crate::table::render(&table).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
 }

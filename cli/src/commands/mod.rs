@@ -1,7 +1,9 @@
-//! One file per verb, each mirroring an RPC of the daemon.
+//! One file per verb, each mirroring an RPC of the daemon (but
+//! `completions`, which asks no manager).
 
 mod attach;
 mod check;
+pub mod completions;
 mod diagram;
 mod events;
 mod fault;
@@ -31,32 +33,50 @@ pub enum Command {
     /// Launch N instances of any command, with the same addresses and
     /// streaming (the daemon must run with --allow-exec).
     Exec(launch::ExecArgs),
-    /// List runs and their instances.
+    /// List runs and their instances: member, address, pid, state, uptime, restarts, exit.
     Ps(ps::PsArgs),
     /// Print the numbered output of a run (RUN) or an instance (RUN/p1).
     Logs(logs::LogsArgs),
     /// Write a line to the stdin of an instance (RUN/p1) or of every instance (RUN).
+    #[command(after_help = "Examples:
+  mgrctl send r1/p1 send p2 hello    to p1's stdin: `send p2 hello`
+  mgrctl send r1 broadcast hi        to every instance of r1")]
     Send(send::SendArgs),
     /// Type into one instance and watch its output, as in its own terminal.
     Attach(attach::AttachArgs),
-    /// Stop a run or an instance: SIGTERM, then SIGKILL after the grace period.
+    /// Stop runs or instances: SIGTERM, then SIGKILL after the grace period.
+    #[command(after_help = signal::examples("stop"))]
     Stop(signal::SignalArgs),
-    /// Kill a run or an instance at once (SIGKILL): a crash.
+    /// Kill runs or instances at once (SIGKILL): a crash.
+    #[command(after_help = signal::examples("kill"))]
     Kill(signal::SignalArgs),
-    /// Pause a run or an instance (SIGSTOP).
+    /// Pause runs or instances (SIGSTOP).
+    #[command(after_help = signal::examples("pause"))]
     Pause(signal::SignalArgs),
-    /// Resume a paused run or instance (SIGCONT).
+    /// Resume paused runs or instances (SIGCONT).
+    #[command(after_help = signal::examples("resume"))]
     Resume(signal::SignalArgs),
-    /// Restart a run or an instance with the same name and address.
+    /// Restart runs or instances with the same names and addresses.
+    #[command(after_help = signal::examples("restart"))]
     Restart(signal::SignalArgs),
     /// Change the network faults of a live run: loss, duplication, delay, partition.
     Fault(fault::FaultArgs),
     /// List the modules that can be launched, or describe one.
+    #[command(after_help = "Examples:
+  mgrctl modules
+  mgrctl modules reliablebroadcast     its interface, properties and algorithms (names ignore case)
+  mgrctl --local modules               the built-ins, without a daemon")]
     Modules(modules::ModulesArgs),
     /// List the members of the group: id, name, address, state, instances, last seen.
+    #[command(after_help = "Examples:
+  mgrctl members
+  mgrctl members --json | jq -r 'select(.state == \"dead\") | .name'")]
     Members(members::MembersArgs),
     /// The structured events of a run's instances (their MGR_EVENTS files and
     /// crash records), merged from every member that hosts some.
+    #[command(after_help = "Examples:
+  mgrctl events r1                   one line per event: p1@member L12 send → p2 #3 …
+  mgrctl events r1 -f --json | jq .  the raw events, then new ones as they come")]
     Events(events::EventsArgs),
     /// Check a run against the book's properties of its module: holds,
     /// violated (with a counterexample) or undecided, one line each.
@@ -73,18 +93,65 @@ pub enum Command {
     /// examples/).
     Up(up::UpArgs),
     /// Stop a run started by `up` (or any run): every instance, gracefully.
+    #[command(after_help = "Example:\n  mgrctl down lab")]
     Down(up::DownArgs),
     /// Merge this manager's group with the manager at IP:PORT (where mDNS
     /// does not reach; as `mgr start --join`).
+    #[command(after_help = "Example:\n  mgrctl join 10.0.0.12:6170")]
     Join(join::JoinArgs),
     /// Remove a dead member from this manager's list of members (a member
     /// dead for an hour is forgotten by itself).
+    #[command(after_help = "Example:\n  mgrctl forget lab-03")]
     Forget(forget::ForgetArgs),
     /// Delete runs (logs, events, records) on every member; a run that
     /// still runs only with --force.
     Rm(rm::RmArgs),
     /// Delete the runs that ended more than an age ago, on every member.
     Prune(prune::PruneArgs),
+    /// Print a shell's completion script for mgrctl (bash, zsh, fish,
+    /// elvish or powershell).
+    Completions(completions::CompletionsArgs),
+}
+
+impl Command {
+    /// Whether `--local` (an embedded manager for this command only) means
+    /// something here: commands that start a run and watch it end, and
+    /// `modules`, which then lists the built-ins. Every other command would
+    /// ask a manager that has no runs and no group.
+    pub fn takes_local(&self) -> bool {
+        matches!(self, Command::Launch(_) | Command::Exec(_) | Command::Up(_) | Command::Modules(_))
+    }
+
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Launch(_) => "launch",
+            Command::Exec(_) => "exec",
+            Command::Ps(_) => "ps",
+            Command::Logs(_) => "logs",
+            Command::Send(_) => "send",
+            Command::Attach(_) => "attach",
+            Command::Stop(_) => "stop",
+            Command::Kill(_) => "kill",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Restart(_) => "restart",
+            Command::Fault(_) => "fault",
+            Command::Modules(_) => "modules",
+            Command::Members(_) => "members",
+            Command::Events(_) => "events",
+            Command::Check(_) => "check",
+            Command::Trace(_) => "trace",
+            Command::Diagram(_) => "diagram",
+            Command::Up(_) => "up",
+            Command::Down(_) => "down",
+            Command::Join(_) => "join",
+            Command::Forget(_) => "forget",
+            Command::Rm(_) => "rm",
+            Command::Prune(_) => "prune",
+            Command::Completions(_) => "completions",
+        }
+    }
 }
 
 pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Result<u8> {
@@ -114,6 +181,8 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Diagram(args) => diagram::diagram(client, args).await,
         Command::Up(args) => up::up(client, args).await,
         Command::Down(args) => up::down(client, args).await,
+        // Answered before connecting (see `crate::run`).
+        Command::Completions(args) => completions::completions(&args),
     }
 }
 
@@ -124,5 +193,28 @@ pub fn status(err: Status) -> anyhow::Error {
             anyhow::anyhow!("the mgr daemon went away ({})", err.code())
         }
         _ => anyhow::anyhow!("{}", err.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_shows_an_example_and_its_own_options_before_the_global_ones() {
+        let mut cli = crate::Cli::command();
+        cli.build();
+        for command in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+            let name = command.get_name();
+            let after = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(after.contains("Example"), "`{name} --help` has no example");
+            let global: Vec<bool> = command
+                .get_arguments()
+                .filter(|a| !a.is_positional() && a.get_id() != "help")
+                .map(|a| a.get_help_heading() == Some("Global options"))
+                .collect();
+            assert!(global.windows(2).all(|w| w[0] <= w[1]), "`{name}`: a global option before its own");
+            assert!(global.iter().filter(|g| **g).count() == 5, "`{name}` lacks global options");
+        }
     }
 }

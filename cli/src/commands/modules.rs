@@ -1,10 +1,13 @@
 //! `mgrctl modules [NAME]`: mirrors the `Modules` RPC.
 
+use std::io::Write;
+
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
 pub struct ModulesArgs {
-    /// A module to describe: its interface, properties and algorithms.
+    /// A module to describe: its interface, properties and algorithms
+    /// (the name's case does not matter).
     pub name: Option<String>,
     /// One JSON object per module.
     #[arg(long)]
@@ -12,12 +15,14 @@ pub struct ModulesArgs {
 }
 
 pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8> {
-    let described = args.name.is_some();
-    let reply = client
-        .modules(mgr_proto::ModulesRequest { name: args.name.unwrap_or_default() })
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let name = args.name.unwrap_or_default();
+    let described = !name.is_empty();
+    let reply = match client.modules(mgr_proto::ModulesRequest { name: name.clone() }).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(crate::suggest::module(&mut client, &name, status).await),
+    };
+    let mut out = crate::stdout::lock();
+    let mut table = crate::table::new(&["MODULE", "REFERENCE", "SUMMARY"], &[]);
     for m in reply.modules {
         if args.json {
             let value = serde_json::json!({
@@ -25,21 +30,25 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8
                 "description": m.description, "algorithms": m.algorithms,
                 "manifest": (!m.manifest.is_empty()).then_some(&m.manifest),
             });
-            println!("{value}");
+            writeln!(out, "{value}")?;
         } else if described {
             let reference = if m.reference.is_empty() { String::new() } else { format!(" ({})", m.reference) };
-            println!("{}{reference}: {}", m.name, m.summary);
+            writeln!(out, "{}{reference}: {}", m.name, m.summary)?;
             if !m.algorithms.is_empty() {
-                println!("Algorithms: {}", m.algorithms.join(", "));
+                writeln!(out, "Algorithms: {}", m.algorithms.join(", "))?;
             }
             if !m.manifest.is_empty() {
-                println!("From: {}", m.manifest);
+                writeln!(out, "From: {}", m.manifest)?;
             }
-            println!("\n{}", m.description.trim_end());
+            writeln!(out, "\n{}", m.description.trim_end())?;
         } else {
             let origin = if m.manifest.is_empty() { "" } else { "  [manifest]" };
-            println!("{:<34} {:<11} {}{origin}", m.name, m.reference, m.summary);
+            table.add_row(vec![m.name, m.reference, format!("{}{origin}", m.summary)]);
         }
     }
+    if !args.json && !described {
+        out.write_all(crate::table::render(&table).as_bytes())?;
+    }
+    out.flush()?;
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! `mgrctl prune --older-than AGE`: mirrors the `Prune` RPC.
 
+use std::io::Write;
 use std::time::Duration;
 
 use crate::client::Client;
@@ -17,11 +18,13 @@ pub async fn prune(mut client: Client, args: PruneArgs) -> anyhow::Result<u8> {
     let older_than_ms = args.older_than.as_millis().min(u64::MAX as u128) as u64;
     let reply = client.prune(mgr_proto::PruneRequest { older_than_ms, local: false }).await.map_err(super::status)?;
     let removed = reply.into_inner().removed;
+    let mut out = crate::stdout::lock();
     if removed.is_empty() {
-        println!("no run ended more than {} ago", humantime::format_duration(args.older_than));
+        writeln!(out, "no run ended more than {} ago", humantime::format_duration(args.older_than))?;
     }
     for run in removed {
-        println!("removed {run}");
+        writeln!(out, "removed {run}")?;
     }
+    out.flush()?;
     Ok(0)
 }

@@ -1,5 +1,7 @@
 //! `mgrctl rm RUN…`: mirrors the `Remove` RPC.
 
+use std::io::Write;
+
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
@@ -18,8 +20,10 @@ pub struct RmArgs {
 pub async fn rm(mut client: Client, args: RmArgs) -> anyhow::Result<u8> {
     let request = mgr_proto::RemoveRequest { runs: args.runs, force: args.force, local: false };
     let reply = client.remove(request).await.map_err(super::status)?.into_inner();
+    let mut out = crate::stdout::lock();
     for run in reply.removed {
-        println!("removed {run}");
+        writeln!(out, "removed {run}")?;
     }
+    out.flush()?;
     Ok(0)
 }

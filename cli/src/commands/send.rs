@@ -13,9 +13,9 @@ pub struct SendArgs {
 
 pub async fn send(mut client: Client, args: SendArgs) -> anyhow::Result<u8> {
     let line = args.text.join(" ");
-    client
-        .send(mgr_proto::SendRequest { target: args.target, line: line.into_bytes().into(), local: false })
-        .await
-        .map_err(super::status)?;
+    let request = mgr_proto::SendRequest { target: args.target.clone(), line: line.into_bytes().into(), local: false };
+    if let Err(status) = client.send(request).await {
+        return Err(crate::suggest::target(&mut client, &args.target, status).await);
+    }
     Ok(0)
 }

@@ -37,7 +37,7 @@ pub struct TraceArgs {
 pub async fn trace(mut client: Client, args: TraceArgs) -> anyhow::Result<u8> {
     let run = crate::events::collect(&mut client, &args.run).await?;
     for member in &run.missing {
-        eprintln!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
+        crate::note!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
     let text = match args.format {
         TraceFormat::Shiviz => crate::trace::shiviz(&run),
@@ -46,7 +46,7 @@ pub async fn trace(mut client: Client, args: TraceArgs) -> anyhow::Result<u8> {
     match &args.output {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::stdout::lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;
         }

@@ -9,6 +9,7 @@
 //! scenario files itself (that is [`crate::scenario`]'s) nor render output
 //! differently from `launch`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use mgr_proto::{
 };
 use tonic::Code;
 
-use super::logs::{layout_for, stream};
+use super::logs::{OnClose, layout_for, stream};
 use crate::client::Client;
 use crate::render::Style;
 use crate::scenario::{self, Action, End, Scenario, Step};
@@ -32,6 +33,8 @@ use crate::scenario::{self, Action, End, Scenario, Step};
 
 While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.
 Ctrl-C stops the run (the checks still run on what it did); a second Ctrl-C kills it.
+A closed output (`| head`) only stops the printing: the scenario runs to its end, and its
+summary still goes to stderr.
 Exit status: 0 when the end condition was met and every check passed, 1 otherwise, 130 on Ctrl-C.")]
 pub struct UpArgs {
     /// The scenario file (TOML: roles, timeline, end, checks).
@@ -71,6 +74,10 @@ const NAME_ATTEMPTS: u32 = 50;
 const END_POLL: Duration = Duration::from_millis(200);
 
 pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
+    // Refused before the run, not after it.
+    if let Some(path) = &args.diagram {
+        super::diagram::format_of(path)?;
+    }
     let file = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {file}"))?;
     let scenario = scenario::parse(&file, &text, &args.scale)?;
@@ -78,7 +85,7 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     let roles = roles_of(&run);
     let summary: Vec<String> =
         roles.iter().map(|(role, names)| format!("{role} × {} ({})", names.len(), names.join(","))).collect();
-    eprintln!("run {}: {}", run.name, summary.join(", "));
+    crate::note!("run {}: {}", run.name, summary.join(", "));
 
     let began = Instant::now();
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -100,7 +107,9 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
 
     let (width, several) = layout_for(group.iter().map(String::as_str), run.instances.iter().map(|i| i.name.as_str()));
     let request = LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
-    let streamed = stream(&mut client, request, Style::detect(args.json, several), width).await;
+    // A closed output does not cut the scenario short: it runs to its end
+    // condition, and its checks and summary (on stderr) are as they would be.
+    let streamed = stream(&mut client, request, Style::detect(args.json, several), width, OnClose::Drain).await;
     stdin_task.abort();
     signal_task.abort();
     timeline_task.abort();
@@ -190,8 +199,13 @@ fn check_properties(report: &mut Report, events: &mgr_modules::check::RunEvents,
 
 pub async fn down(mut client: Client, args: DownArgs) -> anyhow::Result<u8> {
     let request = SignalRequest { target: args.run.clone(), kind: SignalKind::Stop.into(), local: false };
-    let reply = client.signal(request).await.map_err(super::status)?.into_inner();
-    println!("run {}: {} instance(s) stopped", args.run, reply.instances.len());
+    let reply = match client.signal(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(crate::suggest::target(&mut client, &args.run, status).await),
+    };
+    let mut out = crate::stdout::lock();
+    writeln!(out, "run {}: {} instance(s) stopped", args.run, reply.instances.len())?;
+    out.flush()?;
     Ok(0)
 }
 
@@ -249,6 +263,16 @@ async fn launch(client: &mut Client, scenario: &Scenario, wanted: Option<&str>) 
             {
                 attempt += 1;
             }
+            // A module no member knows: which one, and what it may have meant.
+            Err(status) if status.code() == Code::NotFound => {
+                for module in roles.iter().map(|r| &r.module).filter(|m| !m.is_empty()) {
+                    let request = mgr_proto::ModulesRequest { name: module.clone() };
+                    if client.modules(request).await.is_err() {
+                        return Err(crate::suggest::module(client, module, status).await);
+                    }
+                }
+                return Err(super::status(status));
+            }
             Err(status) => return Err(super::status(status)),
         }
     }
@@ -302,9 +326,9 @@ async fn timeline(
         tokio::time::sleep_until((began + step.time).into()).await;
         let instances = targets(&step, &roles);
         let what = describe(&step, &instances);
-        eprintln!("mgrctl: {:>6.1}s {what}", began.elapsed().as_secs_f64());
+        crate::note!("mgrctl: {:>6.1}s {what}", began.elapsed().as_secs_f64());
         if let Err(err) = act(&mut client, &run, &step, &instances).await {
-            eprintln!("mgrctl: {what} (line {}): {err}", step.line);
+            crate::note!("mgrctl: {what} (line {}): {err}", step.line);
         }
         done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
@@ -429,7 +453,7 @@ async fn end(
     *outcome.lock().expect("no panic while holding it") = Some(ending);
     let request = SignalRequest { target: run, kind: SignalKind::Stop.into(), local: false };
     if let Err(status) = client.signal(request).await {
-        eprintln!("mgrctl: cannot stop the run at its end: {}", super::status(status));
+        crate::note!("mgrctl: cannot stop the run at its end: {}", super::status(status));
     }
 }
 
@@ -481,16 +505,16 @@ impl Report {
     /// On stderr, like the other notes of `mgrctl`, so that stdout holds
     /// only the instances' output.
     fn print(&self, run: &str, file: &str) {
-        eprintln!("── run {run} ({file}) ──");
+        crate::note!("── run {run} ({file}) ──");
         for (ok, line) in &self.lines {
             let mark = match ok {
                 Some(true) => "ok  ",
                 Some(false) => "FAIL",
                 None => "    ",
             };
-            eprintln!("{mark} {line}");
+            crate::note!("{mark} {line}");
         }
         let verdict = if self.passed() { "passed" } else { "FAILED" };
-        eprintln!("run {run}: {verdict}");
+        crate::note!("run {run}: {verdict}");
     }
 }

@@ -22,6 +22,7 @@ mod group;
 mod harness;
 mod multihost;
 mod netns;
+mod papercuts;
 mod registers;
 mod restart;
 mod scenarios;

@@ -44,8 +44,9 @@ impl Share {
     }
 }
 
-pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<LaunchReply, Status> {
+pub(super) async fn launch(control: &Control, mut req: LaunchRequest) -> Result<LaunchReply, Status> {
     check_request(&req)?;
+    catalog_names(control, &mut req.roles).await;
     let roles = &req.roles;
     let shares = plan(control, roles)?;
     let total: usize = shares.iter().map(Share::count).sum();
@@ -74,6 +75,20 @@ pub(super) async fn launch(control: &Control, req: LaunchRequest) -> Result<Laun
     tracing::debug!(run = %name, took = ?began.elapsed(), "launch timings");
     let members = control.group.view().members.iter().map(|m| m.info.name.clone()).collect();
     result.map(|run| LaunchReply { run: Some(run), members })
+}
+
+/// Module names are found without regard to case (`Registry::find`); the
+/// run carries the catalog's spelling, so that every member, `ps` and
+/// `check` see one name. A module this member does not know is left as
+/// given: it may be a manifest of the members it is placed on. The
+/// registry may wait for a scan, so it is asked on a blocking thread.
+async fn catalog_names(control: &Control, roles: &mut [Role]) {
+    for role in roles.iter_mut().filter(|r| r.command.is_empty() && !r.module.is_empty()) {
+        let (registry, name) = (control.registry.clone(), role.module.clone());
+        if let Ok(Some(entry)) = tokio::task::spawn_blocking(move || registry.find(&name)).await {
+            role.module = entry.name;
+        }
+    }
 }
 
 /// A launch id: 128 random bits, the capability for what the launch makes

@@ -64,11 +64,11 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         exit_code: i.exit_code,
         signal: i.signal,
         starts: i.starts,
+        started_ms: i.started_ms,
         last_seq: i.last_seq,
         member_id: i.member_id,
         role: i.role,
         module: i.module,
-        started_ms: i.started_ms,
         detail: i.detail,
     }
 }

@@ -83,9 +83,9 @@ pub enum Error {
     NotRunning(String),
     #[error("{0} is not paused")]
     NotPaused(String),
-    #[error("instance {who} is not reading its input ({} queued)", human_bytes(*.queued))]
+    #[error("instance {who} is not reading its input ({} queued)", output::human(*.queued as u64))]
     StdinFull { who: String, queued: usize },
-    #[error("a line of {0} bytes is longer than an instance's input may hold ({max})", max = human_bytes(STDIN_BYTES))]
+    #[error("a line of {0} bytes is longer than an instance's input may hold ({max})", max = output::human(STDIN_BYTES as u64))]
     LineTooLong(usize),
     #[error(
         "role '{role}': {var} is not allowed on member {member}: without --allow-exec a role may set only the \
@@ -339,13 +339,13 @@ pub struct InstanceInfo {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub starts: u32,
+    /// When its current (or last) process started (Unix ms); 0 before.
+    pub started_ms: u64,
     pub last_seq: u64,
     /// Its role in a run of several roles; empty otherwise.
     pub role: String,
     /// The module it runs ("exec" for a command).
     pub module: String,
-    /// When it last started (Unix ms; 0 if never).
-    pub started_ms: u64,
     /// More about its state, e.g. why it is lost; empty when nothing.
     pub detail: String,
 }
@@ -599,6 +599,8 @@ struct Instance {
     exit_code: Option<i32>,
     signal: Option<i32>,
     starts: u32,
+    /// When its current (or last) process started (Unix ms); 0 before.
+    started_ms: u64,
     intent: Option<Intent>,
     stdin: Option<pump::StdinQueue>,
     /// The log writer while no pump holds it.
@@ -615,8 +617,7 @@ struct Instance {
     /// Failed, and to be started again when the backoff is over: its log
     /// stays open so that viewers follow it across the restart.
     revive_pending: bool,
-    /// When it last started and ended (Unix ms).
-    started_ms: u64,
+    /// When it last ended (Unix ms).
     ended_ms: Option<u64>,
     /// More about its state, for `ps` (why it is lost).
     detail: Option<&'static str>,
@@ -790,16 +791,6 @@ fn release_memory() {
 /// the whole new state, one line.
 fn control_message(faults: &Faults) -> Bytes {
     Bytes::from(format!("{} {faults}\n", faults::CONTROL_FAULTS))
-}
-
-/// Bytes as a user reads them: "1 MiB", "512 KiB", "80 bytes".
-fn human_bytes(n: usize) -> String {
-    match n {
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
-        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
-        n => format!("{n} bytes"),
-    }
 }
 
 impl Task {
@@ -1077,10 +1068,10 @@ impl Task {
             exit_code: inst.exit_code,
             signal: inst.signal,
             starts: inst.starts,
+            started_ms: inst.started_ms,
             last_seq: inst.log.seq(),
             role: run.roles[inst.role].name.clone(),
             module: run.roles[inst.role].module.clone(),
-            started_ms: inst.started_ms,
             detail: inst.detail.unwrap_or_default().to_owned(),
         }
     }
@@ -1258,6 +1249,7 @@ impl Task {
                 exit_code: None,
                 signal: None,
                 starts: 0,
+                started_ms: 0,
                 intent: None,
                 stdin: None,
                 writer: None,
@@ -1266,7 +1258,6 @@ impl Task {
                 waiters: Vec::new(),
                 restarts: 0,
                 revive_pending: false,
-                started_ms: 0,
                 ended_ms: None,
                 detail: None,
             });
