@@ -116,6 +116,8 @@ pub struct Progress {
     /// Why the log cannot be written now (a full disk), while it cannot:
     /// the instance runs on, its output is dropped and counted.
     pub failing: Option<Arc<str>>,
+    /// Lines dropped because the log could not be written, in all.
+    pub unwritten: u64,
 }
 
 /// A run of whole records read from one instance's log.
@@ -389,6 +391,7 @@ impl Writer {
             self.progress.send_if_modified(|p| {
                 let changed = p.failing.as_deref() != Some(&*error);
                 p.failing = Some(error);
+                p.unwritten += lines;
                 changed
             });
             self.buf.clear();
@@ -640,6 +643,16 @@ impl LogHandle {
         self.progress.borrow().seq
     }
 
+    /// Why the log cannot be written now, if it cannot.
+    pub fn failing(&self) -> Option<Arc<str>> {
+        self.progress.borrow().failing.clone()
+    }
+
+    /// Lines dropped because the log could not be written, in all.
+    pub fn unwritten(&self) -> u64 {
+        self.progress.borrow().unwritten
+    }
+
     /// Sends the log's records as chunks, starting at sequence number
     /// `since` (1 is the first line), to `tx`. With `follow`, waits for
     /// new records until the log is closed; otherwise stops at what was
@@ -683,14 +696,24 @@ impl LogHandle {
         progress: &mut watch::Receiver<Progress>,
         tx: &mpsc::Sender<Chunk>,
     ) -> io::Result<()> {
+        let mut told: Option<Arc<str>> = None;
         loop {
-            let (offset, closed) = {
+            let (offset, closed, failing) = {
                 let now = progress.borrow_and_update();
-                (now.offset, now.closed)
+                (now.offset, now.closed, now.failing.clone())
             };
             if !self.read_until(position, since, offset, tx).await? {
                 return Ok(());
             }
+            // A follower learns at once that output is being dropped; the
+            // log itself says how much once it can be written again.
+            if failing.is_some() && failing != told {
+                let text = format!("m [mgr: {}; output is being dropped]\n", failing.as_deref().unwrap_or_default());
+                if !self.send(tx, 0, now_ms(), Bytes::from(text)).await {
+                    return Ok(());
+                }
+            }
+            told = failing;
             if closed {
                 return Ok(());
             }
@@ -715,7 +738,12 @@ impl LogHandle {
         while position.offset < end {
             let segments = self.progress.borrow().segments.clone();
             let Some(oldest) = segments.first() else { return Ok(true) };
-            if position.offset < oldest.start {
+            // Before the oldest kept segment: dropped under the cap (a log
+            // found on disk at start numbers its bytes from what is kept,
+            // so only the numbers tell).
+            let before =
+                position.offset < oldest.start || (position.offset == oldest.start && position.seq < oldest.first_seq);
+            if before {
                 if !self.skip_to(position, since, oldest, tx).await {
                     return Ok(false);
                 }
@@ -1083,5 +1111,109 @@ mod tests {
         assert!(next.time_ms > 0, "the time in force before the new line");
         w.close();
         follower.await.unwrap().unwrap();
+    }
+
+    /// Every chunk a reader gets from `since`, notes with no number too.
+    async fn chunks_from(handle: &LogHandle, since: u64) -> Vec<Chunk> {
+        let (tx, mut rx) = mpsc::channel(1 << 16);
+        handle.copy_to(since, false, &tx).await.unwrap();
+        drop(tx);
+        let mut chunks = Vec::new();
+        while let Some(c) = rx.recv().await {
+            chunks.push(c);
+        }
+        chunks
+    }
+
+    #[tokio::test]
+    async fn a_log_over_its_cap_drops_its_oldest_segments_and_readers_keep_exact_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("p1.log");
+        let (mut w, h) = Writer::create(&base, "r", "p1", "m", MIN_CAP).unwrap();
+        // 4 MiB of numbered lines through a 1 MiB cap.
+        let mut i = 0u64;
+        while w.offset < 4 << 20 {
+            let mut batch = String::new();
+            for _ in 0..200 {
+                i += 1;
+                batch.push_str(&format!("{i:08} {}\n", "x".repeat(60)));
+            }
+            w.write(Stream::Stdout, batch.as_bytes()).unwrap();
+        }
+        let on_disk: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(on_disk <= MIN_CAP + (64 << 10), "{on_disk} bytes kept under a cap of {MIN_CAP}");
+        assert!(!base.exists(), "the first segment went");
+        let segments = h.progress.borrow().segments.clone();
+        assert!(segments.len() >= 2 && segments.iter().all(|s| s.path.exists()), "{segments:?}");
+        // A replay from the start is told what went, then reads every kept
+        // line with its own number; the writer's notes say it too.
+        let chunks = chunks_from(&h, 1).await;
+        assert_eq!(chunks[0].first_seq, 0, "a note with no number first");
+        let note = String::from_utf8_lossy(&chunks[0].records).into_owned();
+        let first_kept = segments[0].first_seq;
+        assert_eq!(note, format!("m [mgr: lines 1 to {} were dropped by the cap on this log]\n", first_kept - 1));
+        let got = lines(&chunks[1..]);
+        assert!(
+            !got.is_empty(),
+            "{} chunks: {:?}",
+            chunks.len(),
+            chunks.iter().map(|c| (c.first_seq, c.records.len())).collect::<Vec<_>>()
+        );
+        assert_eq!(got[0].0, first_kept);
+        for pair in got.windows(2) {
+            assert_eq!(pair[1].0, pair[0].0 + 1, "numbers are consecutive");
+        }
+        let lines_only: Vec<&(u64, String)> = got.iter().filter(|(_, t)| t.starts_with("o ")).collect();
+        let notes: Vec<&(u64, String)> = got.iter().filter(|(_, t)| t.starts_with("m ")).collect();
+        assert!(notes.iter().all(|(_, t)| t.contains("dropped by the 1 MiB cap on this log")), "{notes:?}");
+        assert_eq!(lines_only.last().unwrap().1, format!("o {i:08} {}", "x".repeat(60)));
+        // A reader asking from a kept line gets exactly that line first.
+        let from = first_kept + 10;
+        let exact = lines(&chunks_from(&h, from).await);
+        assert_eq!(exact[0], got.iter().find(|(n, _)| *n == from).unwrap().clone());
+        // The same, after a restart of the manager: found on disk as it was.
+        let found = scan(&base).unwrap();
+        assert_eq!(found.seq, w.seq);
+        assert_eq!(
+            found.segments.iter().map(|s| s.first_seq).collect::<Vec<_>>(),
+            segments.iter().map(|s| s.first_seq).collect::<Vec<_>>()
+        );
+        let (_, again) = Writer::resume(&base, "r", "p1", "m", found.clone(), MIN_CAP);
+        let chunks = chunks_from(&again, from).await;
+        assert!(!chunks.is_empty(), "{found:?} {:?}", again.progress.borrow());
+        assert_eq!(lines(&chunks)[0], exact[0]);
+    }
+
+    #[tokio::test]
+    async fn a_log_that_cannot_be_written_drops_output_says_so_and_resumes_with_its_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("p1.log");
+        let (mut w, h) = Writer::create(&base, "r", "p1", "m", DEFAULT_CAP).unwrap();
+        w.write(Stream::Stdout, b"before\n").unwrap();
+        w.close();
+        // A full disk: /dev/full refuses every write with ENOSPC.
+        std::fs::remove_file(&base).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &base).unwrap();
+        w.offset = 0;
+        w.reopen();
+        let err = w.write(Stream::Stdout, b"lost 1\nlost 2\n").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ENOSPC));
+        assert_eq!(h.progress.borrow().failing.as_deref(), Some("log write failed: no space left on device"));
+        assert!(w.write(Stream::Stdout, b"lost 3\n").is_err());
+        // Space again.
+        std::fs::remove_file(&base).unwrap();
+        std::fs::write(&base, "").unwrap();
+        w.write(Stream::Stdout, b"after\n").unwrap();
+        assert_eq!(h.progress.borrow().failing, None);
+        // The lost lines' numbers went to what came next: before is 1,
+        // after 2, the note 3.
+        assert_eq!(h.seq(), 3);
+        let got = lines(&chunks_from(&h, 1).await);
+        assert_eq!(got[0].1, "o after");
+        assert!(
+            got[1].1.starts_with("m [mgr: output resumed; 3 lines (")
+                && got[1].1.ends_with(") were dropped because the log could not be written: no space left on device]"),
+            "{got:?}"
+        );
     }
 }

@@ -38,7 +38,8 @@ pub async fn attach(mut client: Client, args: AttachArgs) -> anyhow::Result<u8> 
         local: false,
     };
     let mut output = client.clone();
-    let output = async move { stream(&mut output, request, Style::detect(false, members), width, OnClose::Stop).await };
+    let output =
+        async move { stream(&mut output, request, Style::detect(false, members), width, OnClose::Stop, None).await };
     let input = async {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {

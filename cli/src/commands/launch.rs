@@ -228,7 +228,8 @@ async fn start(
     // The run's end is mgrctl's to make only with --timeout: then a closed
     // output does not end mgrctl before the run (see the module's docs).
     let on_close = if options.timeout.is_some() { OnClose::Drain } else { OnClose::Stop };
-    let streamed = stream(&mut client, request, Style::detect(options.json, members), width, on_close).await;
+    let streamed =
+        stream(&mut client, request, Style::detect(options.json, members), width, on_close, Some(&run.name)).await;
     stdin_task.abort();
     signal_task.abort();
     if let Some(task) = timeout_task {
@@ -248,8 +249,16 @@ async fn start(
         .runs
         .iter()
         .flat_map(|r| &r.instances)
-        .filter(|i| matches!(i.state.as_str(), "failed" | "killed" | "lost"))
-        .map(|i| format!("{} {} ({})", i.name, i.state, super::ps::exit_text(i)))
+        .filter_map(|i| {
+            if matches!(i.state.as_str(), "failed" | "killed" | "lost") {
+                Some(format!("{} {} ({})", i.name, i.state, super::ps::exit_text(i)))
+            } else if i.unwritten > 0 {
+                // Output a user never sees is a failure of the run's record.
+                Some(format!("{} lost {} lines of output (its log could not be written)", i.name, i.unwritten))
+            } else {
+                None
+            }
+        })
         .collect();
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);

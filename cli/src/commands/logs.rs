@@ -324,6 +324,18 @@ pub fn layout_for<'m, 'n>(
     (widest, several)
 }
 
+/// Whether a run is over but for instances lost with their member: none
+/// of it live, and some lost or out of reach.
+async fn run_is_over(client: &mut Client, run: &str) -> bool {
+    let request = mgr_proto::PsRequest { run: run.to_owned(), local: false };
+    let Ok(reply) = client.ps(request).await else { return false };
+    let instances: Vec<&mgr_proto::Instance> = reply.get_ref().runs.iter().flat_map(|r| &r.instances).collect();
+    let lost = |i: &&mgr_proto::Instance| {
+        matches!(i.state.as_str(), "lost" | "unreachable") && i.detail != "manager restarted"
+    };
+    instances.iter().any(lost) && instances.iter().all(|i| lost(i) || !crate::events::is_live(&i.state))
+}
+
 /// What the live stream does once stdout's reader has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnClose {
@@ -345,13 +357,18 @@ pub enum Streamed {
 }
 
 /// Prints the stream of a `Logs` request as it comes, until it ends or,
-/// by `on_close`, until stdout's reader has gone.
+/// by `on_close`, until stdout's reader has gone. With `run`, also once
+/// that run is over: no instance of it live, and some lost with their
+/// member. (The manager's stream waits for a lost member to come back and
+/// goes on where it left; `launch` and `up` wait for that only while
+/// something else of their run still runs.)
 pub async fn stream(
     client: &mut Client,
     request: LogsRequest,
     style: Style,
     width: usize,
     on_close: OnClose,
+    run: Option<&str>,
 ) -> anyhow::Result<Streamed> {
     let mut chunks = client.logs(request).await.map_err(super::status)?.into_inner();
     let out = BufWriter::with_capacity(256 * 1024, Out::new(std::io::stdout().lock()));
@@ -359,9 +376,22 @@ pub async fn stream(
     let gone = stdout::gone();
     tokio::pin!(gone);
     let mut closed = false;
+    let mut looks = tokio::time::interval(std::time::Duration::from_secs(1));
+    looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut over_since_last_look = false;
     loop {
         let chunk = tokio::select! {
             chunk = chunks.message() => chunk.map_err(super::status)?,
+            _ = looks.tick(), if run.is_some() => {
+                // Twice in a row, so that the last lines of instances that
+                // just ended still arrive.
+                let over = run_is_over(client, run.unwrap_or_default()).await;
+                if over && over_since_last_look {
+                    break;
+                }
+                over_since_last_look = over;
+                continue;
+            }
             _ = &mut gone, if !closed => {
                 closed = true;
                 if on_close == OnClose::Stop {

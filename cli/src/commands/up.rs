@@ -109,7 +109,8 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     let request = LogsRequest { target: run.name.clone(), since: 1, follow: true, tail: 0, local: false };
     // A closed output does not cut the scenario short: it runs to its end
     // condition, and its checks and summary (on stderr) are as they would be.
-    let streamed = stream(&mut client, request, Style::detect(args.json, several), width, OnClose::Drain).await;
+    let streamed =
+        stream(&mut client, request, Style::detect(args.json, several), width, OnClose::Drain, Some(&run.name)).await;
     stdin_task.abort();
     signal_task.abort();
     timeline_task.abort();

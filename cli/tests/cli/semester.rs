@@ -164,3 +164,135 @@ fn a_manager_killed_with_its_runs_finds_them_lost_at_its_next_start() -> Result<
     assert!(events.lines().filter(|l| l.contains("\"crash\"")).count() == 2, "{events}");
     Ok(())
 }
+
+/// The bytes a folder's files take on disk.
+fn folder_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+/// `logs ARGS --json` as (seq, text) pairs of the instance's lines.
+fn json_lines(daemon: &Daemon, args: &[&str]) -> Result<Vec<(u64, String)>> {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = daemon.ok(&all)?;
+    out.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok((v["seq"].as_u64().unwrap_or(0), v["text"].as_str().unwrap_or_default().to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn three_hundred_mb_under_a_16_mib_cap_keep_20_mb_and_exact_positions() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    daemon.ok(&[
+        "exec",
+        "1",
+        "--name",
+        "flood",
+        "-d",
+        "--max-log-bytes",
+        "16M",
+        "--",
+        "sh",
+        "-c",
+        "seq 1 35000000; echo done",
+    ])?;
+    let limit = Instant::now() + Duration::from_secs(120);
+    while daemon.instance("flood", "p1")?["state"] == "running" {
+        if Instant::now() > limit {
+            bail!("the flood did not end within 120 s");
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    let folder = folder_bytes(&daemon.dir.join("runs/flood"));
+    assert!(folder <= 20 << 20, "the run folder takes {} MiB under a 16 MiB cap", folder >> 20);
+    // The replay says what went, and the log where it went.
+    let replay = daemon.ok(&["logs", "flood"])?;
+    let first = replay.lines().next().context("a first line")?;
+    assert!(
+        first.starts_with("p1 # [mgr: lines 1 to ") && first.ends_with(" were dropped by the cap on this log]"),
+        "{first}"
+    );
+    assert!(replay.contains("dropped by the 16 MiB cap on this log"), "the writer's note");
+    assert!(replay.trim_end().ends_with("exited with code 0"), "{}", &replay[replay.len().saturating_sub(300)..]);
+    // Positions stay exact: the line a reader saw with a number is the one
+    // --since that number gives, and the numbers after it run on.
+    let tail = json_lines(&daemon, &["logs", "flood", "--tail", "20"])?;
+    let (seq, text) = tail.iter().find(|(_, t)| t.parse::<u64>().is_ok()).context("a number in the tail")?.clone();
+    let since = json_lines(&daemon, &["logs", "flood", "--since", &seq.to_string()])?;
+    assert_eq!(since.first(), Some(&(seq, text)));
+    for pair in since.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "{pair:?}");
+    }
+    Ok(())
+}
+
+/// A small tmpfs of the test's own, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Result<Tmpfs> {
+        let dir = tempfile::tempdir()?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()?;
+        if !out.status.success() {
+            bail!("mount a tmpfs (run the tests as root): {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).output();
+    }
+}
+
+#[test]
+fn a_full_disk_drops_output_loudly_and_it_resumes_when_space_returns() -> Result<()> {
+    let disk = Tmpfs::new("4m")?;
+    let filler = disk.0.path().join("filler");
+    // Most of the disk, taken before the run: freed later.
+    std::fs::write(&filler, vec![0u8; 3 << 20])?;
+    let state = disk.0.path().join("state");
+    std::fs::create_dir(&state)?;
+    let daemon = Daemon::start_at(&state, &["--allow-exec"], &port_range(40))?;
+    let mut session = daemon.spawn(&[
+        "exec",
+        "1",
+        "--name",
+        "full",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo line $i; done",
+    ])?;
+    session.expect("the note that output is being dropped", |l| {
+        l.contains("[mgr: log write failed: no space left on device; output is being dropped]")
+    })?;
+    let p1 = daemon.instance("full", "p1")?;
+    assert_eq!(p1["detail"], "log write failed: no space left on device", "{p1}");
+    assert_eq!(p1["state"], "running", "the instance runs on, its pipe drained");
+    std::fs::remove_file(&filler)?;
+    session.expect("the note that output resumed", |l| {
+        l.contains("[mgr: output resumed; ")
+            && l.contains("lines (")
+            && l.contains("were dropped because the log could not be written: no space left on device]")
+    })?;
+    wait_until("the detail cleared", || daemon.instance("full", "p1").is_ok_and(|i| i["detail"] == ""))?;
+    daemon.ok(&["stop", "full"])?;
+    let (code, _) = session.finish()?;
+    assert_eq!(code, 1, "an exec whose output was lost does not exit 0");
+    Ok(())
+}

@@ -70,6 +70,7 @@ pub(super) fn instance_to_proto(i: InstanceInfo) -> Instance {
         role: i.role,
         module: i.module,
         detail: i.detail,
+        unwritten: i.unwritten,
     }
 }
 

@@ -348,6 +348,8 @@ pub struct InstanceInfo {
     pub module: String,
     /// More about its state, e.g. why it is lost; empty when nothing.
     pub detail: String,
+    /// Lines of its output dropped because its log could not be written.
+    pub unwritten: u64,
 }
 
 /// A view of one run.
@@ -1072,7 +1074,12 @@ impl Task {
             last_seq: inst.log.seq(),
             role: run.roles[inst.role].name.clone(),
             module: run.roles[inst.role].module.clone(),
-            detail: inst.detail.unwrap_or_default().to_owned(),
+            detail: match (inst.detail, inst.log.failing()) {
+                (Some(detail), _) => detail.to_owned(),
+                (None, Some(failing)) => failing.to_string(),
+                (None, None) => String::new(),
+            },
+            unwritten: inst.log.unwritten(),
         }
     }
 
