@@ -131,6 +131,7 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         mdns: None,
         retention: Default::default(),
         max_log_bytes: mgr_daemon::output::DEFAULT_CAP,
+        default_pids: mgr_daemon::DEFAULT_PIDS,
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -70,7 +70,13 @@ pub struct Config {
     pub retention: supervisor::Retention,
     /// Most bytes an instance's log keeps unless its launch says.
     pub max_log_bytes: u64,
+    /// Processes and threads an instance may have unless its launch says.
+    pub default_pids: u32,
 }
+
+/// The default limit of processes (and threads) of one instance: far more
+/// than a protocol module needs, few enough to stop a fork bomb.
+pub const DEFAULT_PIDS: u32 = 512;
 
 /// The protocol version peers must share to merge.
 /// 2: runs of several roles (`PrepareRequest.roles`).
@@ -159,6 +165,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         runs_dir: config.state.root().join("runs"),
         grace: config.grace,
         max_log_bytes: config.max_log_bytes,
+        default_pids: config.default_pids,
         retention: config.retention,
     })?;
     // Peers reach this manager where it listens; a wildcard listen is

@@ -253,6 +253,7 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
         mdns: (!args.no_mdns).then_some(args.iface),
         retention: Default::default(),
         max_log_bytes: mgr_daemon::output::DEFAULT_CAP,
+        default_pids: mgr_daemon::DEFAULT_PIDS,
     };
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;

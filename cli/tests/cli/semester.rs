@@ -296,3 +296,53 @@ fn a_full_disk_drops_output_loudly_and_it_resumes_when_space_returns() -> Result
     assert_eq!(code, 1, "an exec whose output was lost does not exit 0");
     Ok(())
 }
+
+#[test]
+fn a_fork_bomb_is_contained_and_an_instance_over_its_memory_is_killed_and_said_so() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    // A fork bomb under --pids 16: it never has more than 16 processes.
+    let bomb = "b() { b & b & wait; }; b";
+    daemon.ok(&["exec", "1", "--name", "bomb", "-d", "--pids", "16", "--", "bash", "-c", bomb])?;
+    thread::sleep(Duration::from_secs(2));
+    let pid = daemon.instance("bomb", "p1")?["pid"].as_i64().context("the bomb's pid")?;
+    let in_group = std::fs::read_dir("/proc")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(*p))).is_ok_and(|g| g.as_raw() == pid as i32))
+        .count();
+    assert!(in_group <= 16, "the bomb has {in_group} processes under a limit of 16");
+    daemon.ok(&["stop", "bomb"])?;
+    let bomb = daemon.instance("bomb", "p1")?;
+    assert_eq!(bomb["detail"], "hit its limit of processes", "{bomb}");
+    assert!(daemon.ok(&["logs", "bomb"])?.contains("hit its limit of processes"));
+
+    // 1 GB allocated under --memory 64M: the kernel kills it, ps says why.
+    let hog = "import time; b = bytearray(1 << 30); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)";
+    daemon.ok(&["exec", "1", "--name", "hog", "-d", "--memory", "64M", "--", "python3", "-c", hog])?;
+    wait_until("the hog killed", || daemon.instance("hog", "p1").is_ok_and(|i| i["state"] != "running"))?;
+    let hog = daemon.instance("hog", "p1")?;
+    assert_eq!((hog["state"].as_str(), hog["detail"].as_str()), (Some("failed"), Some("out of memory")), "{hog}");
+    assert!(daemon.ok(&["logs", "hog"])?.contains("killed by SIGKILL: out of memory"));
+    Ok(())
+}
+
+#[test]
+fn nothing_an_instance_started_survives_a_kill_9_of_the_manager_by_a_second() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut daemon = Daemon::start_at(dir.path(), &["--allow-exec"], &port_range(40))?;
+    // A grandchild that leaves the process group and clears its
+    // environment, as a daemonising program does.
+    let escape = format!("setsid env -i /bin/sleep 600 & echo $! > {}/escaped; sleep 600", dir.path().display());
+    daemon.ok(&["exec", "1", "--name", "escape", "-d", "--", "sh", "-c", &escape])?;
+    let pid_file = dir.path().join("escaped");
+    wait_until("the escaped pid", || std::fs::read_to_string(&pid_file).is_ok_and(|t| !t.trim().is_empty()))?;
+    let escaped: i64 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    assert!(alive(escaped));
+    daemon.kill9();
+    let killed = Instant::now();
+    while alive(escaped) {
+        assert!(killed.elapsed() < Duration::from_secs(1), "pid {escaped} outlived the manager by a second");
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}

@@ -284,8 +284,20 @@ pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
     if role.max_log_bytes != 0 && role.max_log_bytes < crate::output::MIN_CAP {
         return Err(bad(format!("a log cap of at least {}", crate::output::human(crate::output::MIN_CAP))));
     }
+    if !role.cpus.is_finite() || role.cpus < 0.0 || role.cpus > 1024.0 {
+        return Err(bad(format!("{} is not a number of CPUs (such as 0.5)", role.cpus)));
+    }
+    if role.memory_bytes != 0 && role.memory_bytes < 4 << 20 {
+        return Err(bad("a memory limit of at least 4 MiB".into()));
+    }
+    if role.pids > 1 << 22 {
+        return Err(bad(format!("{} processes is not a limit", role.pids)));
+    }
     Ok(RoleSpec {
         max_log_bytes: role.max_log_bytes,
+        memory: role.memory_bytes,
+        cpus: role.cpus,
+        pids: role.pids,
         restart: restart_policy(&role.restart, role.max_restarts, role.restart_backoff_ms)?,
         module: role.command.is_empty().then_some(role.module),
         command: role.command,

@@ -26,6 +26,7 @@ impl From<Error> for Status {
             | Error::HistoryRun(_)
             | Error::RunLive(_) => Code::FailedPrecondition,
             Error::ExecNotAllowed | Error::EnvNotAllowed { .. } => Code::PermissionDenied,
+            Error::LimitsOff { .. } => Code::FailedPrecondition,
             Error::Spawn { .. } | Error::State { .. } => Code::Internal,
             Error::Stopped => Code::Unavailable,
         };

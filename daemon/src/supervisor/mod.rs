@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::output::{self, LogHandle, Unopened, Writer};
 use crate::registry::Registry;
-use cgroup::Cgroup;
+use cgroup::{Cgroups, InstanceCgroup, Limits};
 use mgr_modules::runtime::faults::{self, Faults};
 use ports::Ports;
 use spawner::Spawner;
@@ -108,6 +108,8 @@ pub enum Error {
     BadFaults(String),
     #[error("faults are applied by the module runtime, and run '{0}' is an exec of a command")]
     FaultsNeedModule(String),
+    #[error("member {member} cannot limit an instance's memory, cpus or pids: {why}")]
+    LimitsOff { member: String, why: String },
     #[error("run '{0}' has live instances: stop it first, or remove it with --force")]
     RunLive(String),
     #[error("run '{0}' is from before this manager restarted: it can be read, not started again (launch it anew)")]
@@ -132,6 +134,9 @@ pub struct SupervisorConfig {
     pub retention: Retention,
     /// Most bytes an instance's log keeps unless its role says.
     pub max_log_bytes: u64,
+    /// Processes and threads an instance may have unless its role says:
+    /// a fork bomb stops there.
+    pub default_pids: u32,
 }
 
 /// How many ended runs a member keeps, and how many bytes of them: past
@@ -193,6 +198,10 @@ pub struct RoleSpec {
     pub restart: Option<RestartPolicy>,
     /// Most bytes each instance's log keeps; 0 for the member's default.
     pub max_log_bytes: u64,
+    /// Limits of each instance (0: none; pids 0: the member's default).
+    pub memory: u64,
+    pub cpus: f64,
+    pub pids: u32,
 }
 
 /// Restarting instances that fail by themselves (`--restart on-failure`):
@@ -446,6 +455,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Supervisor {
     tx: mpsc::Sender<Msg>,
+    /// Why per-instance limits are off here, if they are.
+    limits_off: Option<String>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -460,17 +471,27 @@ impl Supervisor {
         let (tx, rx) = mpsc::channel(256);
         let spawner = Spawner::start()?;
         // What a killed earlier run of this manager left goes first.
-        let cgroup = Cgroup::open(&config.member_id);
-        let mut swept = sweep(&config.member_id);
-        if let Some(cgroup) = &cgroup {
-            swept += cgroup.kill_all();
-            tracing::debug!(cgroup = %cgroup.path().display(), "instances go in a cgroup of their own");
-        }
+        let cgroups = Cgroups::open(&config.member_id);
+        let swept = sweep(&config.member_id) + cgroups.kill_all();
         if swept > 0 {
             tracing::warn!(swept, "killed processes left behind by an earlier run of this manager");
         }
+        if let Some(dir) = cgroups.path() {
+            tracing::debug!(cgroup = %dir.display(), "instances go in cgroups of their own");
+        }
+        match cgroups.limits_off() {
+            Some(why) => tracing::warn!("per-instance limits (memory, cpus, pids) are off: {why}"),
+            None => tracing::debug!("per-instance limits are on"),
+        }
+        // Nothing an instance started may outlive a kill -9 of the manager.
+        if let Some(kill) = cgroups.kill_file()
+            && let Err(err) = spawner::spawn_guard(&kill)
+        {
+            tracing::warn!(%err, "cannot start the guard that ends the instances if the manager is killed");
+        }
+        let limits_off = cgroups.limits_off().map(str::to_owned);
         let mut task = Task {
-            cgroup,
+            cgroups: Some(cgroups),
             ports: Ports::new(config.ports.clone()),
             config: Arc::new(config),
             runs: BTreeMap::new(),
@@ -482,7 +503,7 @@ impl Supervisor {
         };
         task.load_history();
         tokio::spawn(task.run(rx));
-        Ok(Supervisor { tx })
+        Ok(Supervisor { tx, limits_off })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, Error> {
@@ -566,6 +587,12 @@ impl Supervisor {
         self.call(|r| Msg::Prune(older_than, r)).await
     }
 
+    /// Why per-instance limits (memory, cpus, pids) are off on this member,
+    /// if they are.
+    pub fn limits_off(&self) -> Option<&str> {
+        self.limits_off.as_deref()
+    }
+
     /// How many instances are live.
     pub async fn live_instances(&self) -> usize {
         let (reply, rx) = oneshot::channel();
@@ -621,8 +648,11 @@ struct Instance {
     revive_pending: bool,
     /// When it last ended (Unix ms).
     ended_ms: Option<u64>,
-    /// More about its state, for `ps` (why it is lost).
+    /// More about its state, for `ps` (why it is lost, or what its cgroup
+    /// says of its end).
     detail: Option<&'static str>,
+    /// Its cgroup while it runs.
+    cgroup: Option<InstanceCgroup>,
 }
 
 /// What a prepared run holds until it starts.
@@ -643,6 +673,9 @@ struct RoleRun {
     restart: Option<RestartPolicy>,
     /// Most bytes each instance's log keeps.
     max_log_bytes: u64,
+    /// Limits of each instance, asked by the launch (pids 0: the member's
+    /// default).
+    limits: Limits,
 }
 
 struct Run {
@@ -697,7 +730,8 @@ impl Run {
 
 struct Task {
     config: Arc<SupervisorConfig>,
-    cgroup: Option<Cgroup>,
+    /// `None` once removed at shutdown.
+    cgroups: Option<Cgroups>,
     runs: BTreeMap<String, Run>,
     ports: Ports,
     spawner: Spawner,
@@ -860,8 +894,8 @@ impl Task {
             {
                 // Whatever instances left behind (even outside their process
                 // groups) goes with them.
-                if let Some(cgroup) = self.cgroup.take() {
-                    cgroup.remove();
+                if let Some(cgroups) = self.cgroups.take() {
+                    cgroups.remove();
                 }
                 let _ = reply.send(());
             }
@@ -952,6 +986,7 @@ impl Task {
                             env: Vec::new(),
                             restart: None,
                             max_log_bytes: self.config.max_log_bytes,
+                            limits: Limits::default(),
                         });
                         roles.len() - 1
                     }
@@ -1000,6 +1035,7 @@ impl Task {
                     started_ms: rec.started_ms,
                     ended_ms: rec.ended_ms.or(was_live.then(now_ms)),
                     detail,
+                    cgroup: None,
                 });
             }
             let plan = record
@@ -1160,6 +1196,13 @@ impl Task {
         // manifest module may exist on the members it is placed on only).
         let mut roles = Vec::new();
         for role in &spec.roles {
+            let limits = Limits { memory: role.memory, cpus: role.cpus, pids: role.pids };
+            if limits.any()
+                && !role.instances.is_empty()
+                && let Some(why) = self.cgroups.as_ref().and_then(Cgroups::limits_off)
+            {
+                return Err(Error::LimitsOff { member: self.config.member_name.clone(), why: why.to_owned() });
+            }
             let (module, program) = match &role.module {
                 Some(module) if role.instances.is_empty() => (module.clone(), Vec::new()),
                 Some(module) => {
@@ -1187,6 +1230,7 @@ impl Task {
                 env: role.env.clone(),
                 restart: role.restart,
                 max_log_bytes: if role.max_log_bytes == 0 { self.config.max_log_bytes } else { role.max_log_bytes },
+                limits,
             });
         }
         let mut module = String::new();
@@ -1267,6 +1311,7 @@ impl Task {
                 revive_pending: false,
                 ended_ms: None,
                 detail: None,
+                cgroup: None,
             });
         }
         let files_made = began.elapsed();
@@ -1481,12 +1526,42 @@ impl Task {
     ) -> Result<(), Error> {
         let config = self.config.clone();
         let run = self.runs.get(run_name).expect("a known run");
+        // Each instance in a cgroup of its own, with its limits (the
+        // member's default number of processes unless its role says).
+        let mut leaves: Vec<Option<InstanceCgroup>> = Vec::new();
+        for (i, _) in &starts {
+            let inst = &run.instances[*i];
+            let asked = run.roles[inst.role].limits;
+            let limits = Limits { pids: if asked.pids > 0 { asked.pids } else { config.default_pids }, ..asked };
+            let made = match &self.cgroups {
+                Some(cgroups) if cgroups.limits_off().is_none() => {
+                    cgroups.instance(&format!("{run_name}.{}", inst.name), limits).map(Some)
+                }
+                // Without limits an instance still joins the manager's
+                // cgroup v2, where there is one, so that nothing escapes.
+                Some(cgroups) if cgroups.path().is_some() => {
+                    cgroups.instance(&format!("{run_name}.{}", inst.name), Limits::default()).map(Some)
+                }
+                _ => Ok(None),
+            };
+            match made {
+                Ok(leaf) => leaves.push(leaf),
+                Err(source) if asked.any() => {
+                    return Err(Error::Spawn { what: format!("the cgroup of {run_name}/{}", inst.name), source });
+                }
+                Err(err) => {
+                    tracing::warn!(run = run_name, instance = %inst.name, %err, "an instance starts without its cgroup");
+                    leaves.push(None);
+                }
+            }
+        }
         // MGR_DIR is the run's folder, shared by its instances (which name
         // their files after MGR_SELF): one directory fewer per instance is a
         // measurable part of a large launch (inode allocation dominated it).
         let specs = starts
             .iter()
-            .map(|(i, socket)| {
+            .enumerate()
+            .map(|(k, (i, socket))| {
                 let inst = &run.instances[*i];
                 let role = &run.roles[inst.role];
                 let mut env: Vec<(String, std::ffi::OsString)> = vec![
@@ -1517,7 +1592,11 @@ impl Task {
                     cwd: run.dir.clone(),
                     inherit: Some(socket.as_raw_fd()),
                     control: role.module != "exec",
-                    cgroup_procs: self.cgroup.as_ref().map(Cgroup::procs_fd),
+                    cgroup_procs: leaves
+                        .get(k)
+                        .and_then(Option::as_ref)
+                        .map(InstanceCgroup::procs_fds)
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -1548,7 +1627,7 @@ impl Task {
         }
 
         let mut first_error = None;
-        for ((i, result), program) in indices.into_iter().zip(spawned).zip(programs) {
+        for (((i, result), program), leaf) in indices.into_iter().zip(spawned).zip(programs).zip(leaves) {
             let run = self.runs.get_mut(run_name).expect("a known run");
             let inst = &mut run.instances[i];
             let what = format!("{run_name}/{}", inst.name);
@@ -1558,9 +1637,17 @@ impl Task {
                     // The program is the user's text, as long as an argument may be.
                     let program = crate::names::printable(&program, 64);
                     first_error.get_or_insert(Error::Spawn { what: format!("{program} for {what}"), source });
+                    if let Some(leaf) = leaf {
+                        leaf.remove();
+                    }
                     continue;
                 }
             };
+            inst.cgroup = leaf.map(|mut leaf| {
+                leaf.joined();
+                leaf
+            });
+            inst.detail = None;
             let pid = child.pid;
             inst.pid = Some(pid);
             inst.state = State::Running;
@@ -1886,6 +1973,17 @@ impl Task {
             Some(Intent::Kill) => " (killed)",
             Some(Intent::Restart) => " (restarting)",
             None => "",
+        };
+        // What its cgroup says of the end: the kernel killed it for memory,
+        // or it was refused processes past its limit.
+        inst.detail = inst.cgroup.take().and_then(|leaf| {
+            let outcome = leaf.outcome();
+            leaf.remove();
+            outcome
+        });
+        let how = match inst.detail {
+            Some(outcome) => format!("{how}: {outcome}"),
+            None => how,
         };
         if let Err(err) = writer.note(&format!("{how}{why}")) {
             tracing::error!(run = run_name, instance, %err, "cannot write to the instance log");

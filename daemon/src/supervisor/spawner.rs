@@ -17,6 +17,7 @@
 //! prepared beforehand: no allocation, no lock, no unwinding.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -42,8 +43,9 @@ pub struct SpawnSpec {
     /// manager's messages to the module runtime travel there, never on
     /// stdin, where a user's line could pass for one.
     pub control: bool,
-    /// `cgroup.procs` of the cgroup the child joins, if any.
-    pub cgroup_procs: Option<RawFd>,
+    /// `cgroup.procs` of each cgroup the child joins (at most
+    /// [`MAX_CGROUPS`]).
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// A started process: its pid (also its process group), a pidfd to wait on,
@@ -188,11 +190,15 @@ struct ChildArgs {
     stderr: RawFd,
     inherit: RawFd,
     control: RawFd,
-    cgroup_procs: RawFd,
+    cgroup_procs: [RawFd; MAX_CGROUPS],
+    cgroups: usize,
     parent: libc::pid_t,
     /// Set by the child when it fails before `execve` completes.
     errno: AtomicI32,
 }
+
+/// Most cgroups a child joins: one v2 leaf and three v1 ones.
+pub const MAX_CGROUPS: usize = 4;
 
 /// Size of the stack the child runs on until `execve`.
 const CHILD_STACK: usize = 64 * 1024;
@@ -242,7 +248,14 @@ fn spawn(spec: SpawnSpec, reset: &Reset) -> io::Result<Spawned> {
         stderr: stderr_w.as_raw_fd(),
         inherit: spec.inherit.unwrap_or(-1),
         control: control.as_ref().map_or(-1, |(read, _)| read.as_raw_fd()),
-        cgroup_procs: spec.cgroup_procs.unwrap_or(-1),
+        cgroup_procs: {
+            let mut fds = [-1; MAX_CGROUPS];
+            for (slot, fd) in fds.iter_mut().zip(&spec.cgroup_procs) {
+                *slot = *fd;
+            }
+            fds
+        },
+        cgroups: spec.cgroup_procs.len().min(MAX_CGROUPS),
         parent: std::process::id() as libc::pid_t,
         errno: AtomicI32::new(0),
     };
@@ -340,8 +353,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         // Joining the cgroup is best effort: without it the instance still
         // has its process group and the environment marker.
-        if a.cgroup_procs >= 0 {
-            let _ = libc::write(a.cgroup_procs, b"0".as_ptr().cast(), 1);
+        for &procs in &a.cgroup_procs[..a.cgroups] {
+            let _ = libc::write(procs, b"0".as_ptr().cast(), 1);
         }
         if libc::chdir(a.cwd.as_ptr()) != 0 {
             return fail(a);
@@ -349,4 +362,52 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::execve(a.program.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
         fail(a)
     }
+}
+
+/// Starts the guard: a child of the manager, outside every instance's
+/// cgroup and without the parent-death signal, that waits for the manager
+/// to end (a pidfd of it) and then writes `1` to `kill_file` (the
+/// manager's `cgroup.kill`), so that no instance, nor anything it started,
+/// outlives a `kill -9` of the manager by more than a moment. It ignores
+/// the signals a terminal or `pkill mgr` sends, keeps no other descriptor,
+/// and after a clean shutdown finds the cgroup empty (or gone) and exits.
+pub fn spawn_guard(kill_file: &Path) -> io::Result<()> {
+    let kill = OpenOptions::new().write(true).open(kill_file)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let manager = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if manager < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+    let manager = unsafe { OwnedFd::from_raw_fd(manager as RawFd) };
+    let name = CString::new("mgr-guard").expect("no NUL");
+    // SAFETY: between fork and _exit the child makes only async-signal-safe
+    // system calls on values prepared above; it never returns into Rust code
+    // that could allocate or take a lock another thread held.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; only system calls.
+        unsafe {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
+                libc::signal(signal, libc::SIG_IGN);
+            }
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+            let (manager, kill) = (manager.as_raw_fd(), kill.as_raw_fd());
+            if libc::dup2(manager, 3) < 0 || libc::dup2(kill, 4) < 0 {
+                libc::_exit(1);
+            }
+            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+            let mut waiting = libc::pollfd { fd: 3, events: libc::POLLIN, revents: 0 };
+            while libc::poll(&mut waiting, 1, -1) < 0 && *libc::__errno_location() == libc::EINTR {}
+            libc::write(4, b"1".as_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    // The parent keeps nothing of it: it never waits for the guard (which
+    // outlives it when it matters), and its descriptors close here.
+    drop((manager, kill));
+    Ok(())
 }
