@@ -25,4 +25,5 @@ mod registers;
 mod restart;
 mod scenarios;
 mod security;
+mod service;
 mod visualize;
