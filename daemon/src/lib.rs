@@ -9,14 +9,18 @@
 //! `mgr` binary and the embedded manager of `mgrctl --local` both call it.
 
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod control;
 pub mod discovery;
 pub mod env;
 pub mod events;
+pub mod logging;
 pub mod membership;
 pub mod names;
 pub mod output;
 pub mod registry;
+pub mod service;
 pub mod state_dir;
 pub mod supervisor;
 pub mod units;

@@ -28,4 +28,5 @@ mod restart;
 mod scenarios;
 mod security;
 mod semester;
+mod service;
 mod visualize;
