@@ -185,6 +185,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         group: config.group.clone(),
         version: PROTOCOL_VERSION,
         allow_exec: config.allow_exec,
+        limits: supervisor.limits_off().is_none(),
         advertise: config.advertise.to_string(),
         instances: 0,
         incarnation: std::time::SystemTime::now()

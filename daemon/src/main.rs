@@ -144,7 +144,8 @@ async fn start(mut args: StartArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the pid file in {}", state.root().display()))?;
     let destination = logging::destination(args.log_file.as_deref(), state.root(), Stderr::current());
     logging::init(&destination, args.verbose)?;
-    let result = serve(args, name, state).await;
+    let background = matches!(destination, Destination::File { background: true, .. });
+    let result = serve(args, name, state, background).await;
     // The terminal gets the error too (main prints it), but a log file
     // must say why the manager stopped.
     if let (Err(err), Destination::File { .. }) = (&result, &destination) {
@@ -154,7 +155,7 @@ async fn start(mut args: StartArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the manager on its locked state dir, with logging set up.
-async fn serve(args: StartArgs, name: String, state: StateDir) -> anyhow::Result<()> {
+async fn serve(args: StartArgs, name: String, state: StateDir, background: bool) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         tracing::info!(config = %config.display(), "configuration file read");
     }
@@ -193,12 +194,27 @@ async fn serve(args: StartArgs, name: String, state: StateDir) -> anyhow::Result
         max_log_bytes: args.max_log_bytes.max(mgr_daemon::output::MIN_CAP),
         default_pids: args.pids,
     };
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                // The terminal went away. A manager started in its
+                // background (`mgr start &`) was meant to stay up, as with
+                // nohup; one in its foreground stops as for SIGTERM,
+                // stopping its instances, rather than die of the signal.
+                _ = hangup.recv() => {
+                    if background {
+                        tracing::info!("the terminal hung up: staying up (started in its background)");
+                        continue;
+                    }
+                    tracing::info!("the terminal hung up: stopping");
+                    return;
+                }
+            }
         }
     };
     mgr_daemon::run(config, listeners, shutdown).await

@@ -37,6 +37,8 @@ pub struct PeerInfo {
     pub group: String,
     pub version: u32,
     pub allow_exec: bool,
+    /// It can limit an instance's memory, cpus and processes.
+    pub limits: bool,
     /// The IP its instances get.
     pub advertise: String,
     /// Live instances, as of the last heartbeat.

@@ -23,12 +23,13 @@ pub fn print(members: &[mgr_proto::Member], json: bool) -> anyhow::Result<()> {
     let mut out = crate::stdout::lock();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let mut table =
-        crate::table::new(&["", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES", "LAST SEEN"], &["INSTANCES"]);
+        crate::table::new(&["", "ID", "NAME", "ADDRESS", "STATE", "INSTANCES", "LIMITS", "LAST SEEN"], &["INSTANCES"]);
     for m in members {
         if json {
             let value = serde_json::json!({
                 "id": m.id, "name": m.name, "address": m.address, "state": m.state,
                 "instances": m.instances, "last_seen_ms": m.last_seen_ms, "allow_exec": m.allow_exec, "me": m.me,
+                "limits": m.limits,
             });
             writeln!(out, "{value}")?;
             continue;
@@ -46,6 +47,8 @@ pub fn print(members: &[mgr_proto::Member], json: bool) -> anyhow::Result<()> {
             m.address.clone(),
             m.state.clone(),
             m.instances.to_string(),
+            // Whether it can limit an instance's memory, cpus and processes.
+            if m.limits { "on" } else { "off" }.to_owned(),
             seen,
         ]);
     }

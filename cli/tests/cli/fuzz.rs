@@ -787,6 +787,7 @@ impl Fuzzer<'_> {
             group,
             version,
             allow_exec: self.rng.chance(50),
+            limits: self.rng.chance(50),
             advertise,
             instances: self.rng.next() as u32,
             incarnation: self.u64(),

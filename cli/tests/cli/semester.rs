@@ -346,3 +346,20 @@ fn nothing_an_instance_started_survives_a_kill_9_of_the_manager_by_a_second() ->
     }
     Ok(())
 }
+
+#[test]
+fn a_hangup_stops_a_manager_in_the_foreground_gracefully() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ports = port_range(40);
+    let mut daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "hup", "-d"])?;
+    let pid = daemon.pid().context("the manager runs")?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP)?;
+    wait_until("the manager gone", || !alive(i64::from(pid)))?;
+    daemon.stop();
+    assert!(daemon.log().contains("the terminal hung up: stopping"), "{}", daemon.log());
+    // Its instance was stopped, not killed with it.
+    let daemon = Daemon::start_at(dir.path(), &[], &ports)?;
+    assert_eq!(daemon.instance("hup", "p1")?["state"], "stopped");
+    Ok(())
+}

@@ -27,7 +27,7 @@ use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy
 
 /// Rounds of `Reserve` before the members agree on an automatic run name
 /// (two, unless launches race for the same names).
-const NAME_ROUNDS: usize = 8;
+const NAME_ROUNDS: u32 = 16;
 
 /// A member taking part in a launch; `channel` is `None` for this one.
 #[derive(Clone)]
@@ -122,7 +122,13 @@ fn everyone(control: &Control, shares: &[Share]) -> Vec<Share> {
 /// of the group, and it holds none of this run.
 async fn reserve(control: &Control, everyone: &[Share], wanted: &str, launch_id: &str) -> Result<String, Status> {
     let mut from = 1;
-    for _ in 0..NAME_ROUNDS {
+    for round in 0..NAME_ROUNDS {
+        if round > 1 {
+            // Launches racing for the same names: a pause of random length
+            // lets one of them through first.
+            let pause = rand::random::<u64>() % (10 * u64::from(round));
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
         let asked = everyone.iter().map(|share| reserve_on(control, share, wanted, from, launch_id));
         let answers = join_all(asked).await;
         let mut names = Vec::new();

@@ -24,6 +24,7 @@ pub(super) async fn members_to_proto(control: &Control) -> Vec<Member> {
             instances: if m.me { here } else { m.info.instances },
             last_seen_ms: m.last_seen_ms,
             allow_exec: m.info.allow_exec,
+            limits: m.info.limits,
             me: m.me,
         })
         .collect()
