@@ -75,6 +75,12 @@ pub const DEFAULT_CAP: u64 = 64 << 20;
 /// The smallest cap a log may be given: a few segments of a few pipe reads.
 pub const MIN_CAP: u64 = 1 << 20;
 
+/// The free space a log's file system must have again before a log that
+/// failed for lack of space writes again. Without it, cutting back a half
+/// written record frees a page, the next few lines fit in it, and the log
+/// flickers between dropping and resuming while the disk stays full.
+const RESUME_FREE_BYTES: u64 = 1 << 20;
+
 /// One file of a log. A log is kept as segments so that, under its cap, the
 /// oldest can be dropped without renaming or rewriting anything: readers
 /// keep exact positions. Byte offsets run on across segments.
@@ -378,7 +384,7 @@ impl Writer {
             return Ok(());
         }
         self.make_room();
-        if let Err(err) = self.append() {
+        if let Err(err) = self.room_to_resume().and_then(|()| self.append()) {
             // The records are lost; their numbers go to what comes next, so
             // that the file's numbering stays that of its records.
             let lines = self.seq + 1 - self.buf_first_seq;
@@ -420,6 +426,22 @@ impl Writer {
             return self.flush();
         }
         Ok(())
+    }
+
+    /// After a write failed for lack of space: whether the file system has
+    /// room enough to write again (`ENOSPC` while it has not).
+    fn room_to_resume(&self) -> io::Result<()> {
+        let Some(failing) = &self.failing else { return Ok(()) };
+        if failing.error != describe(&io::Error::from_raw_os_error(nix::libc::ENOSPC)) {
+            return Ok(());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        match nix::sys::statvfs::statvfs(dir) {
+            Ok(fs) if fs.blocks_available().saturating_mul(fs.fragment_size()) < RESUME_FREE_BYTES => {
+                Err(io::Error::from_raw_os_error(nix::libc::ENOSPC))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Appends the buffer to the last segment (opened on need).

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use mgr_proto::{LaunchRequest, PsRequest, Role};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -158,6 +158,14 @@ async fn an_escaped_grandchild_is_caught_by_the_cgroup() -> Result<()> {
     let nest = launch(dir.path(), exec(1, &["sh", "-c", "setsid env -i sleep 600 & wait"])).await?;
     wait_until("the escaped grandchild", || !children_of(nest[0] as u32).is_empty())?;
     let escaped = children_of(nest[0] as u32)[0];
+    // The guard would end it the moment the manager dies: here it is
+    // killed first, as when the whole service is killed at once, so that
+    // only the next start can clean up.
+    let guard = children_of(daemon.0.id())
+        .into_iter()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "mgr-guard"))
+        .context("the manager's guard process")?;
+    kill(Pid::from_raw(guard), Signal::SIGKILL)?;
     kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGKILL)?;
     daemon.0.wait()?;
     wait_until("the instance to die with the daemon", || !alive(nest[0]))?;

@@ -12,6 +12,7 @@ use mgr_proto::SendRequest;
 use crate::auth::tcp_listeners;
 use crate::group::{free_port, join_arg, member};
 use crate::harness::*;
+use crate::semester::usage;
 
 /// A Unix user of its own, removed when dropped, with copies of `mgr` and
 /// `mgrctl` in a folder it can read (the build folder may not be).
@@ -344,18 +345,6 @@ fn a_launch_never_touches_another_members_run_and_automatic_names_never_collide(
     Ok(())
 }
 
-/// The resident memory of a process, in bytes.
-fn rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")?;
-    Ok(kb * 1024)
-}
-
 #[test]
 fn two_thousand_idle_connections_neither_deny_service_nor_flood_the_log() -> Result<()> {
     // The test holds 2,000 sockets and the daemon some: be sure the limit
@@ -423,7 +412,7 @@ fn input_to_an_instance_that_never_reads_is_bounded_and_refused_loudly() -> Resu
                 refusals.push(status.message().to_owned());
             }
         }
-        peak = peak.max(rss(pid)?);
+        peak = peak.max(usage(pid)?.rss);
     }
     assert!(taken <= 2, "{taken} lines of a million bytes were queued for a process that does not read");
     assert!(!refusals.is_empty());
