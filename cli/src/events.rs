@@ -34,6 +34,12 @@ pub async fn collect(client: &mut Client, run: &str) -> anyhow::Result<RunEvents
         } else {
             Default::default()
         },
+        role_of: info
+            .instances
+            .iter()
+            .filter(|i| !i.role.is_empty())
+            .map(|i| (i.name.clone(), i.role.clone()))
+            .collect(),
         ..Default::default()
     };
     let request = EventsRequest { run: run.to_owned(), follow: false, local: false };

@@ -88,6 +88,9 @@ pub struct Role {
     pub memory_bytes: u64,
     pub cpus: f64,
     pub pids: u32,
+    /// For a command: "bind" or "inherit" (see `mgrctl exec --socket`);
+    /// empty for the default.
+    pub socket: String,
 }
 
 /// What a step of the timeline does.
@@ -189,6 +192,7 @@ struct RawRole {
     memory: Option<String>,
     cpus: Option<f64>,
     pids: Option<u32>,
+    socket: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +328,14 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
         if !cpus.is_finite() || cpus < 0.0 {
             return Err(fail(at, format!("{what}: cpus must be a number of CPUs such as 0.5, not {cpus}")));
         }
+        let socket = match (r.socket.as_deref(), &module) {
+            (None, _) => String::new(),
+            (Some(_), Some(_)) => {
+                return Err(fail(at, format!("{what}: socket is for a command; a module's manifest says it")));
+            }
+            (Some(mode @ ("bind" | "inherit")), None) => mode.to_owned(),
+            (Some(other), None) => return Err(fail(at, format!("{what}: socket '{other}' is not bind or inherit"))),
+        };
         let instances = (next..next + count).map(|i| format!("p{i}")).collect();
         next += count;
         roles.push(Role {
@@ -341,6 +353,7 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             memory_bytes,
             cpus,
             pids: r.pids.unwrap_or(0),
+            socket,
         });
     }
     for (name, _) in scale {

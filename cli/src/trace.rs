@@ -62,6 +62,13 @@ pub fn effective_lamports(events: &[Event]) -> Vec<u64> {
 
 /// Whether `e` is a crash record the manager wrote (not a failure
 /// detector's `crash` indication, which names the suspected peer).
+/// The processes some of whose events carry no vector clock (`vc`): their
+/// causality cannot be drawn from the events, and the tools say so rather
+/// than draw a picture without it.
+pub fn without_vc(run: &RunEvents) -> Vec<String> {
+    run.processes.iter().filter(|p| run.of(p).iter().any(|e| !is_crash_record(e) && e.vc.is_empty())).cloned().collect()
+}
+
 pub fn is_crash_record(e: &Event) -> bool {
     e.event == "crash" && (e.by.as_deref() == Some("mgr") || e.peer.is_none())
 }

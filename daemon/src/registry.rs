@@ -62,6 +62,52 @@ pub struct Entry {
     /// Environment variables the module reads, which a role may set on a
     /// member without `--allow-exec` (see [`crate::env`]).
     pub env: Vec<String>,
+    /// How its program gets its UDP socket.
+    pub socket: SocketMode,
+    /// Whether its program applies `MGR_FAULTS` (every built-in does; a
+    /// manifest says so with `faults = true`).
+    pub faults: bool,
+    /// The built-in abstraction it implements (`BestEffortBroadcast`), whose
+    /// properties `check` then checks on it; `None` for one that says none.
+    pub implements: Option<String>,
+    /// The properties to check on it (book labels), when the manifest names
+    /// them; else those of `implements`.
+    pub properties: Vec<String>,
+}
+
+/// How an instance's program gets its UDP socket on `MGR_ADDR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketMode {
+    /// The manager's socket, bound while the run is prepared, is inherited
+    /// as `MGR_UDP_FD`: datagrams sent before the program is up wait in the
+    /// kernel. The built-ins and the Python SDK take it.
+    Inherit,
+    /// The program binds `MGR_ADDR` itself: the manager holds the port while
+    /// the run is prepared and lets it go just before the program starts.
+    /// What an unmodified program (`bind(MGR_ADDR)`) needs, so the default
+    /// for manifests and `exec`.
+    #[default]
+    Bind,
+}
+
+impl SocketMode {
+    /// `inherit` or `bind`, as manifests and `exec --socket` say it.
+    pub fn parse(text: &str) -> Option<SocketMode> {
+        match text {
+            "inherit" => Some(SocketMode::Inherit),
+            "bind" => Some(SocketMode::Bind),
+            _ => None,
+        }
+    }
+}
+
+/// A manifest left out of the catalog, and why: listed by `mgrctl modules`
+/// so that its author need not read the manager's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub path: PathBuf,
+    pub error: String,
 }
 
 /// What a manifest file holds.
@@ -81,6 +127,14 @@ struct Manifest {
     algorithms: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
+    #[serde(default)]
+    socket: SocketMode,
+    #[serde(default)]
+    faults: bool,
+    #[serde(default)]
+    implements: Option<String>,
+    #[serde(default)]
+    properties: Vec<String>,
 }
 
 /// The built-ins and the manifest folders.
@@ -108,6 +162,8 @@ struct Catalog {
 struct ScanState {
     /// The manifests of the last complete scan, names checked.
     manifests: Arc<Vec<Entry>>,
+    /// The manifests that scan left out, and why.
+    broken: Arc<Vec<Broken>>,
     /// Scans started and completed so far, numbered from 1.
     started: u64,
     completed: u64,
@@ -179,8 +235,13 @@ impl Registry {
     /// for a scan of the manifest folders at most [`SCAN_TIMEOUT`].
     pub fn list(&self) -> Vec<Entry> {
         let mut entries: Vec<Entry> = self.built_ins().collect();
-        entries.extend(self.catalog.manifests().iter().cloned());
+        entries.extend(self.catalog.manifests().0.iter().cloned());
         entries
+    }
+
+    /// The manifests left out of the catalog by the last scan, and why.
+    pub fn broken(&self) -> Arc<Vec<Broken>> {
+        self.catalog.manifests().1
     }
 
     /// The module called `name`, or else the one module whose name is
@@ -192,7 +253,7 @@ impl Registry {
         if let Some(entry) = self.built_ins().find(|e| e.name == name) {
             return Some(entry);
         }
-        let manifests = self.catalog.manifests();
+        let (manifests, _) = self.catalog.manifests();
         if let Some(entry) = manifests.iter().find(|e| e.name == name) {
             return Some(entry.clone());
         }
@@ -211,6 +272,10 @@ impl Registry {
             argv: vec![self.modules_bin.display().to_string(), m.name.to_owned()],
             manifest: None,
             env: Vec::new(),
+            socket: SocketMode::Inherit,
+            faults: true,
+            implements: Some(m.name.to_owned()),
+            properties: Vec::new(),
         })
     }
 }
@@ -225,9 +290,9 @@ impl Catalog {
     /// The manifests as a scan that starts after this call finds them, or,
     /// if that scan does not complete within [`SCAN_TIMEOUT`], as the last
     /// complete scan found them.
-    fn manifests(self: &Arc<Self>) -> Arc<Vec<Entry>> {
+    fn manifests(self: &Arc<Self>) -> (Arc<Vec<Entry>>, Arc<Vec<Broken>>) {
         if self.dirs.is_empty() {
-            return Arc::default();
+            return Default::default();
         }
         let deadline = Instant::now() + SCAN_TIMEOUT;
         let mut state = self.lock();
@@ -249,7 +314,7 @@ impl Catalog {
             if let Err(err) = spawned {
                 state.scanning = false;
                 tracing::warn!(%err, "cannot start the scan of the module manifests: the last catalog stays");
-                return Arc::clone(&state.manifests);
+                return (Arc::clone(&state.manifests), Arc::clone(&state.broken));
             }
         }
         while state.completed < wanted {
@@ -267,7 +332,7 @@ impl Catalog {
             }
             state = self.scanned.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
         }
-        Arc::clone(&state.manifests)
+        (Arc::clone(&state.manifests), Arc::clone(&state.broken))
     }
 
     /// Scans until no request is waiting for a newer scan, then ends.
@@ -275,9 +340,10 @@ impl Catalog {
         loop {
             #[cfg(test)]
             drop(self.gate.lock().unwrap_or_else(|p| p.into_inner()));
-            let manifests = Arc::new(scan(&self.dirs, &mut judged));
+            let (manifests, broken) = scan(&self.dirs, &mut judged);
             let mut state = self.lock();
-            state.manifests = manifests;
+            state.manifests = Arc::new(manifests);
+            state.broken = Arc::new(broken);
             state.completed = state.started;
             state.late_warned = false;
             self.scanned.notify_all();
@@ -294,9 +360,10 @@ impl Catalog {
 }
 
 /// The manifests of `dirs` (a missing folder has none), sorted by name,
-/// without those whose name is taken. `judged` holds the verdicts of the
-/// last scan and is left with those of this one.
-fn scan(dirs: &[PathBuf], judged: &mut HashMap<PathBuf, Judged>) -> Vec<Entry> {
+/// without those whose name is taken, and those left out with why, by
+/// path. `judged` holds the verdicts of the last scan and is left with
+/// those of this one.
+fn scan(dirs: &[PathBuf], judged: &mut HashMap<PathBuf, Judged>) -> (Vec<Entry>, Vec<Broken>) {
     let mut seen = HashMap::new();
     for dir in dirs {
         let Ok(files) = std::fs::read_dir(dir) else { continue };
@@ -316,6 +383,7 @@ fn scan(dirs: &[PathBuf], judged: &mut HashMap<PathBuf, Judged>) -> Vec<Entry> {
     let mut good: Vec<(&PathBuf, &mut Judged)> = judged.iter_mut().filter(|(_, j)| j.manifest.is_ok()).collect();
     good.sort_by(|(pa, a), (pb, b)| name_of(a).cmp(name_of(b)).then(pa.cmp(pb)));
     let mut entries: Vec<Entry> = Vec::new();
+    let mut broken: Vec<Broken> = Vec::new();
     for (path, judged) in good {
         let Ok(entry) = &judged.manifest else { continue };
         if built_ins.contains(&entry.name.as_str()) || entries.iter().any(|e| e.name == entry.name) {
@@ -323,11 +391,19 @@ fn scan(dirs: &[PathBuf], judged: &mut HashMap<PathBuf, Judged>) -> Vec<Entry> {
                 judged.clash_warned = true;
                 tracing::warn!(manifest = %path.display(), name = %entry.name, "a module of that name exists already: manifest left out");
             }
+            let error = format!("a module named {} exists already", entry.name);
+            broken.push(Broken { path: path.clone(), error });
             continue;
         }
         entries.push(entry.clone());
     }
-    entries
+    for (path, judged) in judged.iter() {
+        if let Err(error) = &judged.manifest {
+            broken.push(Broken { path: path.clone(), error: error.clone() });
+        }
+    }
+    broken.sort_by(|a, b| a.path.cmp(&b.path));
+    (entries, broken)
 }
 
 fn name_of(judged: &Judged) -> &str {
@@ -459,7 +535,29 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Entry, String> {
     };
     let mut argv = vec![command];
     argv.extend(manifest.args.iter().map(|a| expand(a)));
-    let description = if manifest.interface.is_empty() { manifest.description.clone() } else { manifest.interface };
+    // What it implements is a built-in abstraction (its properties and
+    // checkers are the built-in's), named exactly or in another case.
+    let implements = match &manifest.implements {
+        None => None,
+        Some(name) => {
+            let found = mgr_modules::catalog::all().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                format!("implements: {name} is not an abstraction mgr knows (see: mgr-modules --list)")
+            })?;
+            Some(found)
+        }
+    };
+    let mut properties = Vec::new();
+    for id in &manifest.properties {
+        let property = mgr_modules::check::property(id)
+            .ok_or_else(|| format!("properties: {id} is not a property mgr can check (see: mgrctl modules NAME)"))?;
+        properties.push(property.id.to_owned());
+    }
+    let description = match (manifest.interface.is_empty(), implements) {
+        (false, _) => manifest.interface,
+        // The interface of what it implements, which is what a user types.
+        (true, Some(found)) => found.description.to_owned(),
+        (true, None) => manifest.description.clone(),
+    };
     Ok(Entry {
         name: manifest.name,
         summary: manifest.description,
@@ -469,6 +567,10 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Entry, String> {
         argv,
         manifest: Some(path.to_owned()),
         env: manifest.env,
+        socket: manifest.socket,
+        faults: manifest.faults,
+        implements: implements.map(|m| m.name.to_owned()),
+        properties,
     })
 }
 

@@ -66,6 +66,13 @@ pub(super) async fn draw(client: &mut Client, run_name: &str, output: Option<&st
     for member in &run.missing {
         crate::note!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
+    let bare = crate::trace::without_vc(&run);
+    if !bare.is_empty() {
+        crate::note!(
+            "mgrctl: the events of {} carry no vector clock (vc): they are placed by their Lamport clocks alone (see modules/README.md, Events file)",
+            bare.join(",")
+        );
+    }
     let reply =
         client.ps(PsRequest { run: run_name.to_owned(), local: false }).await.map_err(super::status)?.into_inner();
     let members = reply.runs.iter().flat_map(|r| &r.instances).map(|i| (i.name.clone(), i.member.clone())).collect();

@@ -159,9 +159,24 @@ pub struct ExecArgs {
     pub count: u32,
     #[command(flatten)]
     pub options: RunOptions,
+    /// How the command gets its UDP socket on MGR_ADDR: `bind` (it binds
+    /// MGR_ADDR itself; the manager holds the port until just before it
+    /// starts) or `inherit` (the manager's socket, already bound, as the
+    /// descriptor MGR_UDP_FD: datagrams sent before it is up wait for it).
+    // Not `--socket`, the manifests' key: that is the global option that
+    // names the manager's Unix socket.
+    #[arg(long, value_enum, default_value_t = SocketMode::Bind, value_name = "MODE")]
+    pub udp: SocketMode,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// How an exec'd command gets its socket (`--socket`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketMode {
+    Bind,
+    Inherit,
 }
 
 pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Result<u8> {
@@ -175,7 +190,11 @@ pub async fn launch(client: Client, args: LaunchArgs, local: bool) -> anyhow::Re
 }
 
 pub async fn exec(client: Client, args: ExecArgs, local: bool) -> anyhow::Result<u8> {
-    let role = Role { command: args.command, ..args.options.role(args.count) };
+    let socket = match args.udp {
+        SocketMode::Bind => "bind",
+        SocketMode::Inherit => "inherit",
+    };
+    let role = Role { command: args.command, socket: socket.to_owned(), ..args.options.role(args.count) };
     let request =
         LaunchRequest { name: args.options.name.clone().unwrap_or_default(), faults: String::new(), roles: vec![role] };
     start(client, request, args.options, local, None).await

@@ -23,12 +23,16 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8
     };
     let mut out = crate::stdout::lock();
     let mut table = crate::table::new(&["MODULE", "REFERENCE", "SUMMARY"], &[]);
-    for m in reply.modules {
+    let (modules, broken): (Vec<_>, Vec<_>) = reply.modules.into_iter().partition(|m| m.error.is_empty());
+    for m in modules {
         if args.json {
+            let manifest = !m.manifest.is_empty();
             let value = serde_json::json!({
                 "name": m.name, "summary": m.summary, "reference": m.reference,
                 "description": m.description, "algorithms": m.algorithms,
-                "manifest": (!m.manifest.is_empty()).then_some(&m.manifest),
+                "manifest": manifest.then_some(&m.manifest),
+                "implements": (!m.implements.is_empty()).then_some(&m.implements),
+                "properties": m.properties, "socket": m.socket, "faults": m.faults,
             });
             writeln!(out, "{value}")?;
         } else if described {
@@ -39,6 +43,21 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8
             }
             if !m.manifest.is_empty() {
                 writeln!(out, "From: {}", m.manifest)?;
+                // What a manifest declares decides what check does with it
+                // and whether faults reach it: said where its author looks.
+                let implements =
+                    if m.implements.is_empty() { "nothing (check needs --property)" } else { &m.implements };
+                writeln!(out, "Implements: {implements}")?;
+                if !m.properties.is_empty() {
+                    writeln!(out, "Properties checked: {}", m.properties.join(", "))?;
+                }
+                writeln!(out, "Socket: {} ({})", m.socket, socket_meaning(&m.socket))?;
+                let faults = if m.faults {
+                    "applied by the module"
+                } else {
+                    "refused (its manifest does not say faults = true)"
+                };
+                writeln!(out, "Faults: {faults}")?;
             }
             writeln!(out, "\n{}", m.description.trim_end())?;
         } else {
@@ -49,6 +68,22 @@ pub async fn modules(mut client: Client, args: ModulesArgs) -> anyhow::Result<u8
     if !args.json && !described {
         out.write_all(crate::table::render(&table).as_bytes())?;
     }
+    // Manifests the manager left out, with why: their authors look here,
+    // not in the manager's log.
+    for b in &broken {
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({"manifest": b.manifest, "error": b.error}))?;
+        } else if !described {
+            writeln!(out, "left out: {}: {}", b.manifest, b.error)?;
+        }
+    }
     out.flush()?;
     Ok(0)
+}
+
+fn socket_meaning(mode: &str) -> &'static str {
+    match mode {
+        "inherit" => "takes the manager's bound socket from MGR_UDP_FD",
+        _ => "binds MGR_ADDR itself",
+    }
 }

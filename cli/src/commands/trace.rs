@@ -39,6 +39,13 @@ pub async fn trace(mut client: Client, args: TraceArgs) -> anyhow::Result<u8> {
     for member in &run.missing {
         crate::note!("mgrctl: the events of member {member} are missing: it is dead or out of reach");
     }
+    let bare = crate::trace::without_vc(&run);
+    if !bare.is_empty() && args.format == TraceFormat::Shiviz {
+        crate::note!(
+            "mgrctl: the events of {} carry no vector clock (vc): ShiViz shows no causal links for them (see modules/README.md, Events file)",
+            bare.join(",")
+        );
+    }
     let text = match args.format {
         TraceFormat::Shiviz => crate::trace::shiviz(&run),
         TraceFormat::Json => crate::trace::json_lines(&run),

@@ -20,6 +20,7 @@ use mgr_proto::{
 };
 use tonic::Code;
 
+use super::check::Declared;
 use super::logs::{OnClose, layout_for, stream};
 use crate::client::Client;
 use crate::render::Style;
@@ -153,7 +154,8 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
                 report.fail(format!("events: member {member}'s are missing (dead or out of reach)"));
             }
             if let Some(ids) = &scenario.check.properties {
-                check_properties(&mut report, &events, ids);
+                let declared = Declared::fetch(&mut client).await;
+                check_properties(&mut report, &events, ids, &declared);
             }
         }
         Err(err) => report.fail(format!("events: {err:#}")),
@@ -182,14 +184,17 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
 /// The verdicts of the scenario's properties, into the summary. An
 /// undecided property fails only where a member's events are missing (it
 /// could have been violated there); otherwise it is said, not counted.
-fn check_properties(report: &mut Report, events: &mgr_modules::check::RunEvents, ids: &[String]) {
-    let verdicts = match super::check::verdicts(events, ids) {
+fn check_properties(report: &mut Report, events: &mgr_modules::check::RunEvents, ids: &[String], declared: &Declared) {
+    let (verdicts, notes) = match super::check::verdicts(events, ids, &[], declared) {
         Ok(verdicts) => verdicts,
         Err(err) => return report.fail(format!("check: {err}")),
     };
-    for (property, verdict) in verdicts {
-        let line = super::check::verdict_line(&property, &verdict, false);
-        match verdict {
+    for note in notes {
+        report.note(format!("check: {note}"));
+    }
+    for checked in verdicts {
+        let line = super::check::verdict_line(&checked, false);
+        match checked.verdict {
             Verdict::Holds => report.pass(line),
             Verdict::Violated(_) => report.fail(line),
             Verdict::Undecided(_) if !events.missing.is_empty() => report.fail(line),
@@ -238,6 +243,7 @@ async fn launch(client: &mut Client, scenario: &Scenario, wanted: Option<&str>) 
                 memory_bytes: r.memory_bytes,
                 cpus: r.cpus,
                 pids: r.pids,
+                socket: r.socket.clone(),
             }
         })
         .collect();

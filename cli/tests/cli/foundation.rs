@@ -445,7 +445,10 @@ fn faults_need_the_module_runtime() -> Result<()> {
     let daemon = Daemon::start(&["--allow-exec"])?;
     daemon.ok(&["exec", "1", "--name", "plain", "--detach", "--", "sleep", "30"])?;
     let err = daemon.err(&["fault", "plain", "--loss", "0.5"])?;
-    assert!(err.contains("faults are applied by the module runtime, and run 'plain' is an exec"), "{err}");
+    assert!(
+        err.contains("run 'plain' cannot take network faults: faults are applied by the module runtime, and it runs a command (exec)"),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -29,4 +29,5 @@ mod scenarios;
 mod security;
 mod semester;
 mod service;
+mod students;
 mod visualize;

@@ -23,6 +23,7 @@ use super::peer::plan_from_proto;
 use super::ps::{placed_to_proto, run_to_proto};
 use super::status::GroupError;
 use crate::membership::PeerInfo;
+use crate::registry::SocketMode;
 use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy, RoleSpec};
 
 /// Rounds of `Reserve` before the members agree on an automatic run name
@@ -299,7 +300,17 @@ pub(super) fn role_spec(role: Role) -> Result<RoleSpec, Status> {
     if role.pids > 1 << 22 {
         return Err(bad(format!("{} processes is not a limit", role.pids)));
     }
+    let socket = match role.socket.as_str() {
+        "" => None,
+        text => Some(SocketMode::parse(text).ok_or_else(|| {
+            bad(format!("socket must be bind or inherit, not '{}'", crate::names::printable(text, 32)))
+        })?),
+    };
+    if socket.is_some() && role.command.is_empty() {
+        return Err(bad("a module's manifest says how it gets its socket; --socket is for a command".into()));
+    }
     Ok(RoleSpec {
+        socket,
         max_log_bytes: role.max_log_bytes,
         memory: role.memory_bytes,
         cpus: role.cpus,

@@ -8,16 +8,22 @@ use mgr_proto::{Module, ModulesReply, ModulesRequest};
 use tonic::Status;
 
 use super::Control;
-use crate::registry::Entry;
+use crate::registry::{Entry, SocketMode};
 use crate::supervisor::Error;
 
 pub(super) async fn modules(control: &Control, req: ModulesRequest) -> Result<ModulesReply, Status> {
     let registry = control.registry.clone();
     let found = tokio::task::spawn_blocking(move || {
         if req.name.is_empty() {
-            Ok(registry.list())
+            let mut list: Vec<Module> = registry.list().into_iter().map(to_proto).collect();
+            list.extend(registry.broken().iter().map(|b| Module {
+                manifest: b.path.display().to_string(),
+                error: b.error.clone(),
+                ..Default::default()
+            }));
+            Ok(list)
         } else {
-            registry.find(&req.name).map(|m| vec![m]).ok_or(Error::UnknownModule(req.name))
+            registry.find(&req.name).map(|m| vec![to_proto(m)]).ok_or(Error::UnknownModule(req.name))
         }
     })
     .await
@@ -27,7 +33,7 @@ pub(super) async fn modules(control: &Control, req: ModulesRequest) -> Result<Mo
         Ok(panic) => std::panic::resume_unwind(panic),
         Err(_) => Error::Stopped,
     })??;
-    Ok(ModulesReply { modules: found.into_iter().map(to_proto).collect() })
+    Ok(ModulesReply { modules: found })
 }
 
 fn to_proto(m: Entry) -> Module {
@@ -38,5 +44,14 @@ fn to_proto(m: Entry) -> Module {
         description: m.description,
         algorithms: m.algorithms,
         manifest: m.manifest.map(|p| p.display().to_string()).unwrap_or_default(),
+        implements: m.implements.unwrap_or_default(),
+        properties: m.properties,
+        socket: match m.socket {
+            SocketMode::Inherit => "inherit",
+            SocketMode::Bind => "bind",
+        }
+        .to_owned(),
+        faults: m.faults,
+        error: String::new(),
     }
 }

@@ -20,7 +20,7 @@ impl From<Error> for Status {
             Error::PortsExhausted { .. } | Error::StdinFull { .. } | Error::TooManyLaunches => Code::ResourceExhausted,
             Error::NotRunning(_)
             | Error::NotPaused(_)
-            | Error::FaultsNeedModule(_)
+            | Error::FaultsNotApplied { .. }
             | Error::NotReserved(_)
             | Error::OtherLaunch(_)
             | Error::HistoryRun(_)

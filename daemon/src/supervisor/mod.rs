@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::output::{self, LogHandle, Unopened, Writer};
-use crate::registry::Registry;
+use crate::registry::{Registry, SocketMode};
 use cgroup::{Cgroups, InstanceCgroup, Limits};
 use mgr_modules::runtime::faults::{self, Faults};
 use ports::Ports;
@@ -106,8 +106,8 @@ pub enum Error {
     BadRequest(String),
     #[error("bad faults: {0}")]
     BadFaults(String),
-    #[error("faults are applied by the module runtime, and run '{0}' is an exec of a command")]
-    FaultsNeedModule(String),
+    #[error("run '{run}' cannot take network faults: {why}")]
+    FaultsNotApplied { run: String, why: String },
     #[error("member {member} cannot limit an instance's memory, cpus or pids: {why}")]
     LimitsOff { member: String, why: String },
     #[error("run '{0}' has live instances: stop it first, or remove it with --force")]
@@ -202,6 +202,9 @@ pub struct RoleSpec {
     pub memory: u64,
     pub cpus: f64,
     pub pids: u32,
+    /// For `exec`: how the command gets its socket (`None`: it binds
+    /// `MGR_ADDR`); a module's manifest says it for a module.
+    pub socket: Option<SocketMode>,
 }
 
 /// Restarting instances that fail by themselves (`--restart on-failure`):
@@ -676,6 +679,10 @@ struct RoleRun {
     /// Limits of each instance, asked by the launch (pids 0: the member's
     /// default).
     limits: Limits,
+    /// How its instances get their sockets.
+    socket: SocketMode,
+    /// Whether its program applies the run's faults.
+    faults: bool,
 }
 
 struct Run {
@@ -751,7 +758,8 @@ fn now_ms() -> u64 {
 
 /// Appends a `crash` event, in the format of the module runtime's events
 /// (one JSON object per line, one `write` so lines never interleave).
-fn record_crash(path: &std::path::Path, run: &str, process: &str, cause: &str) -> std::io::Result<()> {
+/// `inc` is the incarnation that ended (`MGR_INCARNATION` of its start).
+fn record_crash(path: &std::path::Path, run: &str, process: &str, inc: u32, cause: &str) -> std::io::Result<()> {
     use std::io::Write;
     let record = serde_json::json!({
         "time_ms": now_ms(),
@@ -759,6 +767,7 @@ fn record_crash(path: &std::path::Path, run: &str, process: &str, cause: &str) -
         "process": process,
         "event": "crash",
         "by": "mgr",
+        "inc": inc,
         "text": cause,
     });
     let mut line = record.to_string().into_bytes();
@@ -785,6 +794,26 @@ fn check_instances(spec: &PrepareSpec) -> Result<(), Error> {
         crate::names::check(crate::names::Kind::Role, &role.name)?;
     }
     Ok(())
+}
+
+/// Refuses faults for a run that has a role whose program would not apply
+/// them: they would change nothing, and a user who set `--loss 1.0` would
+/// believe the run survived a total loss.
+fn faults_applied(run: &str, roles: &[RoleRun]) -> Result<(), Error> {
+    match roles.iter().find(|r| !r.faults) {
+        None => Ok(()),
+        Some(role) => {
+            let why = if role.module == "exec" {
+                "faults are applied by the module runtime, and it runs a command (exec)".to_owned()
+            } else {
+                format!(
+                    "module {} does not apply them (its manifest does not say faults = true), so they would change nothing",
+                    role.module
+                )
+            };
+            Err(Error::FaultsNotApplied { run: run.to_owned(), why })
+        }
+    }
 }
 
 /// Checks that a partition names only instances of the run (`p1`…`pN`).
@@ -987,6 +1016,8 @@ impl Task {
                             restart: None,
                             max_log_bytes: self.config.max_log_bytes,
                             limits: Limits::default(),
+                            socket: SocketMode::Inherit,
+                            faults: false,
                         });
                         roles.len() - 1
                     }
@@ -1011,7 +1042,8 @@ impl Task {
                     }
                     writer.close();
                     let events = dir.join(format!("{}.events.jsonl", rec.name));
-                    if let Err(err) = record_crash(&events, &name, &rec.name, "lost: the manager restarted") {
+                    if let Err(err) = record_crash(&events, &name, &rec.name, rec.starts, "lost: the manager restarted")
+                    {
                         tracing::warn!(run = %name, instance = %rec.name, %err, "cannot record the crash");
                     }
                 }
@@ -1203,15 +1235,17 @@ impl Task {
             {
                 return Err(Error::LimitsOff { member: self.config.member_name.clone(), why: why.to_owned() });
             }
-            let (module, program) = match &role.module {
-                Some(module) if role.instances.is_empty() => (module.clone(), Vec::new()),
+            let (module, program, socket, applies_faults) = match &role.module {
+                // A member that hosts none of its instances needs nothing
+                // of the module but its name.
+                Some(module) if role.instances.is_empty() => (module.clone(), Vec::new(), SocketMode::Inherit, true),
                 Some(module) => {
                     let entry =
                         self.config.registry.find(module).ok_or_else(|| Error::UnknownModule(module.clone()))?;
                     self.check_env(role, &entry.env)?;
                     let mut program = entry.argv;
                     program.extend(role.args.iter().cloned());
-                    (module.clone(), program)
+                    (module.clone(), program, entry.socket, entry.faults)
                 }
                 None => {
                     if !self.config.allow_exec && !role.instances.is_empty() {
@@ -1220,7 +1254,7 @@ impl Task {
                     if role.command.is_empty() {
                         return Err(Error::NoCommand);
                     }
-                    ("exec".to_owned(), role.command.clone())
+                    ("exec".to_owned(), role.command.clone(), role.socket.unwrap_or_default(), false)
                 }
             };
             roles.push(RoleRun {
@@ -1231,6 +1265,8 @@ impl Task {
                 restart: role.restart,
                 max_log_bytes: if role.max_log_bytes == 0 { self.config.max_log_bytes } else { role.max_log_bytes },
                 limits,
+                socket,
+                faults: applies_faults,
             });
         }
         let mut module = String::new();
@@ -1250,8 +1286,8 @@ impl Task {
         }
         let name = self.take_reservation(&spec.run, &spec.launch_id)?;
         let faults = Faults::parse(&spec.faults).map_err(|e| Error::BadFaults(e.to_string()))?;
-        if !faults.is_none() && roles.iter().any(|r| r.module == "exec") {
-            return Err(Error::FaultsNeedModule(name));
+        if !faults.is_none() {
+            faults_applied(&name, &roles)?;
         }
         check_partition(&faults, spec.total)?;
 
@@ -1573,9 +1609,13 @@ impl Task {
                     ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
                     ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
                     ("MGR_DIR".into(), run.dir.clone().into()),
-                    ("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()),
                     ("MGR_FAULTS".into(), run.faults.to_string().into()),
+                    ("MGR_INCARNATION".into(), (inst.starts + 1).to_string().into()),
                 ];
+                let inherit = role.socket == SocketMode::Inherit;
+                if inherit {
+                    env.push(("MGR_UDP_FD".into(), socket.as_raw_fd().to_string().into()));
+                }
                 if !role.name.is_empty() {
                     env.push(("MGR_ROLE".into(), role.name.clone().into()));
                     env.push(("MGR_ROLES".into(), run.role_table.clone().into()));
@@ -1590,7 +1630,7 @@ impl Task {
                     argv: role.program.clone(),
                     env,
                     cwd: run.dir.clone(),
-                    inherit: Some(socket.as_raw_fd()),
+                    inherit: inherit.then(|| socket.as_raw_fd()),
                     control: role.module != "exec",
                     cgroup_procs: leaves
                         .get(k)
@@ -1602,6 +1642,16 @@ impl Task {
             .collect();
         let programs: Vec<String> =
             starts.iter().map(|(i, _)| run.roles[run.instances[*i].role].program[0].clone()).collect();
+        // A program that binds its address itself gets the port free: the
+        // manager's socket held it until now, so that no one else took it
+        // while the run was prepared.
+        let starts: Vec<(usize, Option<UdpSocket>)> = starts
+            .into_iter()
+            .map(|(i, socket)| {
+                let keep = run.roles[run.instances[i].role].socket == SocketMode::Inherit;
+                (i, keep.then_some(socket))
+            })
+            .collect();
         let (spawned, writers) = match opening {
             Some(opening) => {
                 let (spawned, writers) = tokio::join!(self.spawner.spawn_all(specs), opening);
@@ -1687,9 +1737,7 @@ impl Task {
 
     fn fault(&mut self, run_name: &str, change: FaultChange) -> Result<(String, Vec<String>), Error> {
         let run = self.runs.get_mut(run_name).ok_or_else(|| Error::UnknownRun(run_name.to_owned()))?;
-        if run.roles.iter().any(|r| r.module == "exec") {
-            return Err(Error::FaultsNeedModule(run_name.to_owned()));
-        }
+        faults_applied(run_name, &run.roles)?;
         let bad = |e: faults::FaultsError| Error::BadFaults(e.to_string());
         let mut next = run.faults.clone();
         if let Some(loss) = change.loss {
@@ -1995,7 +2043,7 @@ impl Task {
         // log must say so for a checker to know who is correct.
         if intent != Some(Intent::Stop) && inst.state != State::Exited {
             let events = run.dir.join(format!("{instance}.events.jsonl"));
-            if let Err(err) = record_crash(&events, run_name, instance, &format!("{how}{why}")) {
+            if let Err(err) = record_crash(&events, run_name, instance, inst.starts, &format!("{how}{why}")) {
                 tracing::error!(run = run_name, instance, %err, "cannot record the crash in the events file");
             }
         }

@@ -63,6 +63,9 @@ pub struct BestEffortBroadcastModule {
 /// Best-effort broadcast as the user sees it (see [`BroadcastModule`]).
 impl Broadcast for BestEffortBroadcastModule {
     fn upon_init(&mut self, ctx: &mut Context) {
+        // Numbers go on from this incarnation's first id, so that a
+        // restarted process never reuses one of its earlier lives.
+        self.broadcasts = ctx.first_message_id() - 1;
         self.beb.upon_init(ctx);
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::best_effort;
 use super::reliable::ReliableBroadcast;
 use super::{Broadcast, BroadcastModule, Delivery};
+use crate::runtime::contract::ID_STRIDE;
 use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message delivered in FIFO order: its original sender, its sequence
@@ -56,6 +57,9 @@ impl FifoReliableBroadcast {
     /// `upon event ⟨ frb, Init ⟩`: `lsn := 0; pending := ∅; next := [1]^N`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
         self.rb.upon_init(ctx);
+        // A restarted process numbers from its incarnation's first id, so
+        // that its messages are new ones, not its earlier life's again.
+        self.lsn = ctx.first_message_id() - 1;
         self.next = ctx.processes().into_iter().map(|p| (p, 1)).collect();
     }
 
@@ -88,8 +92,20 @@ impl FifoReliableBroadcast {
     /// trigger ⟨ frb, Deliver | s, m' ⟩`.
     fn upon_rb_deliver(&mut self, s: String, sn: u64, m: String) -> Vec<FifoMessage> {
         let pending = self.pending.entry(s.clone()).or_default();
-        pending.insert(sn, m);
         let next = self.next.entry(s.clone()).or_insert(1);
+        // A message of a later incarnation of s: s crashed and came back,
+        // and its new life's sequence starts at that incarnation's first
+        // number. What its earlier life left pending can never be released
+        // (the book's crash-stop s sent nothing more), so it goes.
+        let first_of = |n: u64| (n - 1) / ID_STRIDE * ID_STRIDE + 1;
+        if sn >= 1 && first_of(sn) > *next {
+            *next = first_of(sn);
+            pending.retain(|&k, _| k >= *next);
+        }
+        // Below next: delivered already, or of a life that ended.
+        if sn >= *next {
+            pending.insert(sn, m);
+        }
         let mut out = Vec::new();
         while let Some(m) = pending.remove(next) {
             out.push(FifoMessage { sender: s.clone(), sn: *next, text: m });

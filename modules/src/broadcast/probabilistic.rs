@@ -130,7 +130,11 @@ impl ProbabilisticBroadcast {
 /// Probabilistic broadcast as the user sees it (see [`BroadcastModule`]):
 /// the broadcaster delivers its own message at once.
 impl Broadcast for ProbabilisticBroadcast {
-    fn upon_init(&mut self, _ctx: &mut Context) {}
+    fn upon_init(&mut self, ctx: &mut Context) {
+        // Numbers go on from this incarnation's first id, so that a
+        // restarted process never reuses one of its earlier lives.
+        self.broadcasts = ctx.first_message_id() - 1;
+    }
 
     fn next_id(&self) -> u64 {
         self.broadcasts + 1

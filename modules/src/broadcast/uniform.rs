@@ -64,6 +64,9 @@ impl UniformReliableBroadcast {
     /// `upon event ⟨ urb, Init ⟩`: `delivered := ∅; pending := ∅;
     /// correct := Π; forall m do ack[m] := ∅`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
+        // Numbers go on from this incarnation's first id, so that a
+        // restarted process never reuses one of its earlier lives.
+        self.broadcasts = ctx.first_message_id() - 1;
         self.beb.upon_init(ctx);
         if let Some(p) = &mut self.p {
             p.upon_init(ctx);

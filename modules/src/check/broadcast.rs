@@ -218,11 +218,17 @@ fn rb_validity(run: &RunEvents) -> Verdict {
 
 /// BEB2, RB2, URB2, PB2, FRB2, CRB2. "No duplication: No message is
 /// delivered more than once."
+///
+/// Once per incarnation: a process that crashed and was restarted is a new
+/// process of the crash-recovery model, with no memory of what its earlier
+/// life delivered, so delivering a message again there is no duplication.
 fn no_duplication(run: &RunEvents) -> Verdict {
     for p in &run.processes {
-        let mut seen: BTreeMap<Msg, &Event> = BTreeMap::new();
+        let mut seen: BTreeMap<(Option<u64>, Msg), &Event> = BTreeMap::new();
         for (m, e) in deliveries_of(run, p) {
+            let m = (e.inc, m);
             if let Some(first) = seen.get(&m) {
+                let (_, m) = m;
                 return Verdict::Violated(format!(
                     "{p} delivered {} twice:{} and again{}",
                     name(&m, e.text.as_deref()),

@@ -48,6 +48,10 @@ pub struct Event {
     /// The vector clock, one entry per process of the run in `p1..pN` order.
     #[serde(default)]
     pub vc: Vec<u64>,
+    /// The writer's incarnation (`MGR_INCARNATION`): 1, then one more at
+    /// each restart; absent from events of programs that do not say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inc: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// "mgr" on the crash records the manager writes.
@@ -65,6 +69,8 @@ pub struct RunEvents {
     /// Each process's module, for a run of several roles (a scenario);
     /// empty when every process runs `module`.
     pub module_of: BTreeMap<String, String>,
+    /// Each process's role, for a run of several roles; empty otherwise.
+    pub role_of: BTreeMap<String, String>,
     /// Every process of the run, in `p1..pN` order.
     pub processes: Vec<String>,
     /// Each process's events in the order it wrote them (crash records
@@ -129,6 +135,7 @@ impl RunEvents {
             run: self.run.clone(),
             module: self.module.clone(),
             module_of: self.module_of.iter().filter(|(p, _)| keep(p)).map(|(p, m)| (p.clone(), m.clone())).collect(),
+            role_of: self.role_of.iter().filter(|(p, _)| keep(p)).map(|(p, r)| (p.clone(), r.clone())).collect(),
             processes: self.processes.iter().filter(|p| keep(p)).cloned().collect(),
             by_process: self.by_process.iter().filter(|(p, _)| keep(p)).map(|(p, e)| (p.clone(), e.clone())).collect(),
             missing: self.missing.clone(),
@@ -138,26 +145,30 @@ impl RunEvents {
         }
     }
 
-    /// The run split by module, each part with the processes that run it,
-    /// in order of first process: one part for a plain run.
-    pub fn by_module(&self) -> Vec<(String, RunEvents)> {
-        if self.module_of.is_empty() {
-            return vec![(self.module.clone(), self.clone())];
+    /// The run split by role, each part with its role's name, its module
+    /// and its processes, in order of first process; one part, with an
+    /// empty role name, for a run without roles. Each role is its own Π
+    /// (the book's modules broadcast within their role), so each is checked
+    /// on its own.
+    pub fn by_role(&self) -> Vec<(String, String, RunEvents)> {
+        if self.role_of.is_empty() {
+            return vec![(String::new(), self.module.clone(), self.clone())];
         }
-        let mut modules: Vec<&String> = Vec::new();
+        let mut roles: Vec<&String> = Vec::new();
         for process in &self.processes {
-            if let Some(module) = self.module_of.get(process)
-                && !modules.contains(&module)
+            if let Some(role) = self.role_of.get(process)
+                && !roles.contains(&role)
             {
-                modules.push(module);
+                roles.push(role);
             }
         }
-        modules
+        roles
             .into_iter()
-            .map(|module| {
+            .map(|role| {
                 let mine: Vec<String> =
-                    self.processes.iter().filter(|p| self.module_of.get(*p) == Some(module)).cloned().collect();
-                (module.clone(), self.only(&mine))
+                    self.processes.iter().filter(|p| self.role_of.get(*p) == Some(role)).cloned().collect();
+                let module = mine.first().and_then(|p| self.module_of.get(p)).cloned().unwrap_or_default();
+                (role.clone(), module, self.only(&mine))
             })
             .collect()
     }
@@ -279,24 +290,28 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_run_of_several_roles_is_split_by_module_with_only_its_processes() {
+    fn a_run_of_several_roles_is_split_by_role_with_only_its_processes() {
         let mut run = RunEvents::from_events(
-            3,
+            4,
             [
                 ev("p1", "send", Some("p3"), Some(1), Some("x")),
                 ev("p3", "acked", None, Some(1), None),
                 Event { event: "crash".into(), by: Some("mgr".into()), ..ev("p2", "crash", None, None, None) },
             ],
         );
-        assert_eq!(run.by_module().len(), 1, "a plain run is one part");
+        assert_eq!(run.by_role().len(), 1, "a plain run is one part");
         run.module = "AckReceiver+AckClient".into();
-        run.module_of = [("p1", "AckReceiver"), ("p2", "AckReceiver"), ("p3", "AckClient")]
+        run.module_of = [("p1", "AckReceiver"), ("p2", "AckReceiver"), ("p3", "AckClient"), ("p4", "AckReceiver")]
             .map(|(p, m)| (p.into(), m.into()))
             .into();
-        let parts = run.by_module();
-        let names: Vec<&str> = parts.iter().map(|(m, _)| m.as_str()).collect();
-        assert_eq!(names, ["AckReceiver", "AckClient"]);
-        let (receivers, client) = (&parts[0].1, &parts[1].1);
+        // Two roles of one module are two parts: each is its own group.
+        run.role_of = [("p1", "receiver"), ("p2", "receiver"), ("p3", "client"), ("p4", "spare")]
+            .map(|(p, r)| (p.into(), r.into()))
+            .into();
+        let parts = run.by_role();
+        let names: Vec<(&str, &str)> = parts.iter().map(|(r, m, _)| (r.as_str(), m.as_str())).collect();
+        assert_eq!(names, [("receiver", "AckReceiver"), ("client", "AckClient"), ("spare", "AckReceiver")]);
+        let (receivers, client) = (&parts[0].2, &parts[1].2);
         assert_eq!(receivers.processes, ["p1", "p2"]);
         assert_eq!(receivers.crashed().into_iter().collect::<Vec<_>>(), ["p2"]);
         assert_eq!(client.processes, ["p3"]);

@@ -35,6 +35,18 @@ pub const MGR_ROLE: &str = "MGR_ROLE";
 pub const MGR_ROLES: &str = "MGR_ROLES";
 /// Optional: `239.a.b.c:port`, the IP multicast group the manager assigned to the run.
 pub const MGR_MULTICAST: &str = "MGR_MULTICAST";
+pub const MGR_INCARNATION: &str = "MGR_INCARNATION";
+
+/// The most incarnations an instance has: far more restarts than a run
+/// sees, and few enough that message ids never overflow (see
+/// [`ID_STRIDE`]).
+pub const MAX_INCARNATION: u64 = 1_000_000;
+
+/// Message ids per incarnation: incarnation `k` numbers its messages from
+/// `(k - 1) * ID_STRIDE + 1`, so a restarted process never reuses an id of
+/// its earlier lives (its first message after one restart is 1000000001)
+/// and receivers that deduplicate by (sender, id) need no change.
+pub const ID_STRIDE: u64 = 1_000_000_000;
 
 /// Everything an instance learns from the daemon at launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +70,9 @@ pub struct Contract {
     pub roles: Vec<(String, Vec<String>)>,
     /// The run's IP multicast group (`MGR_MULTICAST`), if the manager assigned one.
     pub multicast: Option<SocketAddrV4>,
+    /// Which life of this instance this is (`MGR_INCARNATION`): 1 at its
+    /// first start, one more at each restart; 1 when not set.
+    pub incarnation: u64,
 }
 
 /// Why the environment does not hold a valid launch contract. Every message
@@ -114,9 +129,16 @@ pub enum ContractError {
     NotMulticast(std::net::Ipv4Addr),
     #[error("MGR_MULTICAST: {0} has port 0")]
     MulticastPortZero(SocketAddrV4),
+    #[error("MGR_INCARNATION: '{0}' is not a whole number of at least 1")]
+    BadIncarnation(String),
 }
 
 impl Contract {
+    /// The id of the first message this incarnation sends (see [`ID_STRIDE`]).
+    pub fn first_message_id(&self) -> u64 {
+        (self.incarnation - 1) * ID_STRIDE + 1
+    }
+
     /// Reads the contract from this process's environment.
     pub fn from_env() -> Result<Contract, ContractError> {
         Contract::from_lookup(|var| std::env::var_os(var))
@@ -192,6 +214,13 @@ impl Contract {
             Some(value) => Some(parse_multicast(&value)?),
             None => None,
         };
+        let incarnation = match text(MGR_INCARNATION)? {
+            Some(value) => match value.parse::<u64>() {
+                Ok(n) if (1..=MAX_INCARNATION).contains(&n) => n,
+                _ => return Err(ContractError::BadIncarnation(value)),
+            },
+            None => 1,
+        };
 
         Ok(Contract {
             run,
@@ -206,6 +235,7 @@ impl Contract {
             role,
             roles,
             multicast,
+            incarnation,
         })
     }
 

@@ -3,7 +3,7 @@
 //! Every line of the file is one JSON object:
 //!
 //! ```json
-//! {"time_ms":1700000000000,"run":"lab1","process":"p1","event":"send","peer":"p2","id":1,"lamport":1,"vc":[1,0],"text":"hello"}
+//! {"time_ms":1700000000000,"run":"lab1","process":"p1","event":"send","peer":"p2","id":1,"lamport":1,"vc":[1,0],"inc":1,"text":"hello"}
 //! ```
 //!
 //! The clocks live here because the log is where their values are used:
@@ -55,6 +55,7 @@ struct Record<'a> {
     id: Option<u64>,
     lamport: u64,
     vc: &'a [u64],
+    inc: u64,
     text: Option<&'a str>,
 }
 
@@ -69,6 +70,8 @@ pub struct EventLog {
     vc: Vec<u64>,
     /// This process's entry in `vc`.
     me: usize,
+    /// Its incarnation (`MGR_INCARNATION`), written on every event.
+    inc: u64,
     warned: bool,
 }
 
@@ -88,8 +91,15 @@ impl EventLog {
             lamport: 0,
             vc: vec![0; n.max(me + 1)],
             me,
+            inc: 1,
             warned: false,
         })
+    }
+
+    /// The same log for incarnation `inc` of its process (1 unless set).
+    pub fn incarnation(mut self, inc: u64) -> EventLog {
+        self.inc = inc;
+        self
     }
 
     /// The current value of the Lamport clock.
@@ -157,6 +167,7 @@ impl EventLog {
             id,
             lamport: self.lamport,
             vc: &self.vc,
+            inc: self.inc,
             text,
         };
         let mut line = serde_json::to_vec(&record).expect("a record always serializes");

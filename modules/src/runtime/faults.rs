@@ -4,18 +4,20 @@
 //! them really have to cope.
 //!
 //! The manager gives a run's faults to each instance in `MGR_FAULTS` when it
-//! starts, and changes them while it runs with a control line on stdin,
-//! `#mgr faults SPEC`. SPEC is the whole new state, words separated by
-//! spaces, each optional:
+//! starts, and changes them while it runs with a line on the instance's
+//! control pipe (`MGR_CONTROL_FD`), `faults SPEC`. SPEC is the whole new
+//! state, words separated by spaces, each optional:
 //!
 //! ```text
-//! loss=0.2 dup=0.1 delay=10-50 partition=p1,p2/p3,p4
+//! loss=0.2 dup=0.1 delay=10-50 partition=p1,p2/p3,p4 seed=7
 //! ```
 //!
 //! `loss` and `dup` are probabilities per datagram; `delay` is a uniform
 //! delay in milliseconds; `partition` lists blocks of processes separated by
 //! `/`: processes in different blocks cannot exchange datagrams, and
-//! processes listed in no block form one more block together. This file is
+//! processes listed in no block form one more block together. `seed` makes
+//! the random choices repeatable: the runtime draws them from a generator
+//! seeded with it, the process's name and its incarnation. This file is
 //! pure: parsing, printing and decisions; the runtime applies them.
 
 use std::fmt;
@@ -38,14 +40,17 @@ pub struct Faults {
     pub delay_ms: (u64, u64),
     /// Blocks of processes that can talk among themselves only.
     pub partition: Vec<Vec<String>>,
+    /// Where the random choices come from: `None` for the system's
+    /// randomness, else a generator seeded with it (see the module doc).
+    pub seed: Option<u64>,
 }
 
 /// A fault specification that cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultsError {
-    #[error("'{0}' is not of the form key=value (keys: loss, dup, delay, partition)")]
+    #[error("'{0}' is not of the form key=value (keys: loss, dup, delay, partition, seed)")]
     NotKeyValue(String),
-    #[error("unknown fault '{0}' (known: loss, dup, delay, partition)")]
+    #[error("unknown fault '{0}' (known: loss, dup, delay, partition, seed)")]
     UnknownKey(String),
     #[error("{key} must be a probability between 0 and 1, not '{value}'")]
     BadProbability { key: String, value: String },
@@ -53,6 +58,8 @@ pub enum FaultsError {
     BadDelay(String),
     #[error("partition must be blocks of process names such as p1,p2/p3, not '{0}'")]
     BadPartition(String),
+    #[error("seed must be a whole number, not '{0}'")]
+    BadSeed(String),
     #[error("{0} is in two blocks of the partition")]
     TwiceInPartition(String),
     #[error("'{0}' is not a control line (expected: faults SPEC)")]
@@ -70,6 +77,7 @@ impl Faults {
                 "dup" => faults.dup = probability(key, value)?,
                 "delay" => faults.delay_ms = parse_delay(value)?,
                 "partition" => faults.partition = parse_partition(value)?,
+                "seed" => faults.seed = Some(value.parse().map_err(|_| FaultsError::BadSeed(shown(value)))?),
                 _ => return Err(FaultsError::UnknownKey(shown(key))),
             }
         }
@@ -77,8 +85,22 @@ impl Faults {
     }
 
     /// No fault at all.
+    /// No fault at all (a seed alone changes nothing).
     pub fn is_none(&self) -> bool {
-        *self == Faults::default()
+        Faults { seed: None, ..self.clone() } == Faults::default()
+    }
+
+    /// The seed of the generator of one process's random choices, from
+    /// `seed`, its name and its incarnation: each process draws its own
+    /// sequence, the same in every run with the same seed.
+    pub fn seed_for(&self, process: &str, incarnation: u64) -> Option<u64> {
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let seed = self.seed?;
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in format!("{seed}/{process}/{incarnation}").bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Some(hash)
     }
 
     /// Can a datagram go from process `from` to process `to`?
@@ -169,6 +191,9 @@ impl fmt::Display for Faults {
             let blocks: Vec<String> = self.partition.iter().map(|b| b.join(",")).collect();
             words.push(format!("partition={}", blocks.join("/")));
         }
+        if let Some(seed) = self.seed {
+            words.push(format!("seed={seed}"));
+        }
         f.write_str(&words.join(" "))
     }
 }
@@ -207,8 +232,15 @@ mod tests {
         assert_eq!(err("dup=x"), "dup must be a probability between 0 and 1, not 'x'");
         assert!(err("delay=50-10").starts_with("delay must be MIN-MAX"));
         assert!(err("delay=0-90000").starts_with("delay must be MIN-MAX"));
-        assert_eq!(err("jitter=3"), "unknown fault 'jitter' (known: loss, dup, delay, partition)");
-        assert_eq!(err("loss"), "'loss' is not of the form key=value (keys: loss, dup, delay, partition)");
+        assert_eq!(err("jitter=3"), "unknown fault 'jitter' (known: loss, dup, delay, partition, seed)");
+        assert_eq!(err("loss"), "'loss' is not of the form key=value (keys: loss, dup, delay, partition, seed)");
+        assert_eq!(err("seed=-1"), "seed must be a whole number, not '-1'");
+        let seeded = Faults::parse("loss=0.5 seed=7").unwrap();
+        assert_eq!(seeded.to_string(), "loss=0.5 seed=7");
+        assert!(Faults::parse("seed=7").unwrap().is_none(), "a seed alone is no fault");
+        assert_eq!(seeded.seed_for("p1", 1), seeded.seed_for("p1", 1));
+        assert_ne!(seeded.seed_for("p1", 1), seeded.seed_for("p2", 1));
+        assert_ne!(seeded.seed_for("p1", 1), seeded.seed_for("p1", 2));
         assert_eq!(err("partition=p1,p2/p2"), "p2 is in two blocks of the partition");
         assert!(err("partition=p1,/p2").starts_with("partition must be blocks"));
     }

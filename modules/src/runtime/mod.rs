@@ -31,6 +31,7 @@ use std::os::fd::FromRawFd;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rand::Rng as _;
 use tokio::time::Instant;
 
 pub use contract::{Contract, ContractError};
@@ -89,6 +90,8 @@ pub struct Context {
     timers: BTreeMap<String, Instant>,
     /// The id of the next message this process sends; see [`Context::new_message_id`].
     next_id: u64,
+    /// Where the faults' random choices come from (seeded by `seed=N`).
+    rng: std::cell::RefCell<rand::rngs::StdRng>,
 }
 
 impl Context {
@@ -106,14 +109,15 @@ impl Context {
             {
                 return;
             }
-            if faults.loss > 0.0 && rand::random::<f64>() < faults.loss {
+            let mut rng = self.rng.borrow_mut();
+            if faults.loss > 0.0 && rng.random::<f64>() < faults.loss {
                 return;
             }
-            let copies = if faults.dup > 0.0 && rand::random::<f64>() < faults.dup { 2 } else { 1 };
+            let copies = if faults.dup > 0.0 && rng.random::<f64>() < faults.dup { 2 } else { 1 };
             let (lo, hi) = faults.delay_ms;
             if hi > 0 {
                 for _ in 0..copies {
-                    let delay = Duration::from_millis(rand::random_range(lo..=hi));
+                    let delay = Duration::from_millis(rng.random_range(lo..=hi));
                     let (socket, payload) = (self.socket.clone(), payload.to_vec());
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
@@ -167,7 +171,15 @@ impl Context {
         self.contract.role_peers().iter().position(|(name, _)| name == process)
     }
 
-    /// A fresh message id: 1, 2, … in the order of sends. Together with the
+    /// The id of this incarnation's first message, where a module that
+    /// numbers its own messages (a broadcast's number) starts counting:
+    /// ids never repeat across restarts (see [`contract::ID_STRIDE`]).
+    pub fn first_message_id(&self) -> u64 {
+        self.contract.first_message_id()
+    }
+
+    /// A fresh message id: 1, 2, … in the order of sends (from
+    /// [`Context::first_message_id`] after a restart). Together with the
     /// sender's name it identifies a message, which is what the book means
     /// by assuming messages are unique.
     pub fn new_message_id(&mut self) -> u64 {
@@ -273,16 +285,19 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     let me = contract.peers.iter().position(|(name, _)| *name == contract.self_name).unwrap_or(0);
     let events =
         EventLog::open(contract.events_path.as_deref(), &contract.run, &contract.self_name, me, contract.peers.len())
+            .map(|log| log.incarnation(contract.incarnation))
             .with_context(|| {
-            let path = contract.events_path.as_deref().unwrap_or("".as_ref());
-            format!("MGR_EVENTS: cannot open {}", path.display())
-        })?;
+                let path = contract.events_path.as_deref().unwrap_or("".as_ref());
+                format!("MGR_EVENTS: cannot open {}", path.display())
+            })?;
     let faults = match std::env::var("MGR_FAULTS") {
         Ok(spec) => Faults::parse(&spec).map_err(|err| RunError::Usage(format!("MGR_FAULTS: {err}")))?,
         Err(_) => Faults::default(),
     };
     let socket = std::sync::Arc::new(socket);
-    let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id: 1 };
+    let next_id = contract.first_message_id();
+    let rng = std::cell::RefCell::new(fault_rng(&faults, &contract));
+    let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id, rng };
     let mut commands = stdin::spawn_reader(ctx.contract.control_fd);
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
@@ -300,7 +315,12 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
             input = commands.recv(), if stdin_open => match input {
                 Some(stdin::Input::Command(command)) => module.upon_command(&mut ctx, command),
                 Some(stdin::Input::Help) => say(module.help()),
-                Some(stdin::Input::Faults(faults)) => ctx.faults = faults,
+                Some(stdin::Input::Faults(faults)) => {
+                    if faults.seed.is_some() && faults.seed != ctx.faults.seed {
+                        *ctx.rng.borrow_mut() = fault_rng(&faults, &ctx.contract);
+                    }
+                    ctx.faults = faults;
+                }
                 // End of stdin only means no more commands: the module keeps
                 // serving its peers until it is killed.
                 None => stdin_open = false,
@@ -329,6 +349,16 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
 }
 
 /// Waits until `deadline`, or forever when no timer is running.
+/// The generator of a process's fault choices: seeded when the faults say
+/// `seed=N` (see [`Faults::seed_for`]), else from the system.
+fn fault_rng(faults: &Faults, contract: &Contract) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    match faults.seed_for(&contract.self_name, contract.incarnation) {
+        Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+        None => rand::rngs::StdRng::from_rng(&mut rand::rng()),
+    }
+}
+
 async fn wait_for(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -389,6 +419,7 @@ mod tests {
             role: None,
             roles: Vec::new(),
             multicast: None,
+            incarnation: 1,
         }
     }
 

@@ -34,6 +34,8 @@ struct Launch<'a> {
     /// Whether the test types commands; otherwise stdin is at end of file
     /// from the start, which the module must survive.
     with_stdin: bool,
+    /// `MGR_INCARNATION`, unless 1.
+    incarnation: u64,
 }
 
 fn launch(l: Launch<'_>) -> Instance {
@@ -54,6 +56,9 @@ fn launch(l: Launch<'_>) -> Instance {
         .stderr(Stdio::inherit());
     if let Some(events) = l.events {
         command.env("MGR_EVENTS", events);
+    }
+    if l.incarnation != 1 {
+        command.env("MGR_INCARNATION", l.incarnation.to_string());
     }
     let mut child = command.spawn().unwrap();
     let stdin = child.stdin.take();
@@ -105,8 +110,11 @@ impl Instance {
 fn pair(module: &str, args: &[&str], events: [Option<&Path>; 2]) -> (Instance, Instance) {
     let addrs = free_addrs(2);
     // p2 starts first and is never given commands: its stdin is closed.
-    let p2 = launch(Launch { module, args, name: "p2", addrs: &addrs, events: events[1], with_stdin: false });
-    let p1 = launch(Launch { module, args, name: "p1", addrs: &addrs, events: events[0], with_stdin: true });
+    let launch_one = |name, events, with_stdin| {
+        launch(Launch { module, args, name, addrs: &addrs, events, with_stdin, incarnation: 1 })
+    };
+    let p2 = launch_one("p2", events[1], false);
+    let p1 = launch_one("p1", events[0], true);
     (p1, p2)
 }
 
@@ -200,4 +208,82 @@ fn command_line_errors_exit_with_status_2() {
     let no_env = Command::new(BIN).arg("FairLossPointToPointLink").env_clear().output().unwrap();
     assert_eq!(no_env.status.code(), Some(2));
     assert_eq!(String::from_utf8(no_env.stderr).unwrap(), "error: MGR_RUN: not set\n");
+}
+
+/// The events file's schema, `modules/events.schema.json`.
+fn schema() -> (boon::Schemas, boon::SchemaIndex) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let url = "file:///mgr/events.schema.json";
+    compiler.add_resource(url, serde_json::from_str(&text).unwrap()).unwrap();
+    let index = compiler.compile(url, &mut schemas).unwrap();
+    (schemas, index)
+}
+
+/// Every line of the events files that `processes` wrote is valid under
+/// the schema; returns them.
+fn valid_events(paths: &[PathBuf]) -> Vec<serde_json::Value> {
+    let (schemas, index) = schema();
+    let mut all = Vec::new();
+    for path in paths {
+        for event in read_events(path) {
+            if let Err(err) = schemas.validate(&event, index) {
+                panic!("{} breaks the events schema: {err}", event);
+            }
+            all.push(event);
+        }
+    }
+    all
+}
+
+#[test]
+fn the_events_of_links_and_broadcasts_follow_the_schema_and_a_restart_is_a_new_incarnation() {
+    // A link and a broadcast, each with sends, receives and deliveries.
+    let link = [temp_file("schema-pl1.jsonl"), temp_file("schema-pl2.jsonl")];
+    let (mut p1, p2) = pair("PerfectPointToPointLink", &["--period-ms", "100"], [Some(&link[0]), Some(&link[1])]);
+    p1.type_line("send p2 hello");
+    p2.wait_for("deliver p1 hello", Duration::from_secs(5)).expect("the link delivers");
+    drop((p1, p2));
+    let events = valid_events(&link);
+    assert!(events.iter().all(|e| e["inc"] == 1 && e["vc"].as_array().is_some_and(|vc| vc.len() == 2)));
+
+    // p1 in its second life: its messages are numbered past its first's,
+    // and every event says which life wrote it.
+    let addrs = free_addrs(2);
+    let beb = [temp_file("schema-beb1.jsonl"), temp_file("schema-beb2.jsonl")];
+    let start = |name, events, with_stdin, incarnation| {
+        launch(Launch {
+            module: "BestEffortBroadcast",
+            args: &[],
+            name,
+            addrs: &addrs,
+            events,
+            with_stdin,
+            incarnation,
+        })
+    };
+    let p2 = start("p2", Some(beb[1].as_path()), false, 1);
+    let mut p1 = start("p1", Some(beb[0].as_path()), true, 2);
+    p1.type_line("broadcast again");
+    p2.wait_for("deliver p1 again", Duration::from_secs(5)).expect("the broadcast is delivered");
+    drop((p1, p2));
+    let events = valid_events(&beb);
+    let broadcast = events.iter().find(|e| e["event"] == "broadcast").expect("a broadcast event");
+    assert_eq!(broadcast["inc"], 2, "{broadcast}");
+    assert_eq!(broadcast["id"], 1_000_000_001u64, "incarnation 2 numbers from 1000000001: {broadcast}");
+    let delivered = events.iter().find(|e| e["event"] == "deliver" && e["process"] == "p2").expect("p2 delivers");
+    assert_eq!((&delivered["id"], &delivered["inc"]), (&broadcast["id"], &serde_json::json!(1)), "{delivered}");
+
+    // The manager's crash record, as it writes it, follows it too.
+    let (schemas, index) = schema();
+    let crash = serde_json::json!({"time_ms": 1, "run": "r", "process": "p2", "event": "crash", "by": "mgr", "inc": 1, "text": "killed by SIGKILL (killed)"});
+    schemas.validate(&crash, index).expect("a crash record is valid");
+    // And a line that lacks its clocks does not.
+    let bare = serde_json::json!({"time_ms": 1, "run": "r", "process": "p2", "event": "deliver", "peer": "p1"});
+    assert!(schemas.validate(&bare, index).is_err(), "an event without lamport, vc and inc is refused");
+    for path in link.iter().chain(&beb) {
+        let _ = std::fs::remove_file(path);
+    }
 }
