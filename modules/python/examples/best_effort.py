@@ -16,7 +16,7 @@ _SDK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 if os.path.isdir(os.path.join(_SDK, "mgr_module")):
     sys.path.insert(0, _SDK)
 
-from mgr_module import BROADCAST_HELP, Module, PerfectLink, period_arg, run, split_number  # noqa: E402
+from mgr_module import BROADCAST_HELP, Module, PerfectLink, period_arg, run, split_number, warn  # noqa: E402
 
 
 class BestEffortBroadcast(Module):
@@ -29,9 +29,11 @@ class BestEffortBroadcast(Module):
     """
 
     help = BROADCAST_HELP
+    # The retransmission period Δ of the links below, in seconds (--period-ms).
+    period = 0.1
 
     def configure(self, args):
-        self.period = period_arg(args, 0.1)
+        self.period = period_arg(args, self.period)
 
     def upon_init(self):
         # The link's frames start with `beb:`, as the Rust module's.
@@ -54,7 +56,7 @@ class BestEffortBroadcast(Module):
         """upon event <pl, Deliver | p, m> do trigger <beb, Deliver | p, m>."""
         numbered = split_number(m)
         if numbered is None:
-            self.say("error: %s sent a message without a broadcast number: %r" % (p, m))
+            warn("beb: dropped a message from %s without a broadcast number: %r" % (p, m))
             return
         number, text = numbered
         self.deliver(p, text, id=number)

@@ -22,9 +22,11 @@ class BrokenBroadcast(Module):
     message twice."""
 
     help = BROADCAST_HELP
+    # The retransmission period Δ of the links below, in seconds (--period-ms).
+    period = 0.1
 
     def configure(self, args):
-        self.period = period_arg(args, 0.1)
+        self.period = period_arg(args, self.period)
 
     def upon_init(self):
         self.pl = PerfectLink(self, "beb", period=self.period)

@@ -29,9 +29,11 @@ class PerfectPointToPointLink(Module):
     """
 
     help = LINK_HELP
+    # The retransmission period Δ in seconds (--period-ms).
+    period = 0.5
 
     def configure(self, args):
-        self.period = period_arg(args, 0.5)
+        self.period = period_arg(args, self.period)
 
     def upon_init(self):
         """upon event <pl, Init> do delivered := {}."""

@@ -16,7 +16,7 @@ _SDK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 if os.path.isdir(os.path.join(_SDK, "mgr_module")):
     sys.path.insert(0, _SDK)
 
-from mgr_module import BROADCAST_HELP, BestEffortBroadcast, Data, Module, period_arg, run  # noqa: E402
+from mgr_module import BROADCAST_HELP, BestEffortBroadcast, Data, Module, period_arg, run, warn  # noqa: E402
 
 
 class ReliableBroadcast(Module):
@@ -29,9 +29,11 @@ class ReliableBroadcast(Module):
     """
 
     help = BROADCAST_HELP
+    # The retransmission period Δ of the links below, in seconds (--period-ms).
+    period = 0.1
 
     def configure(self, args):
-        self.period = period_arg(args, 0.1)
+        self.period = period_arg(args, self.period)
 
     def upon_init(self):
         """upon event <rb, Init> do delivered := {}."""
@@ -54,7 +56,7 @@ class ReliableBroadcast(Module):
             trigger <beb, Broadcast | [DATA, s, m]>."""
         data = Data.decode(m)
         if data is None:
-            self.say("error: %s sent a message that is not DATA: %r" % (p, m))
+            warn("rb: dropped a message from %s that is not DATA: %r" % (p, m))
             return
         if (data.sender, data.id) not in self.delivered:
             self.delivered.add((data.sender, data.id))

@@ -46,7 +46,7 @@ from .links import (
     decode_frame,
     encode_frame,
 )
-from .runtime import Module, Runtime, UsageError, period_arg, run, say
+from .runtime import Module, Runtime, UsageError, period_arg, run, say, warn
 
 __version__ = "0.1.0"
 
@@ -94,4 +94,5 @@ __all__ = [
     "run",
     "say",
     "split_number",
+    "warn",
 ]

@@ -26,7 +26,7 @@ import sys
 import time
 
 from . import commands
-from .contract import Contract, ContractError, SocketAddr, parse_socket_addr
+from .contract import Contract, ContractError, SocketAddr
 from .events import EventLog
 from .faults import Faults, FaultsError, parse_control
 
