@@ -33,6 +33,11 @@ ID_STRIDE = 1_000_000_000
 
 U64_MAX = 2**64 - 1
 
+# The most incarnations an instance has, as in the Rust runtime: far more
+# restarts than a run sees, and few enough that message ids stay within the
+# u64 that Rust receivers parse them into.
+MAX_INCARNATION = 1_000_000
+
 
 class ContractError(Exception):
     """The environment does not hold a valid launch contract. The message
@@ -457,10 +462,11 @@ def parse_multicast(text):
 
 
 def parse_incarnation(text):
-    """MGR_INCARNATION: unset or empty is 1; otherwise a whole number >= 1."""
+    """MGR_INCARNATION: unset or empty is 1; otherwise a whole number from
+    1 to MAX_INCARNATION."""
     if text is None:
         return 1
     value = parse_u64(text)
-    if value is None or value < 1:
+    if value is None or not 1 <= value <= MAX_INCARNATION:
         raise ContractError("MGR_INCARNATION must be a whole number of at least 1, not '%s'" % text)
     return value

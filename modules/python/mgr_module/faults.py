@@ -18,7 +18,7 @@ import random
 import re
 from decimal import Decimal
 
-from .contract import U64_MAX, parse_u64
+from .contract import parse_u64
 
 # Longest delay accepted, in milliseconds.
 MAX_DELAY_MS = 60_000
@@ -26,7 +26,10 @@ MAX_DELAY_MS = 60_000
 # The verb of a control line that sets the faults: `faults SPEC`.
 CONTROL_FAULTS = "faults"
 
-KEYS = "loss, dup, delay, partition, seed"
+# The keys an error lists, in the Rust runtime's words: its refusal of a word
+# without '=' does not name `seed` (yet), and these texts are kept identical.
+KEYS = "loss, dup, delay, partition"
+KNOWN = "loss, dup, delay, partition, seed"
 
 
 class FaultsError(Exception):
@@ -67,7 +70,7 @@ class Faults:
             elif key == "seed":
                 faults.seed = parse_seed(value)
             else:
-                raise FaultsError("unknown fault '%s' (known: %s)" % (shown(key), KEYS))
+                raise FaultsError("unknown fault '%s' (known: %s)" % (shown(key), KNOWN))
         return faults
 
     def _fields(self):
@@ -161,7 +164,7 @@ def parse_partition(value):
 def parse_seed(value):
     seed = parse_u64(value)
     if seed is None:
-        raise FaultsError("seed must be a whole number from 0 to %d, not '%s'" % (U64_MAX, shown(value)))
+        raise FaultsError("seed must be a whole number, not '%s'" % shown(value))
     return seed
 
 

@@ -58,7 +58,8 @@ def say(line):
     try:
         sys.stdout.write("%s\n" % line)
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
+        # AttributeError: no stdout at all (descriptor 1 closed at start).
         pass
 
 
@@ -67,7 +68,7 @@ def warn(line):
     try:
         sys.stderr.write("%s\n" % line)
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
 
 
@@ -425,10 +426,11 @@ class Runtime:
         self.timers.pop((module, timer), None)
 
     def set_faults(self, faults):
-        """Puts new faults in force. The random choices keep their sequence
-        while the seed stays the same, and restart from the new seed when it
-        changes, so a run with the same changes repeats its drops."""
-        if faults.seed != self.faults.seed:
+        """Puts new faults in force. As in the Rust runtime, a spec with a
+        new seed starts the random choices afresh from it; one with the same
+        seed, or none, keeps the sequence going, so a run with the same
+        changes repeats its drops."""
+        if faults.seed is not None and faults.seed != self.faults.seed:
             self.rng = faults.rng(self.contract.self_name, self.contract.incarnation)
         self.faults = faults
 

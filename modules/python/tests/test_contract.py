@@ -213,7 +213,8 @@ class ContractTest(unittest.TestCase):
         c = with_("MGR_INCARNATION", "3")
         self.assertEqual(c.incarnation, 3)
         self.assertEqual(c.id_base(), 2_000_000_000)
-        for bad in ["0", "x", "-1", "1.5", " 2", "18446744073709551616"]:
+        self.assertEqual(with_("MGR_INCARNATION", "1000000").id_base(), 999_999_000_000_000)
+        for bad in ["0", "x", "-1", "1.5", " 2", "1000001", "18446744073709551616"]:
             self.assertEqual(
                 error_with("MGR_INCARNATION", bad),
                 "MGR_INCARNATION must be a whole number of at least 1, not '%s'" % bad,

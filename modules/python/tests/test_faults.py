@@ -36,9 +36,7 @@ class FaultsTest(unittest.TestCase):
         # A seed alone changes nothing on the wire.
         self.assertTrue(Faults.parse("seed=1").is_none())
         for bad in ["-1", "x", "18446744073709551616", "1.0"]:
-            self.assertEqual(
-                err("seed=" + bad), "seed must be a whole number from 0 to 18446744073709551615, not '%s'" % bad
-            )
+            self.assertEqual(err("seed=" + bad), "seed must be a whole number, not '%s'" % bad)
 
     def test_a_seed_repeats_the_choices_of_each_process_and_incarnation(self):
         faults = Faults.parse("loss=0.5 seed=7")
@@ -76,9 +74,10 @@ class FaultsTest(unittest.TestCase):
         self.assertTrue(err("delay=50-10").startswith("delay must be MIN-MAX"))
         self.assertTrue(err("delay=0-90000").startswith("delay must be MIN-MAX"))
         self.assertEqual(err("delay=-5"), "delay must be MIN-MAX milliseconds with MIN <= MAX <= 60000, not '-5'")
-        # The list of keys names the seed, which this runtime accepts.
+        # The Rust runtime's texts, word for word: the unknown key's names
+        # the seed, the word without '=' does not.
         self.assertEqual(err("jitter=3"), "unknown fault 'jitter' (known: loss, dup, delay, partition, seed)")
-        self.assertEqual(err("loss"), "'loss' is not of the form key=value (keys: loss, dup, delay, partition, seed)")
+        self.assertEqual(err("loss"), "'loss' is not of the form key=value (keys: loss, dup, delay, partition)")
         self.assertEqual(err("partition=p1,p2/p2"), "p2 is in two blocks of the partition")
         self.assertEqual(err("partition=p1,p1"), "p1 is in two blocks of the partition")
         self.assertTrue(err("partition=p1,/p2").startswith("partition must be blocks"))

@@ -255,6 +255,22 @@ class SendPathTest(unittest.TestCase):
         self.assertNotEqual(first, self.pattern("loss=0.3 seed=5", inc=2))
         self.assertNotEqual(first, self.pattern("loss=0.3 seed=6"))
 
+    def test_a_new_spec_keeps_the_sequence_unless_its_seed_is_new(self):
+        def sends(changes):
+            rt, c = self.runtime("loss=0.5 seed=1")
+            for i in range(100):
+                if i in changes:
+                    rt.control_line("faults " + changes[i])
+                rt.send_datagram(c.peer_addr("p2"), b"%d" % i)
+            return [int(payload) for payload, _ in rt.sock.sent]
+
+        steady = sends({})
+        self.assertEqual(sends({50: "loss=0.5 seed=1"}), steady)
+        self.assertEqual(sends({50: "loss=0.5"}), steady)
+        reseeded = sends({50: "loss=0.5 seed=2"})
+        self.assertEqual([i for i in reseeded if i < 50], [i for i in steady if i < 50])
+        self.assertNotEqual(reseeded, steady)
+
     def test_duplication_sends_twice(self):
         self.assertEqual(self.pattern("dup=1", n=3), [0, 0, 1, 1, 2, 2])
         self.assertEqual(self.pattern("loss=1 dup=1", n=3), [])
