@@ -28,6 +28,7 @@ standard library only; see README.md beside it.
 """
 
 from .broadcast import BROADCAST_HELP, BestEffortBroadcast, Data, ReliableBroadcast, split_number
+from .detectors import DETECTOR_HELP, PerfectFailureDetector
 from .commands import Command
 from .contract import Contract, ContractError, SocketAddr, parse_socket_addr
 from .events import EventLog, Stamp
@@ -56,6 +57,7 @@ MODULES = {
     "FairLossPointToPointLink": FairLossLink,
     "StubbornPointToPointLink": StubbornLink,
     "PerfectPointToPointLink": PerfectLink,
+    "PerfectFailureDetector": PerfectFailureDetector,
     "BestEffortBroadcast": BestEffortBroadcast,
     "ReliableBroadcast": ReliableBroadcast,
 }
@@ -67,6 +69,7 @@ __all__ = [
     "Command",
     "Contract",
     "ContractError",
+    "DETECTOR_HELP",
     "Data",
     "EventLog",
     "FAIR_LOSS_HELP",
@@ -78,6 +81,7 @@ __all__ = [
     "MODULES",
     "Message",
     "Module",
+    "PerfectFailureDetector",
     "PerfectLink",
     "PerfectPointToPointLink",
     "ReliableBroadcast",

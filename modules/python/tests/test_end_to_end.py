@@ -189,6 +189,33 @@ class BroadcastTest(EndToEnd):
         self.assertEqual(ids, [1, 2, 3, 3])
 
 
+class DetectorTest(EndToEnd):
+    def test_the_perfect_failure_detector_detects_a_killed_process(self):
+        _, (p1, p2, p3) = self.run_of(library("PerfectFailureDetector"), 3, ["--delta-ms", "300"])
+        self.assertEqual(p1.during(1.0), [])
+        p3.kill()
+        self.assertDelivers(p1, ["crash p3"])
+        self.assertDelivers(p2, ["crash p3"])
+        p1.type("detected")
+        self.assertDelivers(p1, ["detected p3"])
+        crash = self.events_of("p1", "crash")
+        self.assertEqual([(e["peer"], e["text"]) for e in crash], [("p3", None)])
+
+    def test_lazy_reliable_broadcast_relays_the_messages_of_a_crashed_sender(self):
+        # p1 reaches only p2 (a partition), broadcasts, and is killed: only
+        # p2 has its message, and relays it once its detector finds p1 gone.
+        addrs = free_addrs(3)
+        args = ["--algorithm", "lazy", "--period-ms", "50", "--delta-ms", "300"]
+        p1 = self.start(library("ReliableBroadcast") + args, "p1", addrs, MGR_FAULTS="partition=p1,p2/p3")
+        p2 = self.start(library("ReliableBroadcast") + args, "p2", addrs)
+        p3 = self.start(library("ReliableBroadcast") + args, "p3", addrs)
+        p1.type("broadcast last words")
+        self.assertDelivers(p2, ["deliver p1 last words"])
+        self.assertFalse(p3.wait_for("deliver p1 last words", 0.2))
+        p1.kill()
+        self.assertDelivers(p3, ["deliver p1 last words"])
+
+
 class StartTest(EndToEnd):
     def start_and_exit(self, argv, **extra):
         addrs = free_addrs(1)
@@ -213,9 +240,17 @@ class StartTest(EndToEnd):
             (2, ["error: BestEffortBroadcast: --period-ms: '0' is not a positive number (usage: --period-ms N)"]),
         )
         self.assertEqual(
+            self.start_and_exit(library("ReliableBroadcast") + ["--algorithm", "fast"]),
+            (2, ['error: ReliableBroadcast: unknown algorithm "fast" (known: eager, lazy)']),
+        )
+        self.assertEqual(
+            self.start_and_exit(library("ReliableBroadcast") + ["--algorithm=lazy", "--delta-ms", "x"]),
+            (2, ["error: ReliableBroadcast: --delta-ms needs a positive number of milliseconds"]),
+        )
+        self.assertEqual(
             self.start_and_exit(library("Nope")),
             (2, ["error: unknown module 'Nope' (known: FairLossPointToPointLink, StubbornPointToPointLink, "
-                 "PerfectPointToPointLink, BestEffortBroadcast, ReliableBroadcast)"]),
+                 "PerfectPointToPointLink, PerfectFailureDetector, BestEffortBroadcast, ReliableBroadcast)"]),
         )
 
     def test_a_taken_address_is_status_1(self):
@@ -267,6 +302,18 @@ class InteropTest(EndToEnd):
             self.assertDelivers(p, ["deliver p1 py", "deliver p2 rs"])
         for p in procs:
             self.assertEqual(p.during(0.3), [])
+
+    def test_python_and_rust_lazy_reliable_broadcasts_share_a_run(self):
+        args = ("--algorithm", "lazy", "--period-ms", "50", "--delta-ms", "300")
+        procs = self.mixed(library("ReliableBroadcast"), "ReliableBroadcast", args)
+        procs[0].type("broadcast py")
+        procs[1].type("broadcast rs")
+        for p in procs:
+            self.assertDelivers(p, ["deliver p1 py", "deliver p2 rs"])
+        # The detectors exchange heartbeats across languages: nobody is
+        # taken for crashed while everyone answers.
+        for p in procs:
+            self.assertEqual(p.during(0.8), [])
 
     def test_python_and_rust_perfect_links_share_a_run(self):
         p1, p2, p3 = self.mixed(example("perfect_link.py"), "PerfectPointToPointLink")

@@ -331,6 +331,27 @@ class SendPathTest(unittest.TestCase):
 
 
 class ArgumentsTest(unittest.TestCase):
+    def test_algorithms_and_timings_are_read_as_the_rust_modules_read_them(self):
+        from mgr_module.broadcast import algorithm_arg
+        from mgr_module.detectors import timing_args
+
+        self.assertEqual(algorithm_arg(["--period-ms", "5"], ["eager", "lazy"]), ("eager", ["--period-ms", "5"]))
+        self.assertEqual(algorithm_arg(["--algorithm", "lazy"], ["eager", "lazy"])[0], "lazy")
+        self.assertEqual(algorithm_arg(["--algorithm=lazy"], ["eager", "lazy"])[0], "lazy")
+        for bad, shown in [(["--algorithm", "x"], '"x"'), (["--algorithm"], '""')]:
+            with self.assertRaises(UsageError) as caught:
+                algorithm_arg(bad, ["eager", "lazy"])
+            self.assertEqual(str(caught.exception), "unknown algorithm %s (known: eager, lazy)" % shown)
+        self.assertEqual(timing_args(["--delta-ms", "500", "--period-ms=20"], 1.0, 0.1), (0.5, 0.02))
+        for bad, message in [
+            (["--delta-ms"], "--delta-ms needs a positive number of milliseconds"),
+            (["--delta-ms=0"], "--delta-ms needs a positive number of milliseconds"),
+            (["-v", "3"], "unexpected argument '-v' (usage: --delta-ms N --period-ms N)"),
+        ]:
+            with self.assertRaises(UsageError) as caught:
+                timing_args(bad, 1.0, 0.1)
+            self.assertEqual(str(caught.exception), message)
+
     def test_the_period_argument_is_read_as_the_rust_modules_read_it(self):
         self.assertEqual(period_arg([], 0.5), 0.5)
         self.assertEqual(period_arg(["--period-ms", "100"], 0.5), 0.1)
