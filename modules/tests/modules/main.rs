@@ -6,6 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 
 mod apps_roles;
 mod links;
+mod python;
 
 /// The module binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mgr-modules");
