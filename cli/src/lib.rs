@@ -38,7 +38,7 @@ pub struct Cli {
     pub socket: Option<PathBuf>,
     /// When no daemon is running, run an embedded manager inside mgrctl for
     /// this command's lifetime (its instances end with the command): for
-    /// launch, exec, up and modules.
+    /// launch, exec, up, test and modules.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub local: bool,
     /// Talk to the manager at IP:PORT over TCP (its --listen address)
@@ -62,7 +62,7 @@ pub struct Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     if cli.local && !cli.command.takes_local() {
         anyhow::bail!(
-            "--local means nothing for `{}`: an embedded manager lives for one command and has no runs nor group; it serves launch, exec, up and modules",
+            "--local means nothing for `{}`: an embedded manager lives for one command and has no runs nor group; it serves launch, exec, up, test and modules",
             cli.command.name()
         );
     }

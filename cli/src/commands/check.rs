@@ -45,28 +45,7 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
         if !secs.is_finite() || secs < 0.0 {
             anyhow::bail!("--quiesce must be a number of seconds, not {secs}");
         }
-        // Quiet for `secs`: no new event at the abstractions' interfaces,
-        // or the run ended. Link traffic does not count: failure detectors
-        // exchange heartbeats for as long as they run.
-        let quiet = Duration::from_secs_f64(secs);
-        let interface = |run: &mgr_modules::check::RunEvents| {
-            run.all().filter(|e| !matches!(e.event.as_str(), "send" | "receive")).count()
-        };
-        let mut count = interface(&run);
-        let mut since = Instant::now();
-        // Each look fetches every event of the run from the group: a few
-        // looks per quiet period are enough, not one every 100 ms.
-        let every = (quiet / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        while !run.quiesced && since.elapsed() < quiet {
-            tokio::time::sleep(every.min(quiet)).await;
-            run = crate::events::collect(&mut client, &args.run).await?;
-            let now = interface(&run);
-            if now != count {
-                count = now;
-                since = Instant::now();
-            }
-        }
-        run.quiesced = true;
+        run = quiesce(&mut client, &args.run, run, Duration::from_secs_f64(secs), None).await?;
     }
     let declared = Declared::fetch(&mut client).await;
     let (verdicts, notes) = verdicts(&run, &args.property, &args.role, &declared)?;
@@ -126,6 +105,43 @@ impl Declared {
     fn of(&self, module: &str) -> Vec<Property> {
         self.0.get(module).cloned().unwrap_or_else(|| check::properties_of(module))
     }
+}
+
+/// Waits until no new event at the abstractions' interfaces came for
+/// `quiet`, or the run ended, then returns its events (`run`, as fetched
+/// last) marked quiesced. With a `limit`, gives up once that long has
+/// passed: the events are returned as they are then, not quiesced, so that
+/// liveness properties stay undecided.
+pub(super) async fn quiesce(
+    client: &mut Client,
+    name: &str,
+    mut run: RunEvents,
+    quiet: Duration,
+    limit: Option<Duration>,
+) -> anyhow::Result<RunEvents> {
+    // Link traffic does not count: failure detectors exchange heartbeats
+    // for as long as they run.
+    let interface = |run: &RunEvents| run.all().filter(|e| !matches!(e.event.as_str(), "send" | "receive")).count();
+    let mut count = interface(&run);
+    let began = Instant::now();
+    let mut since = began;
+    // Each look fetches every event of the run from the group: a few
+    // looks per quiet period are enough, not one every 100 ms.
+    let every = (quiet / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    while !run.quiesced && since.elapsed() < quiet {
+        if limit.is_some_and(|limit| began.elapsed() >= limit) {
+            return Ok(run);
+        }
+        tokio::time::sleep(every.min(quiet)).await;
+        run = crate::events::collect(client, name).await?;
+        let now = interface(&run);
+        if now != count {
+            count = now;
+            since = Instant::now();
+        }
+    }
+    run.quiesced = true;
+    Ok(run)
 }
 
 /// Checks `run` against the properties named in `ids`, or, with none, the

@@ -18,6 +18,7 @@ mod ps;
 mod rm;
 mod send;
 mod signal;
+mod test;
 mod trace;
 mod up;
 
@@ -81,6 +82,10 @@ pub enum Command {
     /// Check a run against the book's properties of its module: holds,
     /// violated (with a counterexample) or undecided, one line each.
     Check(check::CheckArgs),
+    /// Test a module before handing it in: launch N instances, drive them
+    /// with its abstraction's workload under faults, crashes and a partition
+    /// drawn from a seed, then check the book's properties and summarise.
+    Test(test::TestArgs),
     /// Write a run's events as a trace file: a ShiViz log (--format shiviz,
     /// the default) or JSON lines merged by Lamport clock (--format json).
     Trace(trace::TraceArgs),
@@ -119,7 +124,7 @@ impl Command {
     /// `modules`, which then lists the built-ins. Every other command would
     /// ask a manager that has no runs and no group.
     pub fn takes_local(&self) -> bool {
-        matches!(self, Command::Launch(_) | Command::Exec(_) | Command::Up(_) | Command::Modules(_))
+        matches!(self, Command::Launch(_) | Command::Exec(_) | Command::Up(_) | Command::Test(_) | Command::Modules(_))
     }
 
     /// The command's name, as typed.
@@ -141,6 +146,7 @@ impl Command {
             Command::Members(_) => "members",
             Command::Events(_) => "events",
             Command::Check(_) => "check",
+            Command::Test(_) => "test",
             Command::Trace(_) => "trace",
             Command::Diagram(_) => "diagram",
             Command::Up(_) => "up",
@@ -177,6 +183,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Prune(args) => prune::prune(client, args).await,
         Command::Events(args) => events::events(client, args).await,
         Command::Check(args) => check::check(client, args).await,
+        Command::Test(args) => test::test(client, args, local).await,
         Command::Trace(args) => trace::trace(client, args).await,
         Command::Diagram(args) => diagram::diagram(client, args).await,
         Command::Up(args) => up::up(client, args).await,

@@ -20,6 +20,7 @@ mod foundation;
 mod fuzz;
 mod group;
 mod harness;
+mod mtest;
 mod multihost;
 mod netns;
 mod papercuts;

@@ -314,7 +314,7 @@ fn local_is_refused_where_it_means_nothing_and_serves_modules() -> Result<()> {
         assert_eq!(
             err.trim(),
             format!(
-                "mgrctl: --local means nothing for `{verb}`: an embedded manager lives for one command and has no runs nor group; it serves launch, exec, up and modules"
+                "mgrctl: --local means nothing for `{verb}`: an embedded manager lives for one command and has no runs nor group; it serves launch, exec, up, test and modules"
             )
         );
     }
