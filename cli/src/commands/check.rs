@@ -29,8 +29,10 @@ pub struct CheckArgs {
     /// agreement).
     #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
     pub property: Vec<String>,
-    /// Check on the processes of these roles only (a run of several roles),
-    /// e.g. a property their modules do not declare.
+    /// Check on the processes of these roles only (a run of several
+    /// roles), e.g. a property their modules do not declare; several roles
+    /// are checked together, as one group (a Python link and a Rust one
+    /// sending to each other).
     #[arg(long, value_name = "ROLE,ROLE", value_delimiter = ',')]
     pub role: Vec<String>,
     /// One JSON object per property: id, verdict, detail, statement and the
@@ -148,7 +150,8 @@ pub(super) async fn quiesce(
 /// properties its modules declare (see [`Declared`]). A run of several
 /// roles is checked one role at a time, each on its own processes (each
 /// role is its own group). A property named by id is checked on every role
-/// whose module declares it, or on the roles named in `roles`, or on the
+/// whose module declares it, or on the roles named in `roles` (together,
+/// as one group, when there are several), or on the
 /// whole run when it has one role (a best-effort broadcast against RB4); a
 /// property that applies to no process is an error, never a pass. Returns
 /// the verdicts and notes on the processes nothing was checked on.
@@ -168,8 +171,20 @@ pub(super) fn verdicts(
             anyhow::bail!("run {} has no role '{role}' (its roles: {})", run.run, known.join(", "));
         }
     }
-    let chosen: Vec<&(String, String, RunEvents)> =
-        parts.iter().filter(|(name, _, _)| roles.is_empty() || roles.contains(name)).collect();
+    let mut chosen: Vec<(String, String, RunEvents)> =
+        parts.iter().filter(|(name, _, _)| roles.is_empty() || roles.contains(name)).cloned().collect();
+    if roles.len() > 1 {
+        // Roles named together are checked together, as one group: a
+        // student's link beside the Rust one, sending to each other.
+        let mine: Vec<String> = chosen.iter().flat_map(|(_, _, part)| part.processes.clone()).collect();
+        let mut modules: Vec<String> = Vec::new();
+        for (_, module, _) in &chosen {
+            if !modules.contains(module) {
+                modules.push(module.clone());
+            }
+        }
+        chosen = vec![(roles.join("+"), modules.join("+"), run.only(&mine))];
+    }
     let checked = |property: Property, part: &RunEvents| Checked {
         property,
         verdict: (property.check)(part),
@@ -179,7 +194,15 @@ pub(super) fn verdicts(
     let mut notes = Vec::new();
     if ids.is_empty() {
         for (role, module, part) in &chosen {
-            let properties = declared.of(module);
+            // Roles checked together take the properties of all their modules.
+            let mut properties: Vec<Property> = Vec::new();
+            for module in module.split('+') {
+                for property in declared.of(module) {
+                    if !properties.iter().any(|p| p.id == property.id) {
+                        properties.push(property);
+                    }
+                }
+            }
             if properties.is_empty() {
                 let whom = if role.is_empty() { String::new() } else { format!("role {role}, ") };
                 notes.push(format!(
@@ -197,7 +220,7 @@ pub(super) fn verdicts(
     for id in ids {
         let property =
             check::property(id).ok_or_else(|| anyhow::anyhow!("unknown property '{id}' (see: mgrctl modules NAME)"))?;
-        let declaring: Vec<&&(String, String, RunEvents)> =
+        let declaring: Vec<&(String, String, RunEvents)> =
             chosen.iter().filter(|(_, module, _)| declared.of(module).iter().any(|p| p.id == property.id)).collect();
         if !roles.is_empty() || chosen.len() == 1 {
             // The roles the user named, or the one role there is.

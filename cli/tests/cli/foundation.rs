@@ -468,16 +468,16 @@ fn a_stubborn_link_gets_through_once_the_partition_heals() -> Result<()> {
 
 #[test]
 fn a_python_module_from_a_manifest_talks_with_the_rust_fair_loss_link() -> Result<()> {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/examples/python");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/python/examples");
     let examples = examples.to_str().context("path")?;
     let daemon = Daemon::start(&["--modules-dir", examples])?;
     let list = daemon.ok(&["modules"])?;
-    assert!(list.lines().any(|l| l.starts_with("PyFairLossPointToPointLink") && l.ends_with("[manifest]")), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("PyPlainFairLossLink") && l.ends_with("[manifest]")), "{list}");
     assert!(list.lines().any(|l| l.starts_with("FairLossPointToPointLink")));
-    let described = daemon.ok(&["modules", "PyFairLossPointToPointLink"])?;
-    assert!(described.contains("FLL3 No creation") && described.contains("fair_loss.toml"), "{described}");
+    let described = daemon.ok(&["modules", "PyPlainFairLossLink"])?;
+    assert!(described.contains("FLL3 No creation") && described.contains("plain_fair_loss.toml"), "{described}");
 
-    daemon.ok(&["launch", "PyFairLossPointToPointLink", "2", "--name", "py", "--detach"])?;
+    daemon.ok(&["launch", "PyPlainFairLossLink", "2", "--name", "py", "--detach"])?;
     daemon.ok(&["launch", "FairLossPointToPointLink", "1", "--name", "rs", "--detach"])?;
     let py1 = daemon.instance("py", "p1")?["address"].as_str().context("address")?.to_owned();
     let rs1 = daemon.instance("rs", "p1")?["address"].as_str().context("address")?.to_owned();
