@@ -222,9 +222,9 @@ fn schema() -> (boon::Schemas, boon::SchemaIndex) {
     (schemas, index)
 }
 
-/// Every line of the events files that `processes` wrote is valid under
-/// the schema; returns them.
-fn valid_events(paths: &[PathBuf]) -> Vec<serde_json::Value> {
+/// Every line of the events files at `paths` is valid under the schema;
+/// returns them.
+pub(crate) fn valid_events(paths: &[PathBuf]) -> Vec<serde_json::Value> {
     let (schemas, index) = schema();
     let mut all = Vec::new();
     for path in paths {

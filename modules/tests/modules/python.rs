@@ -183,6 +183,9 @@ fn broadcast_run(script: &str, faults: &str, rounds: usize) -> RunEvents {
         quiesced: true,
         ..Default::default()
     };
+    // Every line follows the events schema, as the Rust runtime's do.
+    let valid = crate::links::valid_events(std::slice::from_ref(&events));
+    assert!(valid.iter().all(|e| e["inc"] == 1 && e["vc"].as_array().is_some_and(|vc| vc.len() == 3)));
     run.add_lines(&std::fs::read_to_string(&events).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(run.bad_lines, 0, "every line of the events file is an event");
