@@ -180,10 +180,13 @@ fn mtest_a_manifest_module_is_tested_as_the_abstraction_it_names() -> Result<()>
     // A module "of the student's": best-effort broadcast, as a manifest.
     let modules = tempfile::tempdir()?;
     let manifest = format!(
-        "name = \"MyBroadcast\"\ncommand = \"{}\"\nargs = [\"BestEffortBroadcast\"]\ndescription = \"a broadcast of my own\"\n",
+        "name = \"MyBroadcast\"\ncommand = \"{}\"\nargs = [\"BestEffortBroadcast\"]\ndescription = \"a broadcast of my own\"\nfaults = true\nsocket = \"inherit\"\n",
         bin("mgr-modules").display()
     );
-    std::fs::write(modules.path().join("mine.toml"), manifest)?;
+    std::fs::write(modules.path().join("mine.toml"), &manifest)?;
+    // The same, saying what it implements: tested as that without --as.
+    let declared = manifest.replace("MyBroadcast", "MyDeclaredBroadcast") + "implements = \"BestEffortBroadcast\"\n";
+    std::fs::write(modules.path().join("declared.toml"), declared)?;
     let dir = modules.path().to_str().context("a UTF-8 path")?;
     let daemon = Daemon::start(&["--modules-dir", dir])?;
     let without = run(daemon.command(&[]), &["MyBroadcast"])?;
@@ -197,6 +200,17 @@ fn mtest_a_manifest_module_is_tested_as_the_abstraction_it_names() -> Result<()>
         &["--as", "besteffortbroadcast", "--quiesce", "1"],
     )?;
     assert!(tested.stdout.starts_with("test r1: 3 × MyBroadcast as BestEffortBroadcast (broadcasts)"), "{tested}");
+    let tested = passes(
+        daemon.command(&[]),
+        "MyDeclaredBroadcast",
+        "deliveries",
+        &["BEB1", "BEB2", "BEB3"],
+        &["--quiesce", "1"],
+    )?;
+    assert!(
+        tested.stdout.starts_with("test r2: 3 × MyDeclaredBroadcast as BestEffortBroadcast (broadcasts)"),
+        "{tested}"
+    );
     removed(&daemon)
 }
 

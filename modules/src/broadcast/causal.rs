@@ -65,8 +65,12 @@ impl CausalOrderBroadcast {
     /// Waiting: `V := [0]^N; lsn := 0; pending := ∅`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
         self.rb.upon_init(ctx);
-        if let Algorithm::Waiting { v, .. } = &mut self.algorithm {
-            *v = vec![0; ctx.processes().len()];
+        match &mut self.algorithm {
+            Algorithm::Waiting { v, .. } => *v = vec![0; ctx.processes().len()],
+            // Its numbers name messages: a restarted process's are new ones.
+            // (Waiting's lsn counts positions in vector clocks, which the
+            // book's crash-stop algorithm does not let start anew.)
+            Algorithm::NoWaiting { .. } => self.lsn = ctx.first_message_id() - 1,
         }
     }
 
