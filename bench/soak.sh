@@ -20,10 +20,12 @@ cd "$ROOT"
 RUNS=${RUNS:-5000}
 log() { printf '[soak] %s\n' "$*" >&2; }
 
-log "cargo build --release --bins"
-cargo build --release --bins
-MGR="$ROOT/target/release/mgr"
-MGRCTL="$ROOT/target/release/mgrctl"
+# PROFILE=debug soaks the debug build (for a quick look while changing code).
+PROFILE=${PROFILE:-release}
+log "cargo build --profile $PROFILE --bins"
+cargo build --profile "$([ "$PROFILE" = debug ] && echo dev || echo "$PROFILE")" --bins
+MGR="$ROOT/target/$PROFILE/mgr"
+MGRCTL="$ROOT/target/$PROFILE/mgrctl"
 
 W=$(mktemp -d)
 DPID=""
@@ -54,10 +56,13 @@ usage() {
     fds=$(ls "/proc/$DPID/fd" | wc -l)
     threads=$(awk '/^Threads:/ {print $2}' "/proc/$DPID/status")
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$DPID/status")
-    echo "$fds $threads $rss"
+    anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$DPID/status")
+    echo "$fds $threads $rss $anon"
 }
 
 failed=0
+trend=""
+anon_trend=""
 : > "$W/cycles"
 for i in $(seq 1 "$RUNS"); do
     start=$(date +%s%N)
@@ -67,11 +72,16 @@ for i in $(seq 1 "$RUNS"); do
         failed=$((failed + 1))
     fi
     echo $(( ($(date +%s%N) - start) / 1000 )) >> "$W/cycles"
-    [ "$i" -eq 100 ] && read -r fds100 threads100 rss100 < <(usage)
-    [ $((i % 500)) -eq 0 ] && log "$i runs, $failed failed"
+    [ "$i" -eq 100 ] && read -r fds100 threads100 rss100 anon100 < <(usage)
+    if [ $((i % 500)) -eq 0 ]; then
+        read -r f t r a < <(usage)
+        log "$i runs, $failed failed; fds $f, threads $t, RSS $r KiB (anonymous $a KiB)"
+        trend="$trend $r"
+        anon_trend="$anon_trend $a"
+    fi
 done
 sleep 1
-read -r fds_end threads_end rss_end < <(usage)
+read -r fds_end threads_end rss_end anon_end < <(usage)
 median=$(sort -n "$W/cycles" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
 within() { awk -v a="$1" -v b="$2" 'BEGIN { print (b <= a * 1.10 + 0.5) ? "yes" : "**no**" }'; }
@@ -84,6 +94,11 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     echo "| failed launches or stops | | $failed of $RUNS | 0 | $([ "$failed" -eq 0 ] && echo yes || echo '**no**') |"
     echo "| daemon descriptors (\`ls /proc/\$DAEMON/fd \| wc -l\`) | $fds100 | $fds_end | within 10 % | $(within "$fds100" "$fds_end") |"
     echo "| daemon threads (\`Threads:\` in /proc/\$DAEMON/status) | $threads100 | $threads_end | within 10 % | $(within "$threads100" "$threads_end") |"
-    echo "| daemon RSS (\`VmRSS:\`, KiB) | $rss100 | $rss_end | within 10 % | $(within "$rss100" "$rss_end") |"
+    echo "| daemon memory of its own (\`RssAnon:\`, KiB: heap, stacks) | $anon100 | $anon_end | within 10 % | $(within "$anon100" "$anon_end") |"
+    echo "| daemon RSS (\`VmRSS:\`, KiB: also the pages of its binary it has run) | $rss100 | $rss_end | | |"
     echo "| median launch + stop cycle (2 instances, two mgrctl calls) | | $((median / 1000)) ms | | |"
+    echo
+    echo "RSS every 500 runs (KiB):$trend"
+    echo
+    echo "RssAnon every 500 runs (KiB):$anon_trend"
 } | tee "$ROOT/bench/soak-latest.md"

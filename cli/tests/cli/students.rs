@@ -312,3 +312,20 @@ fn mgrctl_test_passes_a_correct_python_broadcast_and_fails_the_broken_one() -> R
     assert!(said.lines().any(|l| l.starts_with("BEB2") && l.contains("violated") && l.contains("twice")), "{said}");
     Ok(())
 }
+
+#[test]
+fn trace_and_diagram_say_which_processes_wrote_events_without_a_vector_clock() -> Result<()> {
+    let daemon = Daemon::start(&["--allow-exec"])?;
+    // A program that writes the events the checkers need, but no `vc`.
+    let write = r#"echo "{\"time_ms\":1,\"run\":\"$MGR_RUN\",\"process\":\"$MGR_SELF\",\"event\":\"broadcast\",\"id\":1,\"lamport\":1,\"text\":\"x\"}" >> "$MGR_EVENTS"; sleep 30"#;
+    daemon.ok(&["exec", "2", "--name", "novc", "-d", "--", "sh", "-c", write])?;
+    wait_until("the events", || daemon.ok(&["events", "novc", "--json"]).is_ok_and(|e| e.lines().count() == 2))?;
+    let out = daemon.ctl(&["trace", "novc"])?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the events of p1,p2 carry no vector clock (vc): ShiViz shows no causal links"), "{said}");
+    let svg = tempfile::NamedTempFile::with_suffix(".svg")?;
+    let out = daemon.ctl(&["diagram", "novc", "-o", svg.path().to_str().context("path")?])?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the events of p1,p2 carry no vector clock (vc)"), "{said}");
+    Ok(())
+}
