@@ -124,7 +124,9 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         allow_exec: true,
         grace: mgr_daemon::DEFAULT_GRACE,
         modules_bin: mgr_daemon::default_modules_bin(),
-        modules_dirs: Vec::new(),
+        // The modules the user registered in their own state dir (read
+        // only): a student's manifest works with --local as with a daemon.
+        modules_dirs: vec![mgr_daemon::state_dir::default_state_dir().join("modules")],
         group: mgr_daemon::DEFAULT_GROUP.to_owned(),
         tls: None,
         join: Vec::new(),

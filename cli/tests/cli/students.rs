@@ -329,3 +329,35 @@ fn trace_and_diagram_say_which_processes_wrote_events_without_a_vector_clock() -
     assert!(said.contains("the events of p1,p2 carry no vector clock (vc)"), "{said}");
     Ok(())
 }
+
+#[test]
+fn local_finds_the_modules_registered_in_the_users_state_dir() -> Result<()> {
+    // No daemon: the embedded manager of --local reads STATE_DIR/modules,
+    // where a student registers a manifest, and tests the module there.
+    let state = tempfile::tempdir()?;
+    std::fs::create_dir(state.path().join("modules"))?;
+    let examples = python_examples()?;
+    let manifest = std::fs::read_to_string(Path::new(&examples).join("best_effort.toml"))?
+        .replace("{dir}", &examples)
+        .replace("PyBestEffortBroadcast", "MyLocalBroadcast");
+    std::fs::write(state.path().join("modules/mine.toml"), manifest)?;
+    let local = |args: &[&str]| -> Result<Output> {
+        let mut command = Command::new(bin("mgrctl"));
+        command
+            .arg("--socket")
+            .arg(state.path().join("absent.sock"))
+            .arg("--local")
+            .args(args)
+            .env("MGR_STATE_DIR", state.path())
+            .stdin(Stdio::null());
+        run_with_timeout(command)
+    };
+    let listed = local(&["modules"])?;
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(said.lines().any(|l| l.starts_with("MyLocalBroadcast") && l.ends_with("[manifest]")), "{said}");
+    let tested = local(&["test", "MyLocalBroadcast", "--time", "1s", "--seed", "3", "--quiesce", "1"])?;
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{said}{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(said.starts_with("test r1: 3 × MyLocalBroadcast as BestEffortBroadcast"), "{said}");
+    Ok(())
+}
