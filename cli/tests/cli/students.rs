@@ -176,6 +176,13 @@ fn python_examples() -> Result<String> {
     Ok(dir.to_str().context("path")?.to_owned())
 }
 
+/// A scenario file of the test's own.
+fn scenario_file(text: &str) -> Result<tempfile::NamedTempFile> {
+    let file = tempfile::NamedTempFile::with_suffix(".toml")?;
+    std::fs::write(file.path(), text)?;
+    Ok(file)
+}
+
 fn delivered(daemon: &Daemon, target: &str, line: &str) -> bool {
     daemon.ok(&["logs", target]).is_ok_and(|l| l.lines().any(|l| l.ends_with(line)))
 }
@@ -183,9 +190,7 @@ fn delivered(daemon: &Daemon, target: &str, line: &str) -> bool {
 #[test]
 fn the_seminars_class_runs_unmodified_and_talks_with_the_rust_link() -> Result<()> {
     let daemon = Daemon::start(&["--modules-dir", &python_examples()?])?;
-    let scenario = tempfile::NamedTempFile::with_suffix(".toml")?;
-    std::fs::write(
-        scenario.path(),
+    let scenario = scenario_file(
         "name = \"seminar\"\n[[role]]\nname = \"seminar\"\nmodule = \"PySeminarFairLossLink\"\ncount = 1\n\
          [[role]]\nname = \"rust\"\nmodule = \"FairLossPointToPointLink\"\ncount = 1\n\
          [end]\nafter = \"60s\"\n",
@@ -250,9 +255,7 @@ fn python_examples_hold_their_properties_through_loss_and_the_broken_one_is_caug
 #[test]
 fn python_and_rust_links_in_one_run_deliver_each_others_messages_and_check_together() -> Result<()> {
     let daemon = Daemon::start(&["--modules-dir", &python_examples()?])?;
-    let scenario = tempfile::NamedTempFile::with_suffix(".toml")?;
-    std::fs::write(
-        scenario.path(),
+    let scenario = scenario_file(
         "name = \"mixed\"\n[[role]]\nname = \"py\"\nmodule = \"PyPerfectPointToPointLink\"\ncount = 2\n\
          [[role]]\nname = \"rs\"\nmodule = \"PerfectPointToPointLink\"\ncount = 2\n\
          [end]\nafter = \"60s\"\n",
@@ -276,12 +279,10 @@ fn python_and_rust_links_in_one_run_deliver_each_others_messages_and_check_toget
 #[test]
 fn a_buggy_role_beside_a_correct_one_fails_the_scenario_naming_its_processes() -> Result<()> {
     let daemon = Daemon::start(&["--modules-dir", &python_examples()?])?;
-    let scenario = tempfile::NamedTempFile::with_suffix(".toml")?;
     // The false pass of before: a named property was checked only on the
     // processes of modules that declared it, and the summary did not say
     // which processes it covered.
-    std::fs::write(
-        scenario.path(),
+    let scenario = scenario_file(
         "name = \"beside\"\n[[role]]\nname = \"rust\"\nmodule = \"BestEffortBroadcast\"\ncount = 2\n\
          [[role]]\nname = \"student\"\nmodule = \"PyBrokenBroadcast\"\ncount = 3\n\
          [[at]]\ntime = \"1s\"\nsend = { to = \"rust\", line = \"broadcast r\" }\n\
