@@ -145,28 +145,46 @@ fn a_manifest_declares_what_it_implements_and_a_broken_one_is_listed_with_why() 
 #[test]
 fn a_restarted_broadcaster_is_a_new_incarnation_whose_messages_everyone_delivers() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    daemon.ok(&["launch", "BestEffortBroadcast", "3", "--name", "beb", "-d"])?;
-    let delivered = |p: &str, text: &str| {
-        daemon.ok(&["logs", &format!("beb/{p}")]).is_ok_and(|l| l.contains(&format!("deliver p2 {text}")))
-    };
-    daemon.ok(&["send", "beb/p2", "broadcast", "first"])?;
-    wait_until("everyone to deliver the first", || ["p1", "p2", "p3"].iter().all(|p| delivered(p, "first")))?;
-    daemon.ok(&["restart", "beb/p2"])?;
-    wait_until("p2 back", || daemon.instance("beb", "p2").is_ok_and(|i| i["state"] == "running" && i["starts"] == 2))?;
-    daemon.ok(&["send", "beb/p2", "broadcast", "second"])?;
-    wait_until("everyone to deliver the second", || ["p1", "p2", "p3"].iter().all(|p| delivered(p, "second")))?;
-    // The events say which life sent what; ids never repeat.
-    let events = daemon.ok(&["events", "beb", "--json"])?;
-    let events: Vec<Value> = events.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
-    let broadcasts: Vec<(&Value, &Value)> =
-        events.iter().filter(|e| e["event"] == "broadcast").map(|e| (&e["id"], &e["inc"])).collect();
-    assert_eq!(broadcasts, [(&Value::from(1), &Value::from(1)), (&Value::from(1_000_000_001u64), &Value::from(2))]);
-    let crash = events.iter().find(|e| e["event"] == "crash" && e["by"] == "mgr").context("p2's crash record")?;
-    assert_eq!((&crash["process"], &crash["inc"]), (&Value::from("p2"), &Value::from(1)), "{crash}");
-    let out = daemon.ctl(&["check", "beb", "--quiesce", "0.5"])?;
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
-    assert!(said.lines().any(|l| l.starts_with("BEB2") && l.contains("holds") && l.contains("[p1-p3]")), "{said}");
+    for (run, module, args) in [
+        ("beb", "BestEffortBroadcast", &[][..]),
+        ("frb", "FifoReliableBroadcast", &[]),
+        ("crbw", "CausalOrderBroadcast", &["--", "--algorithm", "waiting"]),
+        ("crbn", "CausalOrderBroadcast", &["--", "--algorithm", "no-waiting"]),
+    ] {
+        daemon.ok(&[&["launch", module, "3", "--name", run, "-d"], args].concat())?;
+        let delivered = |p: &str, text: &str| {
+            daemon.ok(&["logs", &format!("{run}/{p}")]).is_ok_and(|l| l.contains(&format!("deliver p2 {text}")))
+        };
+        daemon.ok(&["send", &format!("{run}/p2"), "broadcast", "first"])?;
+        wait_until("everyone to deliver the first", || ["p1", "p2", "p3"].iter().all(|p| delivered(p, "first")))?;
+        daemon.ok(&["restart", &format!("{run}/p2")])?;
+        wait_until("p2 back", || {
+            daemon.instance(run, "p2").is_ok_and(|i| i["state"] == "running" && i["starts"] == 2)
+        })?;
+        daemon.ok(&["send", &format!("{run}/p2"), "broadcast", "second"])?;
+        wait_until(&format!("everyone in {run} to deliver the second"), || {
+            ["p1", "p2", "p3"].iter().all(|p| delivered(p, "second"))
+        })?;
+        // The events say which life sent what; ids never repeat.
+        let events = daemon.ok(&["events", run, "--json"])?;
+        let events: Vec<Value> = events.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+        let broadcasts: Vec<(&Value, &Value)> =
+            events.iter().filter(|e| e["event"] == "broadcast").map(|e| (&e["id"], &e["inc"])).collect();
+        assert_eq!(
+            broadcasts,
+            [(&Value::from(1), &Value::from(1)), (&Value::from(1_000_000_001u64), &Value::from(2))],
+            "{run}"
+        );
+        let crash = events.iter().find(|e| e["event"] == "crash" && e["by"] == "mgr").context("p2's crash record")?;
+        assert_eq!((&crash["process"], &crash["inc"]), (&Value::from("p2"), &Value::from(1)), "{crash}");
+        let out = daemon.ctl(&["check", run, "--quiesce", "0.5"])?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{run}: {said}");
+        assert!(
+            said.lines().any(|l| l.contains("No duplication") && l.contains("holds") && l.contains("[p1-p3]")),
+            "{said}"
+        );
+    }
     Ok(())
 }
 

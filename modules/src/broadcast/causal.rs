@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::best_effort;
 use super::reliable::{ReliableBroadcast, parse_algorithm};
 use super::{Broadcast, BroadcastModule, Delivery};
+use crate::runtime::contract::ID_STRIDE;
 use crate::runtime::{self, Context, Contract, RunError, Timer};
 
 /// A message of causal broadcast: its original sender, its number there
@@ -65,13 +66,13 @@ impl CausalOrderBroadcast {
     /// Waiting: `V := [0]^N; lsn := 0; pending := ∅`.
     pub fn upon_init(&mut self, ctx: &mut Context) {
         self.rb.upon_init(ctx);
-        match &mut self.algorithm {
-            Algorithm::Waiting { v, .. } => *v = vec![0; ctx.processes().len()],
-            // Its numbers name messages: a restarted process's are new ones.
-            // (Waiting's lsn counts positions in vector clocks, which the
-            // book's crash-stop algorithm does not let start anew.)
-            Algorithm::NoWaiting { .. } => self.lsn = ctx.first_message_id() - 1,
+        if let Algorithm::Waiting { v, .. } = &mut self.algorithm {
+            *v = vec![0; ctx.processes().len()];
         }
+        // A restarted process numbers its messages anew from its
+        // incarnation's first id (Waiting: its entry of W too; receivers
+        // move their V to that incarnation when they see it).
+        self.lsn = ctx.first_message_id() - 1;
     }
 
     /// `upon event ⟨ crb, Broadcast | m ⟩`. Returns the message's number.
@@ -141,6 +142,15 @@ impl CausalOrderBroadcast {
                     eprintln!("crb: dropped a message from {p} without a vector clock of {}: {m:?}", v.len());
                     return out;
                 };
+                // The first message of a later incarnation of p: p crashed
+                // and came back, its count starts at that incarnation's
+                // base, and nothing its earlier life sent is still owed.
+                if let Some(rank) = ctx.rank(p) {
+                    let base = w[rank] / ID_STRIDE * ID_STRIDE;
+                    if base > v[rank] {
+                        v[rank] = base;
+                    }
+                }
                 pending.push((p.to_owned(), w, m));
                 while let Some(i) = pending.iter().position(|(_, w, _)| w.iter().zip(v.iter()).all(|(a, b)| a <= b)) {
                     let (q, w, m) = pending.remove(i);
