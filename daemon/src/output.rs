@@ -172,6 +172,8 @@ pub struct Writer {
 #[derive(Debug)]
 struct Failing {
     error: String,
+    /// The last failure was a full file system (ENOSPC).
+    no_space: bool,
     lines: u64,
     bytes: u64,
 }
@@ -389,8 +391,10 @@ impl Writer {
             // that the file's numbering stays that of its records.
             let lines = self.seq + 1 - self.buf_first_seq;
             self.seq = self.buf_first_seq - 1;
-            let failing = self.failing.get_or_insert(Failing { error: String::new(), lines: 0, bytes: 0 });
+            let failing =
+                self.failing.get_or_insert(Failing { error: String::new(), no_space: false, lines: 0, bytes: 0 });
             failing.error = describe(&err);
+            failing.no_space = err.raw_os_error() == Some(nix::libc::ENOSPC);
             failing.lines += lines;
             failing.bytes += self.buf.len() as u64;
             let error: Arc<str> = format!("log write failed: {}", failing.error).into();
@@ -431,8 +435,7 @@ impl Writer {
     /// After a write failed for lack of space: whether the file system has
     /// room enough to write again (`ENOSPC` while it has not).
     fn room_to_resume(&self) -> io::Result<()> {
-        let Some(failing) = &self.failing else { return Ok(()) };
-        if failing.error != describe(&io::Error::from_raw_os_error(nix::libc::ENOSPC)) {
+        if !self.failing.as_ref().is_some_and(|f| f.no_space) {
             return Ok(());
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));

@@ -234,14 +234,16 @@ impl Registry {
     /// Every module: the built-ins first, then the manifests by name. Waits
     /// for a scan of the manifest folders at most [`SCAN_TIMEOUT`].
     pub fn list(&self) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = self.built_ins().collect();
-        entries.extend(self.catalog.manifests().0.iter().cloned());
-        entries
+        self.list_and_broken().0
     }
 
-    /// The manifests left out of the catalog by the last scan, and why.
-    pub fn broken(&self) -> Arc<Vec<Broken>> {
-        self.catalog.manifests().1
+    /// [`Registry::list`], and the manifests the same scan left out, with
+    /// why.
+    pub fn list_and_broken(&self) -> (Vec<Entry>, Arc<Vec<Broken>>) {
+        let (manifests, broken) = self.catalog.manifests();
+        let mut entries: Vec<Entry> = self.built_ins().collect();
+        entries.extend(manifests.iter().cloned());
+        (entries, broken)
     }
 
     /// The module called `name`, or else the one module whose name is

@@ -15,8 +15,9 @@ pub(super) async fn modules(control: &Control, req: ModulesRequest) -> Result<Mo
     let registry = control.registry.clone();
     let found = tokio::task::spawn_blocking(move || {
         if req.name.is_empty() {
-            let mut list: Vec<Module> = registry.list().into_iter().map(to_proto).collect();
-            list.extend(registry.broken().iter().map(|b| Module {
+            let (entries, broken) = registry.list_and_broken();
+            let mut list: Vec<Module> = entries.into_iter().map(to_proto).collect();
+            list.extend(broken.iter().map(|b| Module {
                 manifest: b.path.display().to_string(),
                 error: b.error.clone(),
                 ..Default::default()

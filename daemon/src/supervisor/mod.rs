@@ -1594,7 +1594,7 @@ impl Task {
         // MGR_DIR is the run's folder, shared by its instances (which name
         // their files after MGR_SELF): one directory fewer per instance is a
         // measurable part of a large launch (inode allocation dominated it).
-        let specs = starts
+        let specs: Vec<spawner::SpawnSpec> = starts
             .iter()
             .enumerate()
             .map(|(k, (i, socket))| {
@@ -1647,10 +1647,8 @@ impl Task {
         // while the run was prepared.
         let starts: Vec<(usize, Option<UdpSocket>)> = starts
             .into_iter()
-            .map(|(i, socket)| {
-                let keep = run.roles[run.instances[i].role].socket == SocketMode::Inherit;
-                (i, keep.then_some(socket))
-            })
+            .zip(&specs)
+            .map(|((i, socket), spec)| (i, spec.inherit.is_some().then_some(socket)))
             .collect();
         let (spawned, writers) = match opening {
             Some(opening) => {

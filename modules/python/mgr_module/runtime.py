@@ -50,26 +50,27 @@ class StartError(Exception):
     """The module cannot start (a socket, a file): exit status 1."""
 
 
-def say(line):
-    """Prints one line on stdout and flushes it at once: stdout is a pipe to
-    the manager, and a line left in a buffer is a line the user never sees.
-    Write errors are ignored: when nobody reads stdout any more, the module
-    still runs (until killed) for the sake of its peers."""
+def _write_line(stream, line):
+    """Writes one line and flushes it at once. Write errors are ignored:
+    when nobody reads the stream any more, the module still runs (until
+    killed) for the sake of its peers. AttributeError: no stream at all
+    (its descriptor closed at start)."""
     try:
-        sys.stdout.write("%s\n" % line)
-        sys.stdout.flush()
+        stream.write("%s\n" % line)
+        stream.flush()
     except (OSError, ValueError, AttributeError):
-        # AttributeError: no stdout at all (descriptor 1 closed at start).
         pass
+
+
+def say(line):
+    """Prints one line on stdout, flushed: stdout is a pipe to the manager,
+    and a line left in a buffer is a line the user never sees."""
+    _write_line(sys.stdout, line)
 
 
 def warn(line):
     """One diagnostic line on stderr."""
-    try:
-        sys.stderr.write("%s\n" % line)
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
+    _write_line(sys.stderr, line)
 
 
 def one_line(text):
