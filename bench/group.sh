@@ -15,14 +15,38 @@
 #       against the same 8 instances on the coordinating member alone (hyperfine)
 #   (d) cross-host output: 4 instances of `seq 1 $LINES` spread over 4 members
 #       into a file, lines/s and lines lost, against the same on one member
-# Prints a markdown table and writes it to bench/group-latest.md.
-# Environment: RUNS (default 5), LINES (default 500000).
+#   (e) the group at scale (PART=scale): K = 16, 32, 64, 128 managers, mDNS
+#       only, medians of SCALE_RUNS (3) runs: convergence after the last
+#       start, idle CPU of all K over IDLE (30) s, RSS per manager, kill -9
+#       of one member until every other lists it dead, `mgrctl ps` over the
+#       group, `mgrctl launch BestEffortBroadcast 2K`, a K/2 | K/2 partition
+#       and its heal; and the same first four for the full-mesh membership of
+#       MESH_COMMIT (built in a worktree) at MESH_KS (16 32), side by side
+#   (f) PART=soak: K = 64 idle for SOAK_MIN (10) minutes, counting members
+#       declared dead (none was killed, so every one is false)
+# Timings at scale come from the managers' own logs (bench/group_logs.py):
+# polling 128 managers would cost more CPU than the group does.
+# Prints a markdown table and writes it to bench/group-latest.md (PART=small),
+# bench/group-scale-latest.md (PART=scale), bench/group-soak-latest.md.
+# Environment: PART (small, scale, soak or all; default all), RUNS (default
+# 5), LINES (default 500000), KS, SCALE_RUNS, IDLE, MESH_COMMIT, MESH_KS,
+# SOAK_MIN, MESH_BIN_DIR (mgr and mgrctl of MESH_COMMIT built already).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 RUNS=${RUNS:-5}
 LINES=${LINES:-500000}
+PART=${PART:-all}
+KS=${KS:-16 32 64 128}
+SCALE_RUNS=${SCALE_RUNS:-3}
+IDLE=${IDLE:-30}
+# The last commit of the full-mesh membership (heartbeat streams to every
+# peer), measured beside SWIM.
+MESH_COMMIT=${MESH_COMMIT:-fdb5bcf}
+MESH_KS=${MESH_KS-16 32}
+SOAK_MIN=${SOAK_MIN:-10}
+FULL=${FULL:-1}
 TAG="mgrb$$"
 SUBNET="10.232.$(( $$ % 200 + 20 ))"
 
@@ -38,8 +62,17 @@ MGRCTL="$ROOT/target/release/mgrctl"
 
 W=$(mktemp -d)
 HOSTS=0
+# The kernel's ARP table is one for all namespaces, 1,024 entries by
+# default: K hosts that all talk to each other need K² of them (16,256 at
+# 128), and past the limit sends fail with ENOBUFS ("neighbor table
+# overflow"), which no real lab machine (127 neighbours) ever sees. Raised
+# for the run, and put back.
+ARP_SAVED=$(sysctl -n net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3 | tr '\n' ' ')
+sysctl -qw net.ipv4.neigh.default.gc_thresh1=32768 net.ipv4.neigh.default.gc_thresh2=65536 net.ipv4.neigh.default.gc_thresh3=131072
 cleanup() {
     local rc=$?
+    read -r a1 a2 a3 <<< "$ARP_SAVED"
+    sysctl -qw net.ipv4.neigh.default.gc_thresh1="$a1" net.ipv4.neigh.default.gc_thresh2="$a2" net.ipv4.neigh.default.gc_thresh3="$a3"
     for i in $(seq 1 "$HOSTS"); do
         local ns="$TAG-h$i"
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
@@ -49,7 +82,10 @@ cleanup() {
         ip netns del "$ns" 2>/dev/null || true
     done
     ip link del "$TAG" 2>/dev/null || true
-    rm -rf "$W"
+    ip link del "${TAG}p" 2>/dev/null || true
+    [ -n "${MESH_TREE:-}" ] && git -C "$ROOT" worktree remove --force "$MESH_TREE" 2>/dev/null
+    # KEEP=1 keeps the managers' logs and state for a look after a failure.
+    if [ "${KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
     exit $rc
 }
 trap cleanup EXIT INT TERM
@@ -79,12 +115,12 @@ start_mgr() {
     local i=$1; shift
     local dir="$W/s$i"
     mkdir -p "$dir"
-    ip netns exec "$TAG-h$i" "$MGR" start --name "h$i" --state-dir "$dir" --key-file "$W/key" \
+    ip netns exec "$TAG-h$i" "${MGR_BIN:-$MGR}" start --name "h$i" --state-dir "$dir" --key-file "$W/key" \
         --listen "$SUBNET.$i:6170" --ports 24000-24999 --allow-exec --grace 1 "$@" \
         >>"$dir/mgr.log" 2>&1 &
     echo $! > "$dir/pid"
     for _ in $(seq 1 500); do
-        "$MGRCTL" --socket "$dir/mgr.sock" members >/dev/null 2>&1 && return 0
+        [ -S "$dir/mgr.sock" ] && return 0
         sleep 0.01
     done
     log "h$i did not start"; cat "$dir/mgr.log" >&2; return 1
@@ -97,7 +133,7 @@ stop_mgr() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
-alive_count() { "$MGRCTL" --socket "$W/s$1/mgr.sock" members --json 2>/dev/null | grep -c '"state":"alive"' || true; }
+alive_count() { "$MGRCTL" --socket "$W/s$1/mgr.sock" members --json --quick 2>/dev/null | grep -c '"state":"alive"' || true; }
 now_ms() { date +%s%3N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -130,6 +166,7 @@ converge() {
 ROWS=()
 row() { ROWS+=("$1"); }
 
+small_part() {
 # Every host the runs below use, made once here: the measurements run in
 # subshells, which could not record hosts made inside them for cleanup.
 make_hosts 8
@@ -206,3 +243,175 @@ for i in 1 2 3 4; do stop_mgr "$i"; done
     echo "|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
 } | tee bench/group-latest.md
+}
+
+# ---------------------------------------------------------------- at scale
+
+LOGS="$ROOT/bench/group_logs.py"
+proc_ticks() { # PID…: utime+stime of each, summed
+    local total=0 pid f
+    for pid in "$@"; do
+        f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- $f
+        total=$(( total + ${12} + ${13} ))
+    done
+    echo "$total"
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+pids_of() { local i; for i in $(seq 1 "$1"); do cat "$W/s$i/pid"; done; }
+stop_all() { # K: every manager at once (SIGTERM, then SIGKILL)
+    local k=$1 i pid
+    for i in $(seq 1 "$k"); do kill -TERM "$(cat "$W/s$i/pid")" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do
+        local left=0
+        for i in $(seq 1 "$k"); do kill -0 "$(cat "$W/s$i/pid")" 2>/dev/null && left=1; done
+        [ $left -eq 0 ] && break
+        sleep 0.1
+    done
+    for i in $(seq 1 "$k"); do pid=$(cat "$W/s$i/pid"); kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+# move_side A K BRIDGE: hosts A+1..K onto BRIDGE (a partition when it is
+# not $TAG, the heal when it is).
+move_side() { local i; for i in $(seq $(( $1 + 1 )) "$2"); do ip link set "mb$$v$i" master "$3"; done; }
+
+# scale_run K FULL: one run of K managers with the binaries in MGR_BIN and
+# CTL_BIN; prints "converge_ms cpu_pct rss_median_kib rss_max_kib
+# kill_median_ms kill_max_ms ps_ms launch_ms running split_ms heal_ms"
+# ("-" where FULL is 0: the mesh baseline runs only the first six).
+scale_run() {
+    local k=$1 full=$2 i last conv t0 t1 c0 c1 cpu rss ps launch running split heal
+    log "scale run: $k managers"
+    rm -rf "$W"/s*
+    for i in $(seq 1 "$k"); do
+        if [ "${DISCOVERY:-mdns}" = join ]; then
+            if [ "$i" -eq 1 ]; then start_mgr "$i" --no-mdns; else start_mgr "$i" --no-mdns --join "$SUBNET.1:6170"; fi
+        else
+            start_mgr "$i" --iface eth0
+        fi
+    done
+    last=$(now_ms)
+    for _ in $(seq 1 120); do
+        conv=$(python3 "$LOGS" converged "$k" "$W")
+        [ "$conv" != no ] && break
+        sleep 0.5
+    done
+    if [ "$conv" = no ]; then conv=-; else conv=$(( conv > last ? conv - last : 0 )); fi
+    # Idle: nothing runs, nobody asks anything.
+    sleep 2
+    local pids; pids=$(pids_of "$k")
+    c0=$(proc_ticks $pids); t0=$(now_ms)
+    sleep "$IDLE"
+    c1=$(proc_ticks $pids); t1=$(now_ms)
+    cpu=$(python3 -c "print('%.1f' % (100.0 * ($c1 - $c0) / $(getconf CLK_TCK) / (($t1 - $t0) / 1000)))")
+    rss=$(for pid in $pids; do rss_kib "$pid"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[NR]}')
+    ps=- launch=- running=- split=- heal=-
+    if [ "$full" = 1 ]; then
+        local S1="$W/s1/mgr.sock"
+        hyperfine -N --warmup 2 --runs 10 --export-json "$W/ps.json" "$CTL_BIN --socket $S1 ps" >/dev/null 2>&1
+        ps=$(python3 -c "import json; print('%.0f' % (json.load(open('$W/ps.json'))['results'][0]['median'] * 1000))")
+        t0=$(now_ms)
+        "$CTL_BIN" --socket "$S1" launch BestEffortBroadcast $(( 2 * k )) --name big -d >/dev/null 2>"$W/launch.err" || log "launch: $(cat "$W/launch.err")"
+        t1=$(now_ms); launch=$(( t1 - t0 ))
+        running=$("$CTL_BIN" --socket "$S1" ps big 2>/dev/null | grep -c ' running ' || true)
+        "$CTL_BIN" --socket "$S1" stop big >/dev/null 2>&1 || true
+        # The two halves on two bridges: a partition at L2, both ways.
+        local half=$(( k / 2 )) cut healed
+        ip link add "${TAG}p" type bridge 2>/dev/null || true
+        ip link set "${TAG}p" up
+        cut=$(now_ms); move_side "$half" "$k" "${TAG}p"
+        for _ in $(seq 1 60); do split=$(python3 "$LOGS" split "$cut" "$half" "$k" "$W"); [ "$split" != no ] && break; sleep 0.5; done
+        sleep 2
+        healed=$(now_ms); move_side "$half" "$k" "$TAG"
+        for _ in $(seq 1 60); do heal=$(python3 "$LOGS" healed "$healed" "$half" "$k" "$W"); [ "$heal" != no ] && break; sleep 0.5; done
+        sleep 3
+    fi
+    # kill -9 of the last manager: every other must list it dead.
+    local killed victim="h$k"
+    killed=$(now_ms)
+    kill -KILL "$(cat "$W/s$k/pid")"
+    sleep 6
+    local dead; dead=$(python3 "$LOGS" dead "$victim" "$killed" "$k" "$W")
+    local kmed kmax
+    if echo "$dead" | grep -q -- '-'; then kmed=-; kmax="not all ($(echo "$dead" | grep -vc -- '-')/$(( k - 1 )))"
+    else kmed=$(echo "$dead" | median); kmax=$(echo "$dead" | sort -n | tail -1); fi
+    stop_all "$k"
+    echo "$conv $cpu $rss $kmed $kmax $ps $launch $running $split $heal"
+}
+
+# med COLUMN FILE: the median of a column of scale_run lines ("-" if any is).
+med() { awk -v c="$1" '{print $c}' "$2" | { vals=$(cat); if echo "$vals" | grep -q '^[^0-9]'; then echo "$vals" | tr '\n' ' '; else echo "$vals" | median; fi; }; }
+
+scale_part() {
+    local max=0 k
+    for k in $KS $MESH_KS; do [ "$k" -gt "$max" ] && max=$k; done
+    make_hosts "$max"
+    local rows=()
+    mkdir -p "$W/results"
+    # The mesh baseline: the same measurements with the last commit before
+    # SWIM, built once in a worktree.
+    if [ -n "$MESH_KS" ]; then
+        local bin="${MESH_BIN_DIR:-$ROOT/target/mesh-baseline/release}"
+        if [ -z "${MESH_BIN_DIR:-}" ]; then
+            MESH_TREE="$W/mesh"
+            git -C "$ROOT" worktree add --detach "$MESH_TREE" "$MESH_COMMIT" >/dev/null 2>&1
+            log "building the mesh baseline ($MESH_COMMIT)"
+            (cd "$MESH_TREE" && CARGO_TARGET_DIR="$ROOT/target/mesh-baseline" cargo build --release --bins -q)
+        fi
+        for k in $MESH_KS; do
+            log "mesh baseline: $k managers ($SCALE_RUNS runs)"
+            : > "$W/results/mesh-$k.txt"
+            for _ in $(seq 1 "$SCALE_RUNS"); do
+                MGR_BIN="$bin/mgr" CTL_BIN="$bin/mgrctl" \
+                    scale_run "$k" 0 >> "$W/results/mesh-$k.txt"
+            done
+            cat "$W/results/mesh-$k.txt" >&2
+            rows+=("| mesh ($MESH_COMMIT) | $k | $(med 1 "$W/results/mesh-$k.txt") ms | $(med 2 "$W/results/mesh-$k.txt") % | $(med 3 "$W/results/mesh-$k.txt") / $(med 4 "$W/results/mesh-$k.txt") KiB | $(med 5 "$W/results/mesh-$k.txt") / $(med 6 "$W/results/mesh-$k.txt") ms | – | – | – | – |")
+        done
+    fi
+    for k in $KS; do
+        log "SWIM: $k managers ($SCALE_RUNS runs)"
+        : > "$W/results/swim-$k.txt"
+        for _ in $(seq 1 "$SCALE_RUNS"); do
+            MGR_BIN="${SWIM_BIN_DIR:-$(dirname "$MGR")}/mgr" CTL_BIN="${SWIM_BIN_DIR:-$(dirname "$MGR")}/mgrctl" scale_run "$k" "$FULL" >> "$W/results/swim-$k.txt"
+        done
+        cat "$W/results/swim-$k.txt" >&2
+        local f="$W/results/swim-$k.txt"
+        rows+=("| SWIM (this commit) | $k | $(med 1 "$f") ms | $(med 2 "$f") % | $(med 3 "$f") / $(med 4 "$f") KiB | $(med 5 "$f") / $(med 6 "$f") ms | $(med 7 "$f") ms | $(med 8 "$f") ms, $(med 9 "$f") of $(( 2 * k )) running | $(med 10 "$f") ms | $(med 11 "$f") ms |")
+    done
+    {
+        echo "Results of \`sudo PART=scale bash bench/group.sh\` (SCALE_RUNS=$SCALE_RUNS, IDLE=$IDLE s), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) CPUs; medians of $SCALE_RUNS runs"
+        echo
+        echo "| membership | K | convergence after the last start | idle CPU, all K together (% of one core) | RSS per manager, median / max | kill -9: every other lists it dead, median / slowest | \`mgrctl ps\` | \`launch BestEffortBroadcast 2K\` | K/2 partition: two groups | heal: one group |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
+        printf '%s\n' "${rows[@]}"
+    } | tee bench/group-scale-latest.md
+}
+
+soak_part() {
+    local k=64 i since
+    make_hosts "$k"
+    rm -rf "$W"/s*
+    for i in $(seq 1 "$k"); do start_mgr "$i" --iface eth0; done
+    for _ in $(seq 1 120); do [ "$(python3 "$LOGS" converged "$k" "$W")" != no ] && break; sleep 0.5; done
+    since=$(now_ms)
+    log "soak: $k managers idle for $SOAK_MIN minutes"
+    sleep $(( SOAK_MIN * 60 ))
+    read -r deaths renewals < <(python3 "$LOGS" deaths "$since" "$k" "$W")
+    local alive; alive=$(alive_count 1)
+    stop_all "$k"
+    {
+        echo "Results of \`sudo PART=soak bash bench/group.sh\` (SOAK_MIN=$SOAK_MIN), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) CPUs"
+        echo
+        echo "| managers | idle for | members declared dead (none was killed) | managers declared dead that renewed | h1 lists alive at the end |"
+        echo "|---|---|---|---|---|"
+        echo "| $k | $SOAK_MIN min | $deaths | $renewals | $alive of $k |"
+    } | tee bench/group-soak-latest.md
+}
+
+case "$PART" in
+    small) small_part ;;
+    scale) scale_part ;;
+    soak) soak_part ;;
+    all) small_part; scale_part; soak_part ;;
+    *) echo "PART must be small, scale, soak or all" >&2; exit 2 ;;
+esac

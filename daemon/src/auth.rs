@@ -70,6 +70,8 @@ const MAX_CONNECTIONS: usize = 1024;
 /// The HKDF "info" that turns the group key into the CA's Ed25519 seed. A
 /// new version of the scheme gets a new label, and so a new CA.
 const CA_LABEL: &[u8] = b"mgr group ca v1";
+/// HKDF info of the membership protocol's key (see [`Tls::membership_key`]).
+const MEMBERSHIP_LABEL: &[u8] = b"mgr membership v1";
 
 /// PKCS#8 v1 DER of an Ed25519 private key is this fixed prefix followed by
 /// the 32-byte seed (RFC 8410).
@@ -222,14 +224,20 @@ impl GroupKey {
     /// The Ed25519 seed of the group's CA: HKDF-SHA256 of the key, so every
     /// holder of the key gets the same CA and nobody can go back to the key.
     fn ca_seed(&self) -> Result<[u8; 32], AuthError> {
-        use ring::hkdf;
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&self.0);
-        let mut seed = [0u8; 32];
-        prk.expand(&[CA_LABEL], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut seed))
-            .map_err(|_| AuthError::Setup("HKDF failed".into()))?;
-        Ok(seed)
+        derive(&self.0, &[CA_LABEL])
     }
+}
+
+/// HKDF-SHA256 of `secret` with `info`: 32 bytes from which nobody can go
+/// back to the secret.
+fn derive(secret: &[u8], info: &[&[u8]]) -> Result<[u8; 32], AuthError> {
+    use ring::hkdf;
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(secret);
+    let mut out = [0u8; 32];
+    prk.expand(info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out))
+        .map_err(|_| AuthError::Setup("HKDF failed".into()))?;
+    Ok(out)
 }
 
 fn decode_hex(text: &[u8]) -> Option<[u8; KEY_LEN]> {
@@ -248,6 +256,9 @@ pub struct Tls {
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
     ca: CertificateDer<'static>,
+    /// HKDF of the group key for the membership protocol; the group name
+    /// is mixed in by [`Tls::membership_key`].
+    membership: [u8; 32],
 }
 
 impl std::fmt::Debug for Tls {
@@ -331,7 +342,16 @@ impl Tls {
         client.resumption = rustls::client::Resumption::disabled();
         client.alpn_protocols = vec![b"h2".to_vec()];
 
-        Ok(Tls { server: Arc::new(server), client: Arc::new(client), ca })
+        let membership = derive(&key.0, &[MEMBERSHIP_LABEL])?;
+        Ok(Tls { server: Arc::new(server), client: Arc::new(client), ca, membership })
+    }
+
+    /// The key that seals the membership protocol's datagrams (see
+    /// `swim_wire`): HKDF of the group key with the group's name, so
+    /// groups that share a key file still cannot read, count or forge
+    /// each other's members.
+    pub fn membership_key(&self, group: &str) -> [u8; 32] {
+        derive(&self.membership, &[MEMBERSHIP_LABEL, b"\0", group.as_bytes()]).expect("HKDF of 32 bytes")
     }
 
     /// The group's CA certificate (DER): the same for every holder of the key.

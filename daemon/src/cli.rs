@@ -97,9 +97,12 @@ pub struct StartArgs {
     /// The group to be part of: managers of other groups never merge.
     #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_GROUP, value_parser = parse_group)]
     pub group: String,
-    /// A manager (IP:PORT) to merge with at start, for networks where
-    /// multicast does not reach (repeatable; retried until it answers).
-    #[arg(long, value_name = "IP:PORT")]
+    /// A manager to merge with, for networks where multicast does not
+    /// reach: IP:PORT, or HOST:PORT where HOST may name several machines (a
+    /// round-robin name, a headless service): any one that answers is
+    /// enough. Repeatable; retried until it answers, resolved again every
+    /// 30 s.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_join)]
     pub join: Vec<String>,
     /// An interface for mDNS discovery (repeatable) [default: every
     /// non-loopback IPv4 interface with an address].
@@ -206,6 +209,27 @@ fn parse_group(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` with a DNS name for HOST.
+fn parse_join(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let bad = || format!("expected HOST:PORT (an IP address or a DNS name, and a port), not '{text}'");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 && name_ok => Ok(text.to_owned()),
+        _ => Err(bad()),
+    }
+}
+
 fn parse_seconds(text: &str, max: f64) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..=max).contains(&secs) => Ok(secs),
@@ -256,5 +280,11 @@ mod tests {
         assert!(parse_ports("20-10").is_err());
         assert!(parse_member_name("../x").unwrap_err().contains("member name"));
         assert!(parse_group("a b").is_err());
+        for good in ["10.0.0.2:6170", "[::1]:6170", "mgr.lab.example:6170", "mgr-headless:6170"] {
+            assert_eq!(parse_join(good).as_deref(), Ok(good));
+        }
+        for bad in ["10.0.0.2", "host", "host:0", "host:70000", ":6170", "a..b:6170", "-x:6170", "a b:6170"] {
+            assert!(parse_join(bad).unwrap_err().contains("HOST:PORT"), "{bad}");
+        }
     }
 }

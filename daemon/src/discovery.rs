@@ -70,6 +70,7 @@ pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
     stop: watch::Sender<bool>,
+    browsing: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -117,8 +118,27 @@ impl Discovery {
         );
         let (tx, rx) = mpsc::channel(CHANNEL);
         let (stop, stopped) = watch::channel(false);
-        let task = runtime.spawn(browse(daemon.clone(), events, config.member_id, fullname.clone(), tx, stopped));
-        Ok((Discovery { daemon, fullname, stop, task: Some(task) }, rx))
+        let (browsing, browse_wanted) = watch::channel(true);
+        let task = runtime.spawn(browse(
+            daemon.clone(),
+            events,
+            config.member_id,
+            fullname.clone(),
+            tx,
+            stopped,
+            browse_wanted,
+        ));
+        Ok((Discovery { daemon, fullname, stop, browsing, task: Some(task) }, rx))
+    }
+
+    /// The switch of browsing: off, this manager still answers the queries
+    /// of others (a newcomer finds it) but asks nothing. A browser keeps
+    /// every record it saw fresh by asking again before it expires, and
+    /// every member answers every query: N members browsing cost O(N²)
+    /// packets for as long as they run, which at a hundred members is more
+    /// than the rest of the group's traffic together.
+    pub fn browsing(&self) -> watch::Sender<bool> {
+        self.browsing.clone()
     }
 
     /// Asks the network to confirm the records of the manager `id` (to be
@@ -246,14 +266,46 @@ async fn browse(
     own_fullname: String,
     tx: mpsc::Sender<Found>,
     mut stopped: watch::Receiver<bool>,
+    mut wanted: watch::Receiver<bool>,
 ) {
     let mut known: HashMap<String, Found> = HashMap::new();
     let mut refresh = tokio::time::interval(REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.tick().await;
     loop {
+        if !*wanted.borrow_and_update() {
+            // Paused: no queries, no refreshes; what was known is forgotten
+            // (it would only go stale).
+            let _ = daemon.stop_browse(SERVICE_TYPE);
+            known.clear();
+            tracing::debug!("mdns: browsing paused");
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    changed = wanted.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if *wanted.borrow_and_update() {
+                            break;
+                        }
+                    }
+                }
+            }
+            match daemon.browse(SERVICE_TYPE) {
+                Ok(again) => events = again,
+                Err(mdns_sd::Error::DaemonShutdown) => return,
+                Err(err) => tracing::warn!("mdns: cannot browse again: {err}"),
+            }
+            tracing::debug!("mdns: browsing again");
+        }
         tokio::select! {
             _ = stopped.changed() => return,
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             _ = refresh.tick() => {
                 for found in known.values() {
                     offer(&tx, found.clone());

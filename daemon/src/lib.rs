@@ -23,6 +23,7 @@ pub mod registry;
 pub mod service;
 pub mod state_dir;
 pub mod supervisor;
+pub mod swim_wire;
 pub mod units;
 
 use std::future::Future;
@@ -85,7 +86,8 @@ pub const DEFAULT_PIDS: u32 = 512;
 /// The protocol version peers must share to merge.
 /// 2: runs of several roles (`PrepareRequest.roles`).
 /// 3: launch ids and `Reserve` (a launch acts only on what it made).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: membership by SWIM over UDP (`Watch` is gone).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The group joined when none is named.
 pub const DEFAULT_GROUP: &str = "default";
@@ -214,8 +216,19 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         }
         _ => (None, None),
     };
-    let group = control::group::Group::start(me, config.tls.clone(), config.join.clone(), found);
-    let control = control::Control::new(supervisor.clone(), group, registry);
+    // The membership protocol speaks UDP on the port of the gRPC services
+    // (peers know one address per member); without a key there is no group.
+    let udp = match tcp_addr {
+        Some(addr) => Some(
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind UDP {addr} for the membership protocol (is the port taken?)"))?,
+        ),
+        None => None,
+    };
+    let browsing = discovery.as_ref().map(|d| d.browsing());
+    let group = control::group::Group::start(me, config.tls.clone(), udp, config.join.clone(), found, browsing);
+    let control = control::Control::new(supervisor.clone(), group.clone(), registry);
     tracing::info!(
         name = %config.name,
         id = config.state.member_id(),
@@ -245,6 +258,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 
     shutdown.await;
     tracing::info!("shutting down: stopping every instance");
+    group.leave().await;
     if let Some(discovery) = discovery {
         discovery.shutdown().await;
     }

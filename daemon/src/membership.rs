@@ -1,38 +1,92 @@
 //! Membership: who is in the group, as this manager sees it.
 //!
-//! A state machine fed by what the group's I/O hears (see
-//! `control::group`): a peer heard directly (an answer on a connection this
-//! manager made, authenticated with the group key) is alive; one that only
-//! said hello, or that another member's gossip names, is *joining* until
-//! heard, and is dropped, never a member, if it is not heard within
-//! [`JOINING_TTL`]; an alive peer not heard from within the failure timeout
-//! is dead; a dead peer heard again (restarted, or back from a partition)
-//! is alive again, and one dead for [`FORGET_AFTER`] is forgotten. The view
-//! holds at most [`MAX_PEERS`]. Time comes in as an argument, so the tests
-//! drive it; this module does no I/O.
+//! SWIM (Das, Gupta, Motivala 2002) as implemented by the `foca` crate:
+//! every probe period a member pings one other member at random; one that
+//! does not answer, directly or through [`INDIRECT_PROBES`] others asked to
+//! ping it, is *suspected*, and declared dead unless it refutes the
+//! suspicion (with a higher incarnation) within [`SUSPECT_TO_DOWN`]. News
+//! (joins, suspicions, deaths) rides on the probes' datagrams. Each member
+//! sends a few datagrams a second whatever the group's size, where a full
+//! mesh of heartbeats costs every member a stream per peer (ARCHITECTURE.md,
+//! Decisions, has the numbers).
+//!
+//! What SWIM says of a member is mapped onto the view users see: active
+//! (alive or suspected) is `alive`, declared down is `dead`; a dead member
+//! is forgotten after [`FORGET_AFTER`], or by `mgrctl forget`. A member's
+//! SWIM identity ([`SwimId`]) carries what peers need to know of it (its
+//! id, name, address, version, what it allows), so a member heard of is
+//! fully described without another round trip; only the number of its
+//! instances is asked of it (by `members`).
+//!
+//! A state machine: datagrams (already opened, see `swim_wire`) and timers
+//! come in, datagrams to send, timers to set and changes of the view come
+//! out as [`Effects`]; `control::group` does the I/O. Time comes in as an
+//! argument, so the tests run groups of members in memory.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
 
-/// How long a peer may be *joining* (introduced, not yet heard from
-/// directly) before it is dropped: it never became a member.
-pub const JOINING_TTL: Duration = Duration::from_secs(30);
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, Config, Foca, Identity, OwnedNotification, PeriodicParams, PostcardCodec, Timer};
+use rand_010::SeedableRng;
+use rand_010::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
+
+use crate::names::{self, Kind};
 
 /// How long a dead member stays in the view: long enough to see what was
 /// lost with it over a lab session, short enough that a semester of
 /// machines coming and going does not pile up.
 pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
-/// Most peers one view holds; gossip beyond it is ignored (a lab is tens of
-/// machines, a flood is not a group).
+/// Most peers one view holds; members beyond it are not listed (a lab is
+/// tens of machines, a course a few hundred).
 pub const MAX_PEERS: usize = 1024;
+
+/// How often a member probes another. With [`PROBE_RTT`] and
+/// [`SUSPECT_TO_DOWN`] it sets how soon a crash is known: some member
+/// probes the victim within a period or two (each member goes through the
+/// others in a shuffled order, so with N members one of them probes a given
+/// member in a given period with probability 1 − 1/e), suspects it at the
+/// end of that period, and declares it dead [`SUSPECT_TO_DOWN`] later;
+/// gossip tells the others within a few hundred ms: about 2 s in all.
+pub const PROBE_PERIOD: Duration = Duration::from_millis(400);
+/// How long a direct probe waits for its ack before asking others (a
+/// LAN's round trip is well under a millisecond; this is the time a busy
+/// machine may take to schedule the manager).
+pub const PROBE_RTT: Duration = Duration::from_millis(200);
+/// Members asked to probe one that did not answer.
+pub const INDIRECT_PROBES: usize = 3;
+/// How long a suspected member has to refute the suspicion: the news of it
+/// must reach the suspect, and the refutation everyone who heard it.
+pub const SUSPECT_TO_DOWN: Duration = Duration::from_millis(1250);
+/// Members the news is pushed to, every [`GOSSIP_EVERY`], besides the
+/// news riding on probes: a join is known to all within a few rounds.
+const GOSSIP_TO: usize = 3;
+const GOSSIP_EVERY: Duration = Duration::from_millis(200);
+/// A member asks one random member for a sample of the group (a bounded
+/// pull) this often, which closes the gaps gossip leaves.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
+/// A member knocks on members it believes dead this often: a healed
+/// partition (or a member declared dead by mistake) comes back through it.
+const ANNOUNCE_TO_DEAD_EVERY: Duration = Duration::from_secs(1);
+/// Members a manager declared dead by the others announces itself to at
+/// once, and every [`RECONNECT_EVERY`] until one answers.
+const RECONNECT_TO: usize = 3;
+pub const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// The group size the dissemination is tuned for (how many times a piece
+/// of news is sent on): enough for a course's few hundred machines.
+const SIZED_FOR: u32 = 256;
 
 /// A manager as its peers describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeerInfo {
     pub id: String,
     pub name: String,
-    /// The gRPC address (ip:port) peers and remote CLIs use.
+    /// The gRPC address (ip:port) peers and remote CLIs use; the membership
+    /// protocol's datagrams go to the same ip and port, over UDP.
     pub address: String,
     pub group: String,
     pub version: u32,
@@ -41,26 +95,135 @@ pub struct PeerInfo {
     pub limits: bool,
     /// The IP its instances get.
     pub advertise: String,
-    /// Live instances, as of the last heartbeat.
+    /// Live instances (of this manager only; peers are asked by `members`).
     pub instances: u32,
-    /// Start time (Unix ms) of this run of the manager.
+    /// Start time (Unix ms) of this run of the manager; a member declared
+    /// dead by mistake comes back with it one higher.
     pub incarnation: u64,
+}
+
+/// How a member is identified in the membership protocol: what its peers
+/// need to know of it, fixed for one run of the manager. Two identities of
+/// one member id are two runs (or renewals) of it: the higher `boot` wins.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SwimId {
+    id: String,
+    name: String,
+    address: SocketAddr,
+    advertise: IpAddr,
+    version: u32,
+    allow_exec: bool,
+    limits: bool,
+    boot: u64,
+}
+
+impl Identity for SwimId {
+    type Addr = String;
+
+    /// A member declared dead while alive (a partition, a starved CPU)
+    /// comes back as itself with a higher boot, which wins over the dead
+    /// identity everywhere.
+    fn renew(&self) -> Option<Self> {
+        Some(SwimId { boot: self.boot + 1, ..self.clone() })
+    }
+
+    fn addr(&self) -> String {
+        self.id.clone()
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.boot > adversary.boot
+    }
+}
+
+impl SwimId {
+    fn from_info(info: &PeerInfo) -> SwimId {
+        SwimId {
+            id: info.id.clone(),
+            name: info.name.clone(),
+            address: info.address.parse().unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
+            advertise: info.advertise.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            version: info.version,
+            allow_exec: info.allow_exec,
+            limits: info.limits,
+            boot: info.incarnation,
+        }
+    }
+
+    /// Member `id` at `address`: an announcement is read by the member of
+    /// that id whatever its other fields, and the rest comes with its answer.
+    fn at(id: &str, address: SocketAddr) -> SwimId {
+        SwimId {
+            id: id.to_owned(),
+            name: String::new(),
+            address,
+            advertise: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            version: 0,
+            allow_exec: false,
+            limits: false,
+            boot: 0,
+        }
+    }
+
+    /// The peer it describes, in `group` (the key it was sealed with says
+    /// so); `None` if a field is not valid (only a holder of the key could
+    /// have sent it, but it is checked like any input).
+    fn to_info(&self, group: &str) -> Option<PeerInfo> {
+        names::check(Kind::MemberId, &self.id).ok()?;
+        names::check(Kind::Member, &self.name).ok()?;
+        if self.address.port() == 0 || self.address.ip().is_unspecified() {
+            return None;
+        }
+        Some(PeerInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            address: self.address.to_string(),
+            group: group.to_owned(),
+            version: self.version,
+            allow_exec: self.allow_exec,
+            limits: self.limits,
+            advertise: self.advertise.to_string(),
+            instances: 0,
+            incarnation: self.boot,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+/// The protocol's settings (see the constants).
+fn config() -> Config {
+    let mut config = Config::new_lan(NonZeroU32::new(SIZED_FOR).expect("not zero"));
+    config.probe_period = PROBE_PERIOD;
+    config.probe_rtt = PROBE_RTT;
+    config.num_indirect_probes = NonZeroUsize::new(INDIRECT_PROBES).expect("not zero");
+    config.suspect_to_down_after = SUSPECT_TO_DOWN;
+    config.max_packet_size = NonZeroUsize::new(crate::swim_wire::MAX_MESSAGE).expect("not zero");
+    let every = |frequency, num_members| {
+        Some(PeriodicParams { frequency, num_members: NonZeroUsize::new(num_members).expect("not zero") })
+    };
+    config.periodic_gossip = every(GOSSIP_EVERY, GOSSIP_TO);
+    config.periodic_announce = every(ANNOUNCE_EVERY, 1);
+    config.periodic_announce_to_down_members = every(ANNOUNCE_TO_DEAD_EVERY, 2);
+    config.notify_down_members = true;
+    config.remove_down_after = Some(FORGET_AFTER);
+    config
 }
 
 /// How this manager sees a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
-    /// Named by another member, not heard from directly yet.
-    Joining,
+    /// Answering probes, or suspected and not yet declared dead.
     Alive,
-    /// Not heard from within the failure timeout.
+    /// Declared dead: it did not answer probes, nor refute the suspicion.
     Dead,
 }
 
 impl Liveness {
     pub fn as_str(self) -> &'static str {
         match self {
-            Liveness::Joining => "joining",
             Liveness::Alive => "alive",
             Liveness::Dead => "dead",
         }
@@ -89,37 +252,6 @@ pub enum Refusal {
     SameId(String),
     #[error("this manager is shutting down")]
     Stopping,
-    #[error("this manager's view of the group is full ({MAX_PEERS} members)")]
-    Full,
-}
-
-/// What a hello made of its caller (see [`Membership::introduced`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Introduced {
-    /// Joining at this address: to be reached there and heard from.
-    Joining(PeerInfo),
-    /// Known at this address already; nothing changes.
-    Known(PeerInfo),
-    /// Alive at another address than the hello says: it moves only if this
-    /// address answers as it.
-    Probe(PeerInfo),
-}
-
-/// What one [`Membership::tick`] changed.
-#[derive(Debug, Default)]
-pub struct Ticked {
-    /// Alive peers that went silent.
-    pub died: Vec<PeerInfo>,
-    /// Joining peers never heard from: never members.
-    pub dropped: Vec<PeerInfo>,
-    /// Peers dead for [`FORGET_AFTER`].
-    pub forgotten: Vec<PeerInfo>,
-}
-
-impl Ticked {
-    pub fn changed(&self) -> bool {
-        !(self.died.is_empty() && self.dropped.is_empty() && self.forgotten.is_empty())
-    }
 }
 
 /// Why a member cannot be forgotten.
@@ -133,41 +265,83 @@ pub enum ForgetError {
     Alive(String),
 }
 
-/// What changed with one `heard`.
+/// A change of the view, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A peer never heard from before.
-    Joined,
-    /// A dead peer is back.
-    Rejoined,
-    /// A peer now answers at another address.
-    Moved,
-    /// Nothing a watcher needs to act on.
-    Refreshed,
+    /// A member never seen before.
+    Joined(PeerInfo),
+    /// A dead member is back (a healed partition, or a mistake refuted).
+    Back(PeerInfo),
+    /// A member restarted: a new run of the manager with the same id.
+    Restarted(PeerInfo),
+    /// A member answers at another address.
+    Moved(PeerInfo),
+    /// A member was declared dead.
+    Died(PeerInfo),
+    /// A member that is not one: another version, or this manager's id.
+    Refused(PeerInfo, Refusal),
+    /// This manager was declared dead by the others (it was cut off or
+    /// starved), and came back with a higher incarnation.
+    Renewed,
+}
+
+/// What the I/O must do after a call.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Messages to seal and send, with where to.
+    pub send: Vec<(SocketAddr, Bytes)>,
+    /// Timers to hand back to [`Membership::timer`] after a delay.
+    pub timers: Vec<(Duration, Timer<SwimId>)>,
+    /// Changes of the view.
+    pub changes: Vec<Change>,
+}
+
+impl Effects {
+    pub fn changed(&self) -> bool {
+        !self.changes.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Peer {
     info: PeerInfo,
     state: Liveness,
-    /// Monotonic time of the last direct contact (or of being learned, or
-    /// of dying).
-    last: Instant,
+    /// When it died, for [`FORGET_AFTER`].
+    since: Instant,
     last_seen_ms: u64,
 }
 
-/// The membership view.
-#[derive(Debug, Clone)]
+/// The membership view and the protocol behind it.
 pub struct Membership {
     me: PeerInfo,
+    foca: Foca<SwimId, PostcardCodec, SmallRng, foca::NoCustomBroadcast>,
+    runtime: AccumulatingRuntime<SwimId>,
     peers: BTreeMap<String, Peer>,
-    timeout: Duration,
+    /// Whether the protocol counts this manager in the group (false from a
+    /// renewal until a member answers it).
+    connected: bool,
+    /// Where the next reconnection attempt starts in the list of members.
+    rotation: usize,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership").field("me", &self.me.id).field("peers", &self.peers.len()).finish()
+    }
 }
 
 impl Membership {
-    /// A group of one, declaring peers dead after `timeout` without news.
-    pub fn new(me: PeerInfo, timeout: Duration) -> Self {
-        Membership { me, peers: BTreeMap::new(), timeout }
+    /// A group of one; `seed` seeds the protocol's choice of whom to probe.
+    pub fn new(me: PeerInfo, seed: u64) -> Self {
+        let foca = Foca::new(SwimId::from_info(&me), config(), SmallRng::seed_from_u64(seed), PostcardCodec);
+        Membership {
+            me,
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            peers: BTreeMap::new(),
+            connected: false,
+            rotation: seed as usize,
+        }
     }
 
     pub fn me(&self) -> &PeerInfo {
@@ -192,92 +366,92 @@ impl Membership {
         Ok(())
     }
 
-    /// A peer was heard from directly: it answered a handshake or sends
-    /// heartbeats on a connection this manager made.
-    pub fn heard(&mut self, info: PeerInfo, now: Instant, wall_ms: u64) -> Result<Change, Refusal> {
-        self.admits(&info)?;
-        if !self.peers.contains_key(&info.id) && self.peers.len() >= MAX_PEERS {
-            return Err(Refusal::Full);
-        }
-        let change = match self.peers.get(&info.id) {
-            None => Change::Joined,
-            Some(peer) if peer.info.address != info.address => Change::Moved,
-            Some(peer) if peer.state == Liveness::Dead => Change::Rejoined,
-            Some(peer) if peer.state == Liveness::Joining => Change::Joined,
-            Some(_) => Change::Refreshed,
-        };
-        self.peers.insert(info.id.clone(), Peer { info, state: Liveness::Alive, last: now, last_seen_ms: wall_ms });
-        Ok(change)
+    /// Announces this manager to a known peer (it answered a hello): it
+    /// answers with a sample of the group.
+    pub fn announce(&mut self, peer: &PeerInfo, now: Instant, wall_ms: u64) -> Effects {
+        let _ = self.foca.announce(SwimId::from_info(peer), &mut self.runtime);
+        self.drain(now, wall_ms)
     }
 
-    /// A peer said hello (it called us): it is *joining* until this
-    /// manager reaches it and hears from it directly. Saying hello proves
-    /// nothing: a known peer at its known address keeps its state; a dead
-    /// or joining one at a new address (restarted elsewhere) is joining
-    /// there; but an alive one is not moved on a hello's word (anyone with
-    /// the key could say it), only once its new address answers as it
-    /// ([`Introduced::Probe`]).
-    pub fn introduced(&mut self, info: PeerInfo, now: Instant) -> Result<Introduced, Refusal> {
-        self.admits(&info)?;
-        let full = self.peers.len() >= MAX_PEERS;
-        match self.peers.get_mut(&info.id) {
-            Some(peer) if peer.info.address == info.address => Ok(Introduced::Known(peer.info.clone())),
-            Some(peer) if peer.state == Liveness::Alive => Ok(Introduced::Probe(info)),
-            Some(peer) => {
-                *peer =
-                    Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: peer.last_seen_ms };
-                Ok(Introduced::Joining(info))
-            }
-            None if full => Err(Refusal::Full),
-            None => {
-                let peer = Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: 0 };
-                self.peers.insert(info.id.clone(), peer);
-                Ok(Introduced::Joining(info))
-            }
-        }
+    /// Announces this manager to member `id` at `address` (a hint of
+    /// discovery): only a member of this group can open the datagram, and
+    /// only that member reads it.
+    pub fn announce_to(&mut self, id: &str, address: SocketAddr, now: Instant, wall_ms: u64) -> Effects {
+        let _ = self.foca.announce(SwimId::at(id, address), &mut self.runtime);
+        self.drain(now, wall_ms)
     }
 
-    /// Another member named these peers as alive: returns the ones new to
-    /// this manager, which should be contacted. Known peers keep their
-    /// state: only direct contact proves liveness.
-    pub fn learned(&mut self, infos: impl IntoIterator<Item = PeerInfo>, now: Instant) -> Vec<PeerInfo> {
-        let mut new = Vec::new();
-        for info in infos {
-            if self.admits(&info).is_err() || self.peers.contains_key(&info.id) || self.peers.len() >= MAX_PEERS {
-                continue;
-            }
-            let peer = Peer { info: info.clone(), state: Liveness::Joining, last: now, last_seen_ms: 0 };
-            self.peers.insert(info.id.clone(), peer);
-            new.push(info);
+    /// A message received (opened already).
+    pub fn datagram(&mut self, message: &[u8], now: Instant, wall_ms: u64) -> Effects {
+        if let Err(err) = self.foca.handle_data(message, &mut self.runtime) {
+            tracing::debug!(%err, "a membership message was not handled");
         }
-        new
+        self.drain(now, wall_ms)
     }
 
-    /// Declares dead every alive peer not heard from within the timeout,
-    /// drops every joining peer not heard from within [`JOINING_TTL`] and
-    /// forgets every peer dead for [`FORGET_AFTER`].
-    pub fn tick(&mut self, now: Instant) -> Ticked {
-        let mut ticked = Ticked::default();
-        let since = |peer: &Peer| now.saturating_duration_since(peer.last);
-        for peer in self.peers.values_mut() {
-            if peer.state == Liveness::Alive && since(peer) > self.timeout {
-                peer.state = Liveness::Dead;
-                peer.last = now;
-                ticked.died.push(peer.info.clone());
+    /// A timer set by an earlier call is due.
+    pub fn timer(&mut self, timer: Timer<SwimId>, now: Instant, wall_ms: u64) -> Effects {
+        if let Err(err) = self.foca.handle_timer(timer, &mut self.runtime) {
+            tracing::debug!(%err, "a membership timer was not handled");
+        }
+        self.drain(now, wall_ms)
+    }
+
+    /// Tells some members that this manager leaves (it stops): they list it
+    /// dead at once, without waiting for a probe to fail.
+    pub fn leave(&mut self, now: Instant, wall_ms: u64) -> Effects {
+        let _ = self.foca.leave_cluster(&mut self.runtime);
+        self.drain(now, wall_ms)
+    }
+
+    /// Whether this manager knows no live member: it should keep knocking
+    /// on whom it was told to join.
+    pub fn alone(&self) -> bool {
+        self.foca.num_members() == 0
+    }
+
+    /// Whether the member with this id is known alive (or suspected).
+    pub fn is_active(&self, id: &str) -> bool {
+        self.foca.iter_members().any(|m| m.id().id == id)
+    }
+
+    /// Whether a live member answers at this address.
+    pub fn is_active_at(&self, address: SocketAddr) -> bool {
+        self.foca.iter_members().any(|m| m.id().address == address)
+    }
+
+    /// A manager the group declared dead (see [`Change::Renewed`]) comes
+    /// back with a new identity, which nobody knows yet: everything it sends
+    /// is addressed to identities that may have been renewed too (after a
+    /// partition heals, everyone renews at once), and only an announcement
+    /// is read by a member whatever identity it was addressed to. So until
+    /// a member answers, it announces itself to a few members it knew, dead
+    /// or alive, every [`RECONNECT_EVERY`].
+    pub fn reconnect(&mut self, now: Instant, wall_ms: u64) -> Effects {
+        if !self.connected {
+            let known: Vec<SwimId> = self.foca.iter_membership_state().map(|m| m.id().clone()).collect();
+            if !known.is_empty() {
+                for k in 0..RECONNECT_TO.min(known.len()) {
+                    let to = known[(self.rotation + k) % known.len()].clone();
+                    let _ = self.foca.announce(to, &mut self.runtime);
+                }
+                self.rotation = self.rotation.wrapping_add(RECONNECT_TO);
             }
         }
-        self.peers.retain(|_, peer| match peer.state {
-            Liveness::Joining if since(peer) > JOINING_TTL => {
-                ticked.dropped.push(peer.info.clone());
-                false
+        self.drain(now, wall_ms)
+    }
+
+    /// Forgets every member dead for [`FORGET_AFTER`]; returns them.
+    pub fn tick(&mut self, now: Instant) -> Vec<PeerInfo> {
+        let mut forgotten = Vec::new();
+        self.peers.retain(|_, peer| {
+            let keep = peer.state == Liveness::Alive || now.saturating_duration_since(peer.since) <= FORGET_AFTER;
+            if !keep {
+                forgotten.push(peer.info.clone());
             }
-            Liveness::Dead if since(peer) > FORGET_AFTER => {
-                ticked.forgotten.push(peer.info.clone());
-                false
-            }
-            _ => true,
+            keep
         });
-        ticked
+        forgotten
     }
 
     /// Forgets a dead member, named by its id or its name (one of them).
@@ -302,7 +476,7 @@ impl Membership {
         self.peers.values().map(|p| (&p.info, p.state))
     }
 
-    /// The peers heard from within the timeout.
+    /// The live peers.
     pub fn alive(&self) -> Vec<PeerInfo> {
         self.peers.values().filter(|p| p.state == Liveness::Alive).map(|p| p.info.clone()).collect()
     }
@@ -320,170 +494,372 @@ impl Membership {
         members.extend(others);
         members
     }
+
+    /// Takes what the protocol asked for, and applies its notifications to
+    /// the view.
+    fn drain(&mut self, now: Instant, wall_ms: u64) -> Effects {
+        let mut effects = Effects::default();
+        let mut renewed = false;
+        while let Some((to, message)) = self.runtime.to_send() {
+            effects.send.push((to.address, message));
+        }
+        while let Some(timer) = self.runtime.to_schedule() {
+            effects.timers.push(timer);
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                OwnedNotification::MemberUp(id) => self.up(&id, now, wall_ms, &mut effects.changes),
+                OwnedNotification::Rename(_, id) => self.up(&id, now, wall_ms, &mut effects.changes),
+                OwnedNotification::MemberDown(id) => {
+                    if let Some(peer) = self.peers.get_mut(&id.id)
+                        && peer.info.incarnation == id.boot
+                        && peer.state == Liveness::Alive
+                    {
+                        peer.state = Liveness::Dead;
+                        peer.since = now;
+                        effects.changes.push(Change::Died(peer.info.clone()));
+                    }
+                }
+                OwnedNotification::Rejoin(_) => {
+                    self.connected = false;
+                    renewed = true;
+                    effects.changes.push(Change::Renewed);
+                }
+                OwnedNotification::Active => self.connected = true,
+                OwnedNotification::Idle => self.connected = false,
+                OwnedNotification::DataReceived(header) => {
+                    if let Some(peer) = self.peers.get_mut(&header.src.id)
+                        && peer.state == Liveness::Alive
+                    {
+                        peer.last_seen_ms = wall_ms;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if renewed {
+            let more = self.reconnect(now, wall_ms);
+            effects.send.extend(more.send);
+            effects.timers.extend(more.timers);
+            effects.changes.extend(more.changes);
+        }
+        effects
+    }
+
+    /// A member is up (or renamed: a new identity of it won).
+    fn up(&mut self, id: &SwimId, now: Instant, wall_ms: u64, changes: &mut Vec<Change>) {
+        let active = self.foca.iter_members().any(|m| m.id() == id);
+        let Some(info) = id.to_info(&self.me.group) else {
+            tracing::debug!(?id, "a member with a malformed identity: not listed");
+            return;
+        };
+        if let Err(refusal) = self.admits(&info) {
+            if !self.peers.contains_key(&info.id) && refusal != Refusal::SameId(info.id.clone()) {
+                changes.push(Change::Refused(info, refusal));
+            }
+            return;
+        }
+        let change = match self.peers.get(&info.id) {
+            None if self.peers.len() >= MAX_PEERS => {
+                tracing::warn!(member = %info.name, "the view is full ({MAX_PEERS} members): not listed");
+                return;
+            }
+            None => Change::Joined(info.clone()),
+            Some(peer) if peer.info.address != info.address => Change::Moved(info.clone()),
+            // A renewal is one higher; a new run of the manager starts at
+            // its start time.
+            Some(peer) if info.incarnation > peer.info.incarnation + 1000 => Change::Restarted(info.clone()),
+            Some(peer) if peer.state == Liveness::Dead && active => Change::Back(info.clone()),
+            Some(_) => {
+                // Renamed but still dead, or a renewal of a live member.
+                let peer = self.peers.get_mut(&info.id).expect("matched");
+                peer.info = info;
+                if active && peer.state == Liveness::Dead {
+                    peer.state = Liveness::Alive;
+                }
+                return;
+            }
+        };
+        let state = if active { Liveness::Alive } else { Liveness::Dead };
+        self.peers.insert(info.id.clone(), Peer { info, state, since: now, last_seen_ms: wall_ms });
+        changes.push(change);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn info(id: &str, group: &str) -> PeerInfo {
+    fn info(i: usize) -> PeerInfo {
         PeerInfo {
-            id: id.into(),
-            name: format!("n-{id}"),
-            address: format!("10.0.0.{}:6170", id.len()),
-            group: group.into(),
+            id: format!("m{i:04}"),
+            name: format!("n{i}"),
+            address: format!("10.0.0.{}:6170", i + 1),
+            group: "g".into(),
             version: 1,
+            advertise: format!("10.0.0.{}", i + 1),
+            incarnation: 1_000_000,
             ..Default::default()
         }
     }
 
-    fn group() -> Membership {
-        Membership::new(info("me", "g"), Duration::from_millis(1500))
+    /// Members exchanging messages in memory, on one simulated clock; a
+    /// message takes 1 ms, and `cut` pairs (either way) lose theirs.
+    struct Net {
+        t0: Instant,
+        now: Duration,
+        members: Vec<Membership>,
+        down: Vec<bool>,
+        cut: std::collections::HashSet<(usize, usize)>,
+        queue: BTreeMap<(Duration, u64), Event>,
+        seq: u64,
+        changes: Vec<(usize, Change)>,
     }
 
-    #[test]
-    fn a_peer_heard_is_alive_and_dies_after_the_timeout() {
-        let mut m = group();
-        let t0 = Instant::now();
-        assert_eq!(m.heard(info("a", "g"), t0, 1), Ok(Change::Joined));
-        assert_eq!(m.alive().len(), 1);
-        assert!(!m.tick(t0 + Duration::from_millis(1400)).changed());
-        assert_eq!(m.heard(info("a", "g"), t0 + Duration::from_millis(1400), 2), Ok(Change::Refreshed));
-        assert!(!m.tick(t0 + Duration::from_millis(2800)).changed(), "a heartbeat resets the timer");
-        let died = m.tick(t0 + Duration::from_millis(3000)).died;
-        assert_eq!(died.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["a"]);
-        assert!(!m.tick(t0 + Duration::from_millis(4000)).changed(), "dies once");
-        assert!(m.alive().is_empty());
-        assert_eq!(m.members(0)[1].state, Liveness::Dead);
-        assert_eq!(m.heard(info("a", "g"), t0 + Duration::from_secs(9), 3), Ok(Change::Rejoined));
-        assert_eq!(m.members(0)[1].state, Liveness::Alive);
+    enum Event {
+        Message(usize, Bytes),
+        Timer(usize, Timer<SwimId>),
     }
 
-    #[test]
-    fn other_groups_versions_and_my_own_id_are_refused() {
-        let mut m = group();
-        let t0 = Instant::now();
-        assert!(matches!(m.heard(info("a", "other"), t0, 0), Err(Refusal::OtherGroup { .. })));
-        let mut old = info("b", "g");
-        old.version = 0;
-        assert!(matches!(m.heard(old, t0, 0), Err(Refusal::OtherVersion { .. })));
-        assert!(matches!(m.heard(info("me", "g"), t0, 0), Err(Refusal::SameId(_))));
-        assert!(m.learned([info("c", "other"), info("me", "g")], t0).is_empty());
-        assert_eq!(m.members(0).len(), 1);
-    }
-
-    #[test]
-    fn gossip_names_new_peers_once_and_never_revives_the_dead() {
-        let mut m = group();
-        let t0 = Instant::now();
-        let new = m.learned([info("a", "g"), info("b", "g")], t0);
-        assert_eq!(new.len(), 2);
-        assert!(m.learned([info("a", "g")], t0).is_empty(), "known already");
-        assert!(m.alive().is_empty(), "learned is not heard");
-        assert_eq!(m.members(0)[1].state, Liveness::Joining);
-        m.heard(info("a", "g"), t0, 0).unwrap();
-        let ticked = m.tick(t0 + Duration::from_secs(2));
-        assert_eq!(ticked.died.len(), 1, "only a member heard from can die");
-        assert!(m.learned([info("a", "g")], t0 + Duration::from_secs(2)).is_empty());
-        assert!(m.alive().is_empty(), "gossip does not prove liveness");
-        // b was never heard from: it never was a member, and goes.
-        let ticked = m.tick(t0 + JOINING_TTL + Duration::from_secs(1));
-        assert_eq!(ticked.dropped.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["b"]);
-        assert_eq!(m.members(0).len(), 2, "me and the dead a");
-    }
-
-    #[test]
-    fn a_hello_is_not_a_member_until_heard_and_goes_if_never_heard() {
-        let mut m = group();
-        let t0 = Instant::now();
-        // A thousand hellos of strangers who never answer.
-        for i in 0..1000 {
-            m.introduced(info(&format!("fake{i}"), "g"), t0).unwrap();
+    impl Net {
+        fn new(n: usize) -> Net {
+            let members = (0..n).map(|i| Membership::new(info(i), i as u64 + 1)).collect();
+            Net {
+                t0: Instant::now(),
+                now: Duration::ZERO,
+                members,
+                down: vec![false; n],
+                cut: Default::default(),
+                queue: BTreeMap::new(),
+                seq: 0,
+                changes: Vec::new(),
+            }
         }
-        assert!(m.alive().is_empty(), "a hello proves nothing");
-        assert!(m.members(0).iter().skip(1).all(|v| v.state == Liveness::Joining));
-        let ticked = m.tick(t0 + JOINING_TTL + Duration::from_secs(1));
-        assert_eq!(ticked.dropped.len(), 1000);
-        assert!(ticked.died.is_empty(), "never members, so never dead members");
-        assert_eq!(m.members(0).len(), 1);
-        // One that is then heard directly is a member.
-        m.introduced(info("real", "g"), t0).unwrap();
-        assert_eq!(m.heard(info("real", "g"), t0, 5), Ok(Change::Joined));
-        assert_eq!(m.alive().len(), 1);
-        // A hello of a known member at its address changes nothing; one at a
-        // new address does not move an alive member (it is only probed
-        // there), and moves a dead one, joining there until heard.
-        assert_eq!(m.introduced(info("real", "g"), t0), Ok(Introduced::Known(info("real", "g"))));
-        assert_eq!(m.alive().len(), 1);
-        let mut moved = info("real", "g");
-        moved.address = "10.0.0.99:6170".into();
-        assert_eq!(m.introduced(moved.clone(), t0), Ok(Introduced::Probe(moved.clone())));
-        assert_eq!(m.alive()[0].address, info("real", "g").address, "an alive member is not moved by a hello");
-        m.tick(t0 + Duration::from_secs(2));
-        assert_eq!(m.introduced(moved.clone(), t0), Ok(Introduced::Joining(moved)));
-        assert!(m.alive().is_empty());
-        assert!(matches!(m.introduced(info("x", "other"), t0), Err(Refusal::OtherGroup { .. })));
-    }
 
-    #[test]
-    fn the_view_is_bounded() {
-        let mut m = group();
-        let t0 = Instant::now();
-        for i in 0..MAX_PEERS {
-            m.introduced(info(&format!("p{i}"), "g"), t0).unwrap();
+        fn index(&self, address: SocketAddr) -> Option<usize> {
+            self.members.iter().position(|m| m.me.address == address.to_string())
         }
-        assert_eq!(m.introduced(info("one-more", "g"), t0), Err(Refusal::Full));
-        assert!(m.learned([info("gossiped", "g")], t0).is_empty());
-        assert_eq!(m.heard(info("heard", "g"), t0, 0), Err(Refusal::Full));
-        assert_eq!(m.members(0).len(), MAX_PEERS + 1);
+
+        fn apply(&mut self, from: usize, effects: Effects) {
+            for (to, message) in effects.send {
+                let Some(to) = self.index(to) else { continue };
+                if self.cut.contains(&(from, to)) || self.cut.contains(&(to, from)) {
+                    continue;
+                }
+                self.seq += 1;
+                self.queue.insert((self.now + Duration::from_millis(1), self.seq), Event::Message(to, message));
+            }
+            for (after, timer) in effects.timers {
+                self.seq += 1;
+                self.queue.insert((self.now + after, self.seq), Event::Timer(from, timer));
+            }
+            self.changes.extend(effects.changes.into_iter().map(|c| (from, c)));
+        }
+
+        fn wall(&self) -> u64 {
+            self.now.as_millis() as u64
+        }
+
+        /// Member `i` announces itself to member `j`.
+        fn join(&mut self, i: usize, j: usize) {
+            let peer = self.members[j].me.clone();
+            let (now, wall) = (self.t0 + self.now, self.wall());
+            let effects = self.members[i].announce(&peer, now, wall);
+            self.apply(i, effects);
+        }
+
+        fn run_for(&mut self, span: Duration) {
+            let end = self.now + span;
+            while let Some(entry) = self.queue.first_entry() {
+                if entry.key().0 > end {
+                    break;
+                }
+                let ((at, _), event) = entry.remove_entry();
+                self.now = at;
+                let (now, wall) = (self.t0 + self.now, self.wall());
+                let (i, effects) = match event {
+                    Event::Message(i, _) | Event::Timer(i, _) if self.down[i] => continue,
+                    Event::Message(i, message) => (i, self.members[i].datagram(&message, now, wall)),
+                    Event::Timer(i, timer) => (i, self.members[i].timer(timer, now, wall)),
+                };
+                self.apply(i, effects);
+            }
+            self.now = end;
+        }
+
+        fn alive_seen_by(&self, i: usize) -> Vec<String> {
+            self.members[i].alive().into_iter().map(|p| p.name).collect()
+        }
+
+        fn all_see(&self, alive: usize) -> bool {
+            (0..self.members.len()).filter(|i| !self.down[*i]).all(|i| self.members[i].alive().len() == alive)
+        }
     }
 
     #[test]
-    fn dead_members_are_forgotten_by_hand_or_after_a_while() {
-        let mut m = group();
-        let t0 = Instant::now();
-        m.heard(info("a", "g"), t0, 0).unwrap();
-        m.heard(info("b", "g"), t0, 0).unwrap();
-        assert_eq!(m.forget("n-a"), Err(ForgetError::Alive("n-a".into())));
+    fn members_that_join_one_seed_all_see_each_other_within_a_second() {
+        let mut net = Net::new(16);
+        for i in 1..16 {
+            net.join(i, 0);
+        }
+        net.run_for(Duration::from_millis(1000));
+        assert!(net.all_see(15), "{:?}", (0..16).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
+        let described = &net.members[5].alive().into_iter().find(|p| p.id == "m0009").unwrap();
+        assert_eq!(described, &PeerInfo { instances: 0, ..info(9) }, "the identity describes the member");
+        assert!(net.changes.iter().all(|(_, c)| matches!(c, Change::Joined(_))));
+    }
+
+    #[test]
+    fn a_member_announced_to_by_id_and_address_only_answers() {
+        let mut net = Net::new(3);
+        net.join(1, 0);
+        net.run_for(Duration::from_secs(1));
+        let to: SocketAddr = net.members[0].me.address.parse().unwrap();
+        let (now, wall) = (net.t0 + net.now, net.wall());
+        let effects = net.members[2].announce_to("m0000", to, now, wall);
+        net.apply(2, effects);
+        net.run_for(Duration::from_secs(1));
+        assert!(net.all_see(2), "{:?}", (0..3).map(|i| net.alive_seen_by(i)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_chain_of_joins_converges_through_the_periodic_pull() {
+        let mut net = Net::new(12);
+        for i in 1..12 {
+            net.join(i, i - 1);
+        }
+        net.run_for(Duration::from_secs(6));
+        assert!(net.all_see(11), "{:?}", (0..12).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_crashed_member_is_dead_everywhere_within_3s_and_a_restart_is_alive_again() {
+        let mut net = Net::new(8);
+        for i in 1..8 {
+            net.join(i, 0);
+        }
+        net.run_for(Duration::from_secs(2));
+        assert!(net.all_see(7));
+        net.changes.clear();
+        net.down[3] = true;
+        net.run_for(Duration::from_secs(3));
+        for i in (0..8).filter(|i| *i != 3) {
+            let view = net.members[i].members(0);
+            let state = view.iter().find(|v| v.info.id == "m0003").map(|v| v.state);
+            assert_eq!(state, Some(Liveness::Dead), "seen by {i}");
+            assert_eq!(net.members[i].alive().len(), 6);
+        }
+        let died = net.changes.iter().filter(|(_, c)| matches!(c, Change::Died(p) if p.id == "m0003")).count();
+        assert_eq!(died, 7, "each other member logs the death once");
+        assert!(!net.changes.iter().any(|(_, c)| matches!(c, Change::Died(p) if p.id != "m0003")), "no false death");
+
+        // The manager starts again: same id, a later start time.
+        let mut again = info(3);
+        again.incarnation += 60_000;
+        net.members[3] = Membership::new(again, 99);
+        net.down[3] = false;
+        net.changes.clear();
+        net.join(3, 0);
+        net.run_for(Duration::from_secs(2));
+        assert!(net.all_see(7));
+        let restarted = net.changes.iter().filter(|(_, c)| matches!(c, Change::Restarted(p) if p.id == "m0003"));
+        assert_eq!(restarted.count(), 7);
+        assert_eq!(net.members[0].alive().iter().find(|p| p.id == "m0003").unwrap().incarnation, 1_060_000);
+    }
+
+    #[test]
+    fn a_partition_splits_the_group_in_two_and_heals_into_one() {
+        let n = 10;
+        let mut net = Net::new(n);
+        for i in 1..n {
+            net.join(i, 0);
+        }
+        net.run_for(Duration::from_secs(2));
+        assert!(net.all_see(n - 1));
+        for a in 0..5 {
+            for b in 5..n {
+                net.cut.insert((a, b));
+            }
+        }
+        // Each side probes every member of the other within a round of
+        // the shuffled probe order, then suspects and declares it dead.
+        net.run_for(Duration::from_secs(7));
+        assert!(net.all_see(4), "{:?}", (0..n).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
+        net.cut.clear();
+        net.changes.clear();
+        net.run_for(Duration::from_secs(4));
+        assert!(net.all_see(n - 1), "{:?}", (0..n).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
+        assert!(net.changes.iter().any(|(_, c)| matches!(c, Change::Back(_))));
+    }
+
+    #[test]
+    fn another_version_and_my_own_id_are_never_members() {
+        let mut net = Net::new(3);
+        net.members[2].me.version = 2;
+        net.members[2] = Membership::new(net.members[2].me.clone(), 3);
+        net.join(1, 0);
+        net.join(2, 0);
+        net.run_for(Duration::from_secs(2));
+        assert_eq!(net.alive_seen_by(0), ["n1"]);
+        assert_eq!(net.alive_seen_by(1), ["n0"]);
+        let refused = net.changes.iter().filter(|(_, c)| matches!(c, Change::Refused(_, Refusal::OtherVersion { .. })));
+        assert!(refused.count() >= 1);
+        let m = &net.members[0];
+        let mut other_group = info(7);
+        other_group.group = "other".into();
+        assert!(matches!(m.admits(&other_group), Err(Refusal::OtherGroup { .. })));
+        assert!(matches!(m.admits(&info(0)), Err(Refusal::SameId(_))));
+    }
+
+    #[test]
+    fn a_member_that_leaves_is_dead_at_once_and_forgettable() {
+        let mut net = Net::new(4);
+        for i in 1..4 {
+            net.join(i, 0);
+        }
+        net.run_for(Duration::from_secs(2));
+        let (now, wall) = (net.t0 + net.now, net.wall());
+        let effects = net.members[2].leave(now, wall);
+        net.apply(2, effects);
+        net.down[2] = true;
+        net.run_for(Duration::from_millis(300));
+        let m = &mut net.members[0];
+        assert_eq!(m.alive().len(), 2, "left: dead before any probe could fail");
+        assert_eq!(m.forget("n1"), Err(ForgetError::Alive("n1".into())));
         assert_eq!(m.forget("nobody"), Err(ForgetError::Unknown("nobody".into())));
-        let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(m.tick(t1).died.len(), 2);
-        assert_eq!(m.forget("n-a").unwrap().id, "a", "by name");
+        assert_eq!(m.forget("n2").unwrap().id, "m0002", "by name");
+        assert_eq!(m.members(0).len(), 3);
+        // A dead member is forgotten by itself after FORGET_AFTER.
+        let died_at = net.t0 + net.now;
+        net.down[3] = true;
+        net.run_for(Duration::from_secs(5));
+        let m = &mut net.members[0];
+        assert_eq!(m.alive().len(), 1, "3 is dead too");
+        assert!(m.tick(died_at + FORGET_AFTER).is_empty());
+        assert_eq!(m.tick(died_at + FORGET_AFTER + Duration::from_secs(10)).len(), 1);
         assert_eq!(m.members(0).len(), 2);
-        // b is forgotten by itself, FORGET_AFTER after it died.
-        assert!(m.tick(t1 + FORGET_AFTER - Duration::from_secs(1)).forgotten.is_empty());
-        assert_eq!(m.tick(t1 + FORGET_AFTER + Duration::from_secs(1)).forgotten.len(), 1);
-        assert_eq!(m.members(0).len(), 1);
-        // Two members of one name are told apart by id.
-        let mut twin = info("c", "g");
-        twin.name = "n-d".into();
-        m.heard(twin, t1, 0).unwrap();
-        m.heard(info("d", "g"), t1, 0).unwrap();
-        m.tick(t1 + Duration::from_secs(2));
-        assert_eq!(m.forget("n-d"), Err(ForgetError::Ambiguous("n-d".into())));
-        assert_eq!(m.forget("d").unwrap().id, "d");
     }
 
     #[test]
-    fn a_new_address_is_a_move() {
-        let mut m = group();
-        let t0 = Instant::now();
-        m.heard(info("a", "g"), t0, 0).unwrap();
-        let mut moved = info("a", "g");
-        moved.address = "10.0.0.9:7000".into();
-        assert_eq!(m.heard(moved, t0, 0), Ok(Change::Moved));
-        assert_eq!(m.alive()[0].address, "10.0.0.9:7000");
+    fn an_identity_with_malformed_fields_is_not_listed() {
+        let mut bad = SwimId::from_info(&info(1));
+        bad.name = "../etc".into();
+        assert_eq!(bad.to_info("g"), None);
+        let mut unaddressed = SwimId::from_info(&info(1));
+        unaddressed.address = "0.0.0.0:6170".parse().unwrap();
+        assert_eq!(unaddressed.to_info("g"), None);
+        assert!(SwimId::from_info(&info(1)).to_info("g").is_some());
     }
 
     #[test]
     fn members_list_me_first_then_by_name() {
-        let mut m = group();
-        let t0 = Instant::now();
-        let mut z = info("z", "g");
-        z.name = "a-first".into();
-        m.heard(info("y", "g"), t0, 0).unwrap();
-        m.heard(z, t0, 0).unwrap();
-        let names: Vec<_> = m.members(0).into_iter().map(|v| v.info.name).collect();
-        assert_eq!(names, ["n-me", "a-first", "n-y"]);
+        let mut net = Net::new(3);
+        net.members[2].me.name = "a-first".into();
+        net.members[2] = Membership::new(net.members[2].me.clone(), 3);
+        net.join(1, 0);
+        net.join(2, 0);
+        net.run_for(Duration::from_secs(1));
+        let names: Vec<_> = net.members[0].members(0).into_iter().map(|v| v.info.name).collect();
+        assert_eq!(names, ["n0", "a-first", "n1"]);
     }
 }

@@ -192,7 +192,7 @@ pub async fn status(dir: &Path) -> Result<Status, ServiceError> {
         |reason: String| ServiceError::NotAnswering { pid, dir: dir.to_owned(), socket: socket.clone(), reason };
     let asked = tokio::time::timeout(ASK_TIMEOUT, async {
         let mut client = connect(&socket).await?;
-        let members = client.members(MembersRequest {}).await?.into_inner().members;
+        let members = client.members(MembersRequest::default()).await?.into_inner().members;
         // This member's own runs: no waiting on the rest of the group.
         let runs = client.ps(PsRequest { run: String::new(), local: true }).await?.into_inner().runs;
         Ok::<_, anyhow::Error>((members, runs))

@@ -14,6 +14,6 @@ pub struct JoinArgs {
 pub async fn join(mut client: Client, args: JoinArgs) -> anyhow::Result<u8> {
     let request = mgr_proto::JoinRequest { address: args.address };
     let reply = client.join(request).await.map_err(super::status)?.into_inner();
-    super::members::print(&reply.members, args.json)?;
+    super::members::print(&reply.members, args.json, false)?;
     Ok(0)
 }

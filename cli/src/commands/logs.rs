@@ -308,7 +308,8 @@ impl Clock {
 /// Prefix width for these instance names, and whether to show members
 /// (only once the group has several).
 pub async fn layout<'a>(client: &mut Client, names: impl Iterator<Item = &'a str>) -> anyhow::Result<(usize, bool)> {
-    let members = client.members(mgr_proto::MembersRequest {}).await.map_err(super::status)?.into_inner().members;
+    let members =
+        client.members(mgr_proto::MembersRequest::default()).await.map_err(super::status)?.into_inner().members;
     Ok(layout_for(members.iter().map(|m| m.name.as_str()), names))
 }
 

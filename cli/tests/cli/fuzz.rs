@@ -96,14 +96,13 @@ enum Rpc {
     Forget,
     Events,
     Hello,
-    Watch,
     Reserve,
     Prepare,
     Start,
     Abort,
 }
 
-const ALL: [Rpc; 17] = [
+const ALL: [Rpc; 16] = [
     Rpc::Launch,
     Rpc::Logs,
     Rpc::Ps,
@@ -116,7 +115,6 @@ const ALL: [Rpc; 17] = [
     Rpc::Forget,
     Rpc::Events,
     Rpc::Hello,
-    Rpc::Watch,
     Rpc::Reserve,
     Rpc::Prepare,
     Rpc::Start,
@@ -392,10 +390,10 @@ impl Fuzzer<'_> {
         let addr = if self.last_on_b { self.pair.b_addr.clone() } else { self.pair.a_addr.clone() };
         let mut same = self.clients(self.last_on_b).manager;
         let wait = Duration::from_secs(5);
-        let on_same = tokio::time::timeout(wait, same.members(MembersRequest {})).await;
+        let on_same = tokio::time::timeout(wait, same.members(MembersRequest::default())).await;
         let on_new = tokio::time::timeout(wait, async {
             let mut fresh = clients(&addr).await?.manager;
-            Ok::<_, anyhow::Error>(fresh.members(MembersRequest {}).await?)
+            Ok::<_, anyhow::Error>(fresh.members(MembersRequest::default()).await?)
         })
         .await;
         let said = |answered: bool, ok: bool| match (answered, ok) {
@@ -515,7 +513,6 @@ impl Fuzzer<'_> {
             Rpc::Forget => self.forget().await,
             Rpc::Events => self.events().await,
             Rpc::Hello => self.hello().await,
-            Rpc::Watch => self.watch().await,
             Rpc::Reserve => self.reserve().await,
             Rpc::Prepare => self.prepare().await,
             Rpc::Start => self.start().await,
@@ -752,7 +749,7 @@ impl Fuzzer<'_> {
         }
     }
 
-    /// A member description as a caller of `Hello` or `Watch` gives it:
+    /// A member description as a caller of `Hello` gives it:
     /// mostly a stranger of the group (from a small pool, so that the
     /// managers watch a bounded number of them), sometimes the callee's
     /// real peer at its real address (a forged address for a real member
@@ -1039,9 +1036,9 @@ impl Fuzzer<'_> {
 
     async fn members(&mut self) {
         let on_b = self.rng.chance(50);
-        self.note(Rpc::Members, on_b, &MembersRequest {});
+        self.note(Rpc::Members, on_b, &MembersRequest::default());
         let mut client = self.clients(on_b).manager;
-        self.answer(Rpc::Members, client.members(MembersRequest {})).await;
+        self.answer(Rpc::Members, client.members(MembersRequest::default())).await;
     }
 
     async fn join(&mut self) {
@@ -1092,14 +1089,6 @@ impl Fuzzer<'_> {
         self.note(Rpc::Hello, on_b, &req);
         let mut client = self.clients(on_b).peer;
         self.answer(Rpc::Hello, client.hello(req)).await;
-    }
-
-    async fn watch(&mut self) {
-        let on_b = self.rng.chance(50);
-        let req = WatchRequest { from: self.member_info(on_b) };
-        self.note(Rpc::Watch, on_b, &req);
-        let mut client = self.clients(on_b).peer;
-        self.take(Rpc::Watch, client.watch(req)).await;
     }
 
     /// A launch of this test on one member, most of the time.

@@ -303,3 +303,37 @@ fn a_dead_members_runs_are_listed_lost_and_a_viewer_resumes_when_it_returns() ->
     assert_eq!(numbers(printed), in_log, "the viewer has a gap or a repeat");
     Ok(())
 }
+
+/// The membership protocol's port (UDP, the manager's own port) under
+/// attack: datagrams forged without the key, of another version, empty or
+/// too long are dropped, counted in `mgrctl members`, logged, and never
+/// answered; the group goes on as before.
+#[test]
+fn forged_membership_datagrams_are_dropped_counted_and_never_answered() -> Result<()> {
+    let (pa, pb) = (free_port(), free_port());
+    let a = member("a", pa, &[])?;
+    let b = member("b", pb, &["--join", &join_arg(pa)])?;
+    wait_alive(&a, &["a", "b"])?;
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    attacker.set_read_timeout(Some(Duration::from_millis(700)))?;
+    // Version 1, a salt and a counter, a body and a tag made up: the shape
+    // of a sealed datagram, without the key.
+    let mut forged = vec![1u8];
+    forged.extend([7u8; 12]);
+    forged.extend([0u8; 60]);
+    let datagrams = [forged, vec![0xff; 64], Vec::new(), vec![2u8; 100], vec![1u8; 5000]];
+    for datagram in &datagrams {
+        attacker.send_to(datagram, ("127.0.0.1", pa))?;
+    }
+    let mut buf = [0u8; 2048];
+    assert!(attacker.recv_from(&mut buf).is_err(), "a datagram without the key got an answer");
+    let counted = format!("membership datagrams dropped: {}", datagrams.len());
+    wait_until("the drops counted", || a.ok(&["members"]).is_ok_and(|out| out.contains(&counted)))?;
+    assert!(a.log().contains("dropped a membership datagram"), "{}", a.log());
+    assert!(!b.ok(&["members"])?.contains("datagrams dropped"), "b got none of them");
+    // The group did not notice.
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(a.alive_members()?, ["a", "b"]);
+    assert_eq!(b.alive_members()?, ["a", "b"]);
+    Ok(())
+}

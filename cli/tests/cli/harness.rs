@@ -400,7 +400,7 @@ pub(crate) fn keygen(path: &Path) -> Result<()> {
 impl Daemon {
     /// (name, state) of each member this manager sees.
     pub(crate) fn members(&self) -> Result<Vec<(String, String)>> {
-        self.ok(&["members", "--json"])?
+        self.ok(&["members", "--json", "--quick"])?
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l)?;
@@ -419,7 +419,7 @@ impl Daemon {
 
     /// This manager's member id.
     pub(crate) fn member_id(&self) -> Result<String> {
-        let out = self.ok(&["members", "--json"])?;
+        let out = self.ok(&["members", "--json", "--quick"])?;
         let me = out.lines().find(|l| l.contains("\"me\":true")).context("no member marked me")?;
         Ok(serde_json::from_str::<Value>(me)?["id"].as_str().unwrap_or("").to_owned())
     }

@@ -17,7 +17,8 @@
 //! - [`Lab::ns`], [`Lab::command`] (a `Command` run in host i with
 //!   `ip netns exec`), [`Lab::run_in`] (a closure on a thread that joined
 //!   host i's network namespace, e.g. to open sockets there).
-//! - [`Lab::cut`] / [`Lab::restore`]: host i's link to the bridge down / up.
+//! - [`Lab::cut`] / [`Lab::restore`]: host i's link to the bridge down / up;
+//!   [`Lab::split`] / [`Lab::unsplit`]: some hosts on a bridge of their own.
 //! - [`Lab::start_mgr`]`(i, extra)`: a real `mgr start --name hI --listen
 //!   IP:6170 --advertise IP --key-file KEY --state-dir DIR ...` in host i,
 //!   as a [`NetDaemon`], which derefs to the harness's `Daemon` (ctl, ok,
@@ -48,6 +49,29 @@ pub(crate) struct Lab {
     net: [u8; 3],
     dir: tempfile::TempDir,
     key: OnceLock<PathBuf>,
+    /// The kernel's ARP thresholds before a big lab raised them.
+    arp: Option<String>,
+}
+
+/// The kernel's ARP table is one for all namespaces (1,024 entries by
+/// default), and hosts that all talk to each other need K² entries: past
+/// it, sends fail silently ("neighbor table overflow"), which no real
+/// machine with K − 1 neighbours would see. A lab of more than 9 hosts
+/// raises the limits while it lives.
+const ARP: [&str; 3] = [
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh1",
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh2",
+    "/proc/sys/net/ipv4/neigh/default/gc_thresh3",
+];
+
+fn arp_limits() -> String {
+    ARP.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default().trim().to_owned()).collect::<Vec<_>>().join(" ")
+}
+
+fn set_arp_limits(values: &str) {
+    for (path, value) in ARP.iter().zip(values.split_whitespace()) {
+        let _ = std::fs::write(path, value);
+    }
 }
 
 /// Runs `ip ARGS`, failing with its stderr.
@@ -130,8 +154,8 @@ impl Lab {
                  run `cargo test` as root"
             );
         }
-        if !(1..=9).contains(&hosts) {
-            bail!("a lab has 1 to 9 hosts, not {hosts}");
+        if !(1..=32).contains(&hosts) {
+            bail!("a lab has 1 to 32 hosts, not {hosts}");
         }
         sweep();
         let pid = std::process::id();
@@ -139,7 +163,12 @@ impl Lab {
         // The bridge has no address, so the host never routes to these
         // subnets; distinct ones per process and lab only make logs clearer.
         let net = [10, 200 + (pid % 50) as u8, (n % 256) as u8];
-        let lab = Lab { pid, n, hosts, net, dir: tempfile::tempdir()?, key: OnceLock::new() };
+        let arp = (hosts > 9).then(|| {
+            let before = arp_limits();
+            set_arp_limits("8192 16384 32768");
+            before
+        });
+        let lab = Lab { pid, n, hosts, net, dir: tempfile::tempdir()?, key: OnceLock::new(), arp };
         if lab.veth(hosts).len() > 15 {
             bail!("interface name {} is too long for the kernel (15 bytes)", lab.veth(hosts));
         }
@@ -235,6 +264,34 @@ impl Lab {
         ip(&["link", "set", &self.veth(i), "up"])
     }
 
+    /// Partitions the lab in two: `hosts` move to a bridge of their own, so
+    /// each side still reaches its own members (mDNS included) and nothing
+    /// of the other.
+    pub(crate) fn split(&self, hosts: impl IntoIterator<Item = usize>) -> Result<()> {
+        let other = self.other_bridge();
+        if ip_output(&["link", "show", &other]).is_empty() {
+            ip(&["link", "add", &other, "type", "bridge", "mcast_snooping", "0"])?;
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{other}/disable_ipv6"), "1");
+            ip(&["link", "set", &other, "up"])?;
+        }
+        for i in hosts {
+            ip(&["link", "set", &self.veth(i), "master", &other])?;
+        }
+        Ok(())
+    }
+
+    /// Heals a [`Lab::split`]: every host back on the one bridge.
+    pub(crate) fn unsplit(&self) -> Result<()> {
+        for i in 1..=self.hosts {
+            ip(&["link", "set", &self.veth(i), "master", &self.bridge()])?;
+        }
+        Ok(())
+    }
+
+    fn other_bridge(&self) -> String {
+        format!("{}s", self.bridge())
+    }
+
     /// The group key every lab manager shares (made on first use).
     pub(crate) fn key(&self) -> Result<PathBuf> {
         if let Some(key) = self.key.get() {
@@ -280,6 +337,10 @@ impl Drop for Lab {
             let _ = ip(&["link", "del", &self.veth(i)]);
         }
         let _ = ip(&["link", "del", &self.bridge()]);
+        let _ = ip(&["link", "del", &self.other_bridge()]);
+        if let Some(before) = &self.arp {
+            set_arp_limits(before);
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use mgr_proto::manager_client::ManagerClient;
 use mgr_proto::{Instance, PsRequest, Run};
 use tonic::Status;
@@ -26,24 +25,35 @@ pub(super) fn manager(channel: Channel) -> ManagerClient<Channel> {
     ManagerClient::new(channel).max_decoding_message_size(16 << 20)
 }
 
-/// Runs `call` on every live peer at once; returns each peer's answer.
+/// Calls to members a fan-out makes at once: a group of hundreds is asked
+/// in waves, not with hundreds of connections opened in one go.
+pub(super) const FANOUT_CONCURRENCY: usize = 64;
+
+/// Longest wait for one member's answer in a fan-out: a member that is
+/// alive by the membership protocol but does not answer in time is reported
+/// unreachable rather than waited on.
+pub(super) const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Runs `call` on every live peer, [`FANOUT_CONCURRENCY`] at a time, each
+/// within [`FANOUT_DEADLINE`]; returns each peer's answer.
 pub(super) async fn on_peers<T, F, Fut>(control: &Control, call: F) -> Vec<(PeerInfo, Result<T, Status>)>
 where
     F: Fn(ManagerClient<Channel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, Status>>,
 {
+    use futures_util::StreamExt;
     let peers = control.group.view().alive_peers();
     let calls = peers.into_iter().map(|(info, channel)| {
         let call = call(manager(channel));
         async move {
-            let result = match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
+            let result = match tokio::time::timeout(FANOUT_DEADLINE, call).await {
                 Ok(result) => result.map(tonic::Response::into_inner),
                 Err(_) => Err(GroupError::Timeout(info.name.clone()).into()),
             };
             (info, result)
         }
     });
-    join_all(calls).await
+    futures_util::stream::iter(calls).buffer_unordered(FANOUT_CONCURRENCY).collect().await
 }
 
 /// `ps` across the group: each run with every instance of every member,

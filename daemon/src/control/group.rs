@@ -1,45 +1,67 @@
-//! The group's I/O: handshakes, heartbeats and gossip with the other
-//! managers over the `Peer` gRPC service, feeding the [`Membership`] state
+//! The group's I/O: the membership protocol's datagrams, its timers, the
+//! join handshakes and discovery's hints, feeding the [`Membership`] state
 //! machine, which it owns.
 //!
-//! Every member watches every other member it knows of: a `Watch` stream on
-//! which the peer sends its view every [`HEARTBEAT`]. A view proves the
-//! sender alive and names the members it sees alive, so a member that joins
-//! any one member is known to all within a heartbeat, and two groups that
-//! meet (by mDNS, `--join` or `mgrctl join`) become one. A peer not heard
-//! from within [`FAILURE_TIMEOUT`] is dead; its watcher keeps knocking, so a
-//! restarted manager or a healed partition merges back by itself.
+//! Membership travels over UDP on the manager's own port (the TCP port of
+//! its gRPC services), every datagram sealed with the group's membership key
+//! (`swim_wire`); what does not open is dropped, counted, and never
+//! answered. The control plane stays gRPC over mutual TLS: this task keeps
+//! a channel to every live member for the control handlers, and publishes
+//! each new view on a `watch` channel, so readers never wait on it.
 //!
-//! The task publishes each new view on a `watch` channel: readers (the
-//! control handlers) never wait on it. It must not know about runs or
-//! processes: those belong to the supervisor.
+//! A manager joins by announcing itself to any one member: one named by
+//! `--join` (an address or a DNS name, re-resolved every
+//! [`RESOLVE_EVERY`]) or by `mgrctl join` first gets a gRPC hello, so a
+//! wrong key or group is a clear error; one discovery found is announced to
+//! directly, since only a holder of the key can answer.
+//!
+//! It must not know about runs or processes: those belong to the
+//! supervisor.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use foca::Timer;
 use mgr_proto::peer_client::PeerClient;
-use mgr_proto::{HelloRequest, MemberInfo, WatchRequest};
+use mgr_proto::{HelloRequest, MemberInfo};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::auth::{self, Tls};
 use crate::discovery::Found;
-use crate::membership::{Change, ForgetError, Introduced, Liveness, MemberView, Membership, PeerInfo, Refusal};
-
-/// How often a member sends its view to each watcher.
-pub const HEARTBEAT: Duration = Duration::from_millis(250);
-
-/// A peer not heard from for this long is dead. Six heartbeats: a busy
-/// 2-core machine delays some, but a crash is still seen within 2 s.
-pub const FAILURE_TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// Pause between attempts to reach a peer that does not answer.
-const RETRY: Duration = Duration::from_millis(300);
+use crate::membership::{Change, Effects, ForgetError, Liveness, MemberView, Membership, PeerInfo, Refusal, SwimId};
+use crate::swim_wire::{Dropped, MAX_DATAGRAM, Opener, Sealer};
 
 /// Longest wait for a connection and a handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a `--join` target is resolved again (a DNS name may name
+/// other machines by then) and joined again if none of its addresses is a
+/// live member.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Pause before a `--join` target that did not answer is tried again.
+const RETRY_JOIN: Duration = Duration::from_secs(1);
+
+/// Addresses of one `--join` name followed (a round-robin name or a
+/// headless service may list many; any one member is enough).
+const MAX_JOIN_ADDRESSES: usize = 16;
+
+/// Pause before a discovered manager is announced to again; doubled at
+/// every try that brings no answer (another key, or gone), up to
+/// [`TRY_STRANGER_AGAIN`].
+const TRY_AGAIN: Duration = Duration::from_secs(2);
+const TRY_STRANGER_AGAIN: Duration = Duration::from_secs(60);
+
+/// Discovered managers being tried (or paused after a try) at once.
+const MAX_TRYING: usize = 1024;
+
+/// Most log lines a minute about dropped datagrams.
+const DROP_LOGS_PER_MINUTE: u32 = 5;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -50,7 +72,7 @@ fn now_ms() -> u64 {
 pub struct GroupView {
     /// This manager first, then the peers by name.
     pub members: Vec<MemberView>,
-    /// A channel to each known peer, by id.
+    /// A channel to each live peer, by id.
     channels: BTreeMap<String, Channel>,
 }
 
@@ -98,6 +120,8 @@ pub enum JoinError {
     NoGroup,
     #[error("the manager at {address} answered with a member description that is not valid: {message}")]
     BadAnswer { address: String, message: String },
+    #[error("cannot resolve '{name}': {reason}")]
+    Resolve { name: String, reason: String },
 }
 
 impl JoinError {
@@ -105,7 +129,7 @@ impl JoinError {
     fn transient(&self) -> bool {
         match self {
             JoinError::Connect(err) => err.is_transient(),
-            JoinError::Timeout(_) | JoinError::Failed { .. } => true,
+            JoinError::Timeout(_) | JoinError::Failed { .. } | JoinError::Resolve { .. } => true,
             JoinError::Refused { .. }
             | JoinError::NotAMember { .. }
             | JoinError::Stopped
@@ -118,14 +142,12 @@ impl JoinError {
 enum Msg {
     /// A peer said hello (inbound handshake).
     Hello(PeerInfo, oneshot::Sender<Result<(PeerInfo, Vec<PeerInfo>), Refusal>>),
-    /// A peer answered our hello, or sent its view on a watch.
-    Heard { from: PeerInfo, members: Vec<PeerInfo>, reply: Option<oneshot::Sender<Result<(), Refusal>>> },
-    /// Discovery saw a manager.
-    Found(Found),
-    /// A discovered manager refused us (another key, group or version).
-    Refused(String),
+    /// A peer answered our hello: announce this manager to it.
+    Answered(PeerInfo, oneshot::Sender<Result<(), Refusal>>),
     /// A user forgets a dead member.
     Forget(String, oneshot::Sender<Result<PeerInfo, ForgetError>>),
+    /// The manager stops: tell the group.
+    Leave(oneshot::Sender<()>),
 }
 
 /// The handle to the group task. Cheap to clone.
@@ -134,6 +156,7 @@ pub struct Group {
     tx: mpsc::Sender<Msg>,
     view: watch::Receiver<Arc<GroupView>>,
     tls: Option<Tls>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Group {
@@ -143,33 +166,57 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    /// Starts the group task for `me`; it joins each of `join` (retrying
-    /// until it answers) and every manager of its group that `found` reports.
-    pub fn start(me: PeerInfo, tls: Option<Tls>, join: Vec<String>, found: Option<mpsc::Receiver<Found>>) -> Group {
-        let membership = Membership::new(me, FAILURE_TIMEOUT);
+    /// Starts the group task for `me`, speaking the membership protocol on
+    /// `udp` (none for a manager without a key: a group of one). It joins
+    /// each of `join` (retrying until it answers) and announces itself to
+    /// every manager of its group that `found` reports.
+    pub fn start(
+        me: PeerInfo,
+        tls: Option<Tls>,
+        udp: Option<UdpSocket>,
+        join: Vec<String>,
+        found: Option<mpsc::Receiver<Found>>,
+        browsing: Option<watch::Sender<bool>>,
+    ) -> Group {
+        let seed = rand::random();
+        let membership = Membership::new(me, seed);
         let view = GroupView { members: membership.members(now_ms()), channels: BTreeMap::new() };
         let (view_tx, view_rx) = watch::channel(Arc::new(view));
         let (tx, rx) = mpsc::channel(256);
-        let group = Group { tx, view: view_rx, tls: tls.clone() };
+        let dropped = Arc::new(AtomicU64::new(0));
+        let group = Group { tx, view: view_rx, tls: tls.clone(), dropped: dropped.clone() };
+        let wire = match (&tls, udp) {
+            (Some(tls), Some(socket)) => {
+                let key = tls.membership_key(&membership.me().group);
+                Some(Wire {
+                    socket,
+                    sealer: Sealer::new(&key, rand::random()),
+                    opener: Opener::new(&key),
+                    dropped,
+                    logged: (Instant::now(), 0),
+                })
+            }
+            _ => None,
+        };
         let task = Task {
             membership,
-            watchers: BTreeMap::new(),
             view: view_tx,
+            wire,
+            timers: BTreeMap::new(),
+            seq: 0,
+            channels: BTreeMap::new(),
             tls,
-            handle: group.clone_weak(),
             next_try: BTreeMap::new(),
+            browsing,
+            browse_until: Instant::now() + BROWSE_WINDOW,
+            next_browse: Instant::now() + BROWSE_AGAIN,
         };
         tokio::spawn(task.run(rx, found));
-        for address in join {
+        for target in join {
             let group = group.clone();
-            tokio::spawn(async move { group.join_until_answered(address).await });
+            tokio::spawn(async move { group.follow_join(target).await });
         }
         group
-    }
-
-    /// A handle whose sender does not keep the task alive.
-    fn clone_weak(&self) -> WeakGroup {
-        WeakGroup { tx: self.tx.downgrade(), view: self.view.clone() }
     }
 
     /// The current view.
@@ -182,7 +229,14 @@ impl Group {
         self.view.clone()
     }
 
-    /// An inbound handshake: admits the peer or says why not.
+    /// Membership datagrams dropped since the start: not sealed with this
+    /// group's key, or replayed.
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// An inbound handshake: admits the peer or says why not. It changes
+    /// nothing: the caller announces itself over the membership protocol.
     pub async fn hello(&self, from: PeerInfo) -> Result<(PeerInfo, Vec<PeerInfo>), Refusal> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Msg::Hello(from.clone(), reply)).await.is_err() {
@@ -191,10 +245,16 @@ impl Group {
         rx.await.unwrap_or(Err(Refusal::Stopping))
     }
 
-    /// Merges with the manager at `address` (ip:port).
+    /// Merges with the manager at `address` (ip:port): a hello, then an
+    /// announcement over the membership protocol.
     pub async fn join(&self, address: &str) -> Result<(), JoinError> {
         let tls = self.tls.as_ref().ok_or(JoinError::NoGroup)?;
-        join(&self.tx, self.view().me().clone(), address, tls).await
+        let peer = hello(self.view().me().clone(), address, tls).await?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Answered(peer, reply)).await.map_err(|_| JoinError::Stopped)?;
+        rx.await
+            .map_err(|_| JoinError::Stopped)?
+            .map_err(|refusal| JoinError::NotAMember { address: address.to_owned(), refusal })
     }
 
     /// Forgets a dead member (by id or name); returns it.
@@ -206,39 +266,77 @@ impl Group {
         rx.await.unwrap_or_else(|_| Err(ForgetError::Unknown(member.to_owned())))
     }
 
-    /// `--join`: tries until the manager answers, or refuses.
-    async fn join_until_answered(&self, address: String) {
+    /// Tells some members that this manager is leaving, so the group lists
+    /// it dead at once rather than after failed probes.
+    pub async fn leave(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Leave(reply)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
+    }
+
+    /// `--join TARGET` for as long as the manager runs: resolves it (an
+    /// ip:port, or a host name and port that may name several machines),
+    /// joins an address of it unless one is a live member already, tries
+    /// again every second until one answers, and resolves it again every
+    /// [`RESOLVE_EVERY`]. A refusal ends it (the log says why).
+    async fn follow_join(&self, target: String) {
         let mut warned = false;
         loop {
-            match self.join(&address).await {
+            let pause = match self.join_target(&target).await {
                 Ok(()) => {
-                    tracing::info!(%address, "joined the group");
-                    return;
+                    warned = false;
+                    RESOLVE_EVERY
                 }
                 Err(err) if err.transient() => {
                     if !warned {
-                        tracing::info!(%address, %err, "cannot join yet; trying again until it answers");
+                        tracing::info!(%target, %err, "cannot join yet; trying again until it answers");
                         warned = true;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    RETRY_JOIN
                 }
                 Err(err) => {
-                    tracing::error!(%address, %err, "cannot join");
+                    tracing::error!(%target, %err, "cannot join");
                     return;
                 }
+            };
+            tokio::time::sleep(pause).await;
+            if self.tx.is_closed() {
+                return;
             }
         }
     }
+
+    async fn join_target(&self, target: &str) -> Result<(), JoinError> {
+        let resolved = tokio::net::lookup_host(target)
+            .await
+            .map_err(|err| JoinError::Resolve { name: target.to_owned(), reason: err.to_string() })?;
+        let addresses: Vec<SocketAddr> = resolved.take(MAX_JOIN_ADDRESSES).collect();
+        let view = self.view();
+        let me = view.me().address.clone();
+        let live = |address: &SocketAddr| {
+            let address = address.to_string();
+            address == me || view.members.iter().any(|m| m.state == Liveness::Alive && m.info.address == address)
+        };
+        if addresses.iter().any(live) {
+            return Ok(());
+        }
+        let mut last = JoinError::Resolve { name: target.to_owned(), reason: "no address".into() };
+        for address in addresses {
+            match self.join(&address.to_string()).await {
+                Ok(()) => {
+                    tracing::info!(%target, %address, "joined the group");
+                    return Ok(());
+                }
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
 }
 
-/// A handle that does not keep the task alive (held by the task itself).
-#[derive(Clone)]
-struct WeakGroup {
-    tx: mpsc::WeakSender<Msg>,
-    view: watch::Receiver<Arc<GroupView>>,
-}
-
-async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: &Tls) -> Result<(), JoinError> {
+/// A hello to the manager at `address`: who it is, if it admits us.
+async fn hello(me: PeerInfo, address: &str, tls: &Tls) -> Result<PeerInfo, JoinError> {
     let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let channel = auth::connect(address, tls).await?;
         PeerClient::new(channel).hello(HelloRequest { from: Some(info_to_proto(&me)) }).await.map_err(|status| {
@@ -253,320 +351,309 @@ async fn join(tx: &mpsc::Sender<Msg>, me: PeerInfo, address: &str, tls: &Tls) ->
     .await
     .map_err(|_| JoinError::Timeout(address.to_owned()))??
     .into_inner();
-    let bad = |status: tonic::Status| JoinError::BadAnswer {
-        address: address.to_owned(),
-        message: status.message().to_owned(),
-    };
-    let from = super::peer::checked_info(answer.me).map_err(bad)?;
-    let members = valid_infos(answer.members);
-    let (reply, rx) = oneshot::channel();
-    tx.send(Msg::Heard { from, members, reply: Some(reply) }).await.map_err(|_| JoinError::Stopped)?;
-    rx.await
-        .map_err(|_| JoinError::Stopped)?
-        .map_err(|refusal| JoinError::NotAMember { address: address.to_owned(), refusal })
+    super::peer::checked_info(answer.me)
+        .map_err(|status| JoinError::BadAnswer { address: address.to_owned(), message: status.message().to_owned() })
 }
 
-struct Watcher {
-    address: String,
-    /// Also used by the control handlers to reach the peer.
-    channel: Channel,
-    task: JoinHandle<()>,
+/// The membership protocol's socket and seals.
+struct Wire {
+    socket: UdpSocket,
+    sealer: Sealer,
+    opener: Opener,
+    dropped: Arc<AtomicU64>,
+    /// The start of the current minute of drop logs, and lines logged in it.
+    logged: (Instant, u32),
+}
+
+impl Wire {
+    fn drop_datagram(&mut self, from: SocketAddr, why: Dropped) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        if now.duration_since(self.logged.0) > Duration::from_secs(60) {
+            self.logged = (now, 0);
+        }
+        if self.logged.1 < DROP_LOGS_PER_MINUTE {
+            self.logged.1 += 1;
+            tracing::warn!(%from, %why, total, "dropped a membership datagram (is another group or key on this network?)");
+        }
+    }
 }
 
 struct Task {
     membership: Membership,
-    watchers: BTreeMap<String, Watcher>,
     view: watch::Sender<Arc<GroupView>>,
     /// `None` for a manager without a key: it has no group.
+    wire: Option<Wire>,
+    /// The protocol's timers, by when they are due (and order of setting).
+    timers: BTreeMap<(Instant, u64), Timer<SwimId>>,
+    seq: u64,
+    /// A channel to each live peer, and the address it goes to.
+    channels: BTreeMap<String, (String, Channel)>,
     tls: Option<Tls>,
-    handle: WeakGroup,
-    /// When discovery may next make us try each id, so a flood of mDNS
-    /// answers does not become a flood of handshakes, and a stranger on the
-    /// network (another key) is tried, and logged, once a minute at most.
-    next_try: BTreeMap<String, Instant>,
+    /// When discovery may next make us announce to each id, and the pause
+    /// after that: a flood of mDNS answers does not become a flood of
+    /// datagrams, and a stranger (another key) is knocked on ever more
+    /// rarely.
+    next_try: BTreeMap<String, (Instant, Duration)>,
+    /// Discovery's browsing switch (see `Discovery::browsing`): on while
+    /// this manager is alone, for [`BROWSE_WINDOW`] after it starts, and
+    /// for as long again every [`BROWSE_AGAIN`] (two groups that formed
+    /// apart still meet); off otherwise, since the membership protocol
+    /// knows the group and newcomers find it by asking themselves.
+    browsing: Option<watch::Sender<bool>>,
+    browse_until: Instant,
+    next_browse: Instant,
 }
 
-/// Pause before a discovered manager is tried again.
-const TRY_AGAIN: Duration = Duration::from_secs(2);
-
-/// Pause before a discovered manager that refused us is tried again.
-const TRY_STRANGER_AGAIN: Duration = Duration::from_secs(60);
-
-/// Discovered managers being tried (or paused after a try) at once.
-const MAX_TRYING: usize = 1024;
+/// How long discovery browses after a start, and in each round later.
+const BROWSE_WINDOW: Duration = Duration::from_secs(10);
+/// How often a manager in a group browses again for a while.
+const BROWSE_AGAIN: Duration = Duration::from_secs(300);
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut found: Option<mpsc::Receiver<Found>>) {
-        let mut tick = tokio::time::interval(HEARTBEAT / 2);
+        let mut tick = tokio::time::interval(crate::membership::RECONNECT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
+            let next_timer = self.timers.first_key_value().map(|((at, _), _)| *at);
             let changed = tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => self.handle(msg).await,
                     None => break,
                 },
                 f = async { found.as_mut().expect("guarded").recv().await }, if found.is_some() => match f {
-                    Some(f) => self.handle(Msg::Found(f)),
+                    Some(f) => self.found(f).await,
                     None => {
                         found = None;
                         false
                     }
                 },
+                received = async { self.wire.as_ref().expect("guarded").socket.recv_from(&mut buf).await },
+                    if self.wire.is_some() => match received {
+                    Ok((len, from)) => self.datagram(&mut buf[..len], from).await,
+                    Err(err) => {
+                        // An ICMP error of an earlier send (a member gone)
+                        // surfaces here on some systems: not this socket's
+                        // fault.
+                        tracing::debug!(%err, "membership socket");
+                        false
+                    }
+                },
+                _ = async { tokio::time::sleep_until(next_timer.expect("guarded").into()).await }, if next_timer.is_some() => {
+                    self.due_timers().await
+                }
                 _ = tick.tick() => {
-                    let ticked = self.membership.tick(Instant::now());
-                    for peer in &ticked.died {
-                        tracing::warn!(member = %peer.name, id = %peer.id, address = %peer.address,
-                            "member is dead: no heartbeat for {} ms", FAILURE_TIMEOUT.as_millis());
-                    }
-                    for peer in &ticked.dropped {
-                        tracing::info!(member = %peer.name, id = %peer.id, address = %peer.address,
-                            "never heard from a manager that was introduced: dropped");
-                        self.unwatch(&peer.id);
-                    }
-                    for peer in &ticked.forgotten {
+                    for peer in self.membership.tick(Instant::now()) {
                         tracing::info!(member = %peer.name, id = %peer.id, "forgot a member dead for an hour");
-                        self.unwatch(&peer.id);
                     }
-                    ticked.changed()
+                    let effects = self.membership.reconnect(Instant::now(), now_ms());
+                    self.apply(effects).await;
+                    self.switch_browsing();
+                    // Also publishes when members were last heard from.
+                    true
                 }
             };
             if changed {
                 self.publish();
             }
         }
-        for watcher in self.watchers.values() {
-            watcher.task.abort();
-        }
     }
 
     /// Handles one message; returns whether the view changed.
-    fn handle(&mut self, msg: Msg) -> bool {
+    async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Hello(from, reply) => {
-                // A hello proves only that the caller holds the key: it is a
-                // member once this manager reaches it at its address and
-                // hears from it there.
-                let result = self.membership.introduced(from.clone(), Instant::now());
-                match &result {
-                    Ok(Introduced::Joining(peer) | Introduced::Known(peer)) => self.ensure_watcher(&peer.clone()),
-                    Ok(Introduced::Probe(peer)) => self.probe(peer.clone()),
-                    Err(refusal) => tracing::warn!(member = %from.name, address = %from.address, %refusal,
-                        "refused a manager that asked to join"),
+                let result = self.membership.admits(&from);
+                if let Err(refusal) = &result {
+                    tracing::warn!(member = %from.name, address = %from.address, %refusal,
+                        "refused a manager that asked to join");
                 }
                 let me = self.membership.me().clone();
-                let _ = reply.send(result.map(|_| (me, self.membership.alive())));
-                true
+                let _ = reply.send(result.map(|()| (me, self.membership.alive())));
+                false
+            }
+            Msg::Answered(peer, reply) => {
+                if let Err(refusal) = self.membership.admits(&peer) {
+                    let _ = reply.send(Err(refusal));
+                    return false;
+                }
+                let effects = self.membership.announce(&peer, Instant::now(), now_ms());
+                let _ = reply.send(Ok(()));
+                self.apply(effects).await
             }
             Msg::Forget(member, reply) => {
                 let result = self.membership.forget(&member);
                 if let Ok(peer) = &result {
                     tracing::info!(member = %peer.name, id = %peer.id, "forgot a dead member (mgrctl forget)");
-                    self.unwatch(&peer.id);
                 }
                 let changed = result.is_ok();
                 let _ = reply.send(result);
                 changed
             }
-            Msg::Heard { from, members, reply } => {
-                let result = self.heard(from, members);
-                if let Some(reply) = reply {
-                    let _ = reply.send(result.map(|_| ()));
+            Msg::Leave(reply) => {
+                let effects = self.membership.leave(Instant::now(), now_ms());
+                let changed = self.apply(effects).await;
+                let _ = reply.send(());
+                changed
+            }
+        }
+    }
+
+    async fn datagram(&mut self, datagram: &mut [u8], from: SocketAddr) -> bool {
+        let Some(wire) = &mut self.wire else { return false };
+        let message = match wire.opener.open(datagram) {
+            Ok(message) => message,
+            Err(why) => {
+                wire.drop_datagram(from, why);
+                return false;
+            }
+        };
+        let effects = self.membership.datagram(message, Instant::now(), now_ms());
+        self.apply(effects).await
+    }
+
+    async fn due_timers(&mut self) -> bool {
+        let now = Instant::now();
+        let mut changed = false;
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            let effects = self.membership.timer(timer, now, now_ms());
+            changed |= self.apply(effects).await;
+        }
+        changed
+    }
+
+    /// Sends what the protocol asked to send, sets its timers, and logs the
+    /// changes of the view; returns whether it changed.
+    async fn apply(&mut self, effects: Effects) -> bool {
+        if let Some(wire) = &mut self.wire {
+            for (to, message) in &effects.send {
+                let datagram = wire.sealer.seal(message);
+                if let Err(err) = wire.socket.send_to(&datagram, to).await {
+                    tracing::debug!(%to, %err, "cannot send a membership datagram");
                 }
-                true
-            }
-            Msg::Found(found) => {
-                self.found(found);
-                false
-            }
-            Msg::Refused(id) => {
-                self.next_try.insert(id, Instant::now() + TRY_STRANGER_AGAIN);
-                false
             }
         }
+        let changed = effects.changed();
+        let now = Instant::now();
+        for (after, timer) in effects.timers {
+            self.seq += 1;
+            self.timers.insert((now + after, self.seq), timer);
+        }
+        for change in &effects.changes {
+            match change {
+                Change::Joined(p) => {
+                    tracing::info!(member = %p.name, id = %p.id, address = %p.address, "member joined")
+                }
+                Change::Back(p) => tracing::info!(member = %p.name, id = %p.id, address = %p.address, "member is back"),
+                Change::Restarted(p) => {
+                    tracing::info!(member = %p.name, id = %p.id, address = %p.address, "member restarted")
+                }
+                Change::Moved(p) => tracing::info!(member = %p.name, id = %p.id, address = %p.address, "member moved"),
+                Change::Died(p) => tracing::warn!(member = %p.name, id = %p.id, address = %p.address,
+                    "member is dead: it answers no probe"),
+                Change::Refused(p, refusal) => tracing::warn!(member = %p.name, address = %p.address, %refusal,
+                    "a manager that cannot be a member"),
+                Change::Renewed => tracing::warn!(
+                    "the group declared this manager dead (cut off, or too slow to answer); it is back with a new incarnation"
+                ),
+            }
+        }
+        changed
     }
 
-    fn heard(&mut self, from: PeerInfo, members: Vec<PeerInfo>) -> Result<(), Refusal> {
-        let change = self.membership.heard(from.clone(), Instant::now(), now_ms())?;
-        match change {
-            Change::Joined => {
-                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member joined")
-            }
-            Change::Rejoined => {
-                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member is back")
-            }
-            Change::Moved => {
-                tracing::info!(member = %from.name, id = %from.id, address = %from.address, "member moved")
-            }
-            Change::Refreshed => {}
-        }
-        self.ensure_watcher(&from);
-        for new in self.membership.learned(members, Instant::now()) {
-            tracing::debug!(member = %new.name, address = %new.address, "learned of a member");
-            self.ensure_watcher(&new);
-        }
-        Ok(())
-    }
-
-    fn found(&mut self, mut found: Found) {
+    /// Discovery saw a manager: announce to it, unless it is known alive,
+    /// or was tried a moment ago.
+    async fn found(&mut self, mut found: Found) -> bool {
         use crate::names::{Kind, check};
+        if self.wire.is_none() {
+            return false;
+        }
         // A manager has an address or two; more is someone else's list.
         found.addrs.truncate(4);
         // Anyone on the LAN can announce anything: a hint that is not a
-        // valid description is not worth a connection.
+        // valid description is not worth a datagram.
         if check(Kind::MemberId, &found.id).is_err() || check(Kind::Group, &found.group).is_err() {
             tracing::debug!("an mDNS announcement with a malformed id or group: ignored");
-            return;
+            return false;
         }
         let me = self.membership.me();
-        if found.group != me.group || found.id == me.id {
-            tracing::debug!(id = %found.id, group = %found.group, "discovered a manager of another group: ignored");
-            return;
+        if found.group != me.group || found.id == me.id || found.version != me.version {
+            tracing::debug!(id = %found.id, group = %found.group, "discovered a manager of another group or version: ignored");
+            return false;
         }
-        let known_alive = self.membership.peers().any(|(p, state)| p.id == found.id && state == Liveness::Alive);
-        if known_alive {
-            return;
+        if self.membership.is_active(&found.id) {
+            self.next_try.remove(&found.id);
+            return false;
         }
         let now = Instant::now();
-        if self.next_try.get(&found.id).is_some_and(|t| now < *t) {
-            return;
-        }
+        let pause = match self.next_try.get(&found.id) {
+            Some((at, _)) if now < *at => return false,
+            Some((_, pause)) => (*pause * 2).min(TRY_STRANGER_AGAIN),
+            None => TRY_AGAIN,
+        };
         // The pauses of ids announced once and never again go; a flood of
         // announcements of new ids is not followed past the bound.
-        self.next_try.retain(|_, t| now < *t);
+        self.next_try.retain(|_, (at, pause)| now < *at + *pause * 2);
         if self.next_try.len() >= MAX_TRYING {
             tracing::debug!(id = %found.id, "too many discovered managers being tried: ignored");
-            return;
+            return false;
         }
-        self.next_try.insert(found.id.clone(), now + TRY_AGAIN);
-        let Some(tx) = self.handle.tx.upgrade() else { return };
-        let Some(tls) = self.tls.clone() else { return };
-        let me = me.clone();
-        tokio::spawn(async move {
-            for addr in found.addrs {
-                let address = addr.to_string();
-                match join(&tx, me.clone(), &address, &tls).await {
-                    Ok(()) => return,
-                    Err(err) if err.transient() => {
-                        tracing::debug!(member = %found.name, %address, %err, "cannot reach a discovered manager yet")
-                    }
-                    Err(err) => {
-                        tracing::warn!(member = %found.name, %address, %err,
-                            "cannot join a discovered manager (trying again in a minute)");
-                        let _ = tx.send(Msg::Refused(found.id.clone())).await;
-                        return;
-                    }
-                }
-            }
-        });
+        self.next_try.insert(found.id.clone(), (now + pause, pause));
+        tracing::debug!(member = %found.name, addrs = ?found.addrs, "announcing this manager to a discovered one");
+        let mut changed = false;
+        for address in found.addrs {
+            let effects = self.membership.announce_to(&found.id, address, now, now_ms());
+            changed |= self.apply(effects).await;
+        }
+        changed
     }
 
-    /// Asks the address a hello gave for a member alive elsewhere: if it
-    /// answers as that member, the member has moved there (restarted on
-    /// another port) and is heard from there; otherwise nothing changes.
-    fn probe(&self, peer: PeerInfo) {
-        let (Some(tls), Some(tx)) = (self.tls.clone(), self.handle.tx.upgrade()) else { return };
-        let me = self.membership.me().clone();
-        tokio::spawn(async move {
-            let heard = tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let channel = auth::connect(&peer.address, &tls).await.ok()?;
-                let mut stream = PeerClient::new(channel)
-                    .watch(WatchRequest { from: Some(info_to_proto(&me)) })
-                    .await
-                    .ok()?
-                    .into_inner();
-                let view = stream.message().await.ok()??;
-                super::peer::checked_info(view.me)
-                    .ok()
-                    .filter(|from| from.id == peer.id && from.address == peer.address)
-            })
-            .await;
-            match heard {
-                Ok(Some(from)) => {
-                    let _ = tx.send(Msg::Heard { from, members: Vec::new(), reply: None }).await;
-                }
-                _ => tracing::debug!(member = %peer.name, address = %peer.address,
-                    "a hello named another address for an alive member, which does not answer as it: ignored"),
-            }
-        });
-    }
-
-    /// Stops watching a peer that left the view.
-    fn unwatch(&mut self, id: &str) {
-        if let Some(old) = self.watchers.remove(id) {
-            old.task.abort();
+    fn switch_browsing(&mut self) {
+        let Some(switch) = &self.browsing else { return };
+        let now = Instant::now();
+        if now >= self.next_browse {
+            // A little spread, so a group that started together does not
+            // browse together.
+            let jitter = Duration::from_millis(rand::random::<u64>() % 30_000);
+            self.browse_until = now + BROWSE_WINDOW;
+            self.next_browse = now + BROWSE_AGAIN + jitter;
         }
-    }
-
-    /// Watches `peer` at its current address (again, if it moved).
-    fn ensure_watcher(&mut self, peer: &PeerInfo) {
-        if self.watchers.get(&peer.id).is_some_and(|w| w.address == peer.address) {
-            return;
+        let wanted = self.membership.alone() || now < self.browse_until;
+        if *switch.borrow() != wanted {
+            tracing::debug!(wanted, "mdns browsing");
+            switch.send_replace(wanted);
         }
-        self.unwatch(&peer.id);
-        let Some(tls) = &self.tls else { return };
-        let Ok(channel) = auth::lazy_channel(&peer.address, tls) else {
-            tracing::warn!(member = %peer.name, address = %peer.address, "cannot watch a member with a bad address");
-            return;
-        };
-        let task = tokio::spawn(watch_peer(self.handle.clone(), peer.clone(), channel.clone()));
-        self.watchers.insert(peer.id.clone(), Watcher { address: peer.address.clone(), channel, task });
     }
 
     fn publish(&mut self) {
-        let channels = self.watchers.iter().map(|(id, w)| (id.clone(), w.channel.clone())).collect();
-        let view = GroupView { members: self.membership.members(now_ms()), channels };
-        self.view.send_replace(Arc::new(view));
-    }
-}
-
-/// Keeps a `Watch` stream open to `peer`, reporting every view it sends;
-/// reconnects after a failure, forever (the task is aborted when the peer
-/// moves or the manager stops).
-async fn watch_peer(group: WeakGroup, peer: PeerInfo, channel: Channel) {
-    let mut client = PeerClient::new(channel);
-    let mut last_error = String::new();
-    loop {
-        let me = group.view.borrow().me().clone();
-        let request = WatchRequest { from: Some(info_to_proto(&me)) };
-        match tokio::time::timeout(CONNECT_TIMEOUT, client.watch(request)).await {
-            Ok(Ok(stream)) => {
-                last_error.clear();
-                let mut stream = stream.into_inner();
-                // A stream that goes quiet (a cut cable sends no reset) is
-                // dropped and made again, so a healed link is used at once.
-                while let Ok(Ok(Some(view))) = tokio::time::timeout(FAILURE_TIMEOUT * 2, stream.message()).await {
-                    let Some(tx) = group.tx.upgrade() else { return };
-                    // What the peer says of itself and of others is checked
-                    // like any call's arguments; a view that is not valid
-                    // proves nothing.
-                    let from = match super::peer::checked_info(view.me) {
-                        Ok(from) if from.id == peer.id => from,
-                        _ => {
-                            tracing::debug!(member = %peer.name, "a view not of the member watched: ignored");
-                            continue;
-                        }
-                    };
-                    let members = valid_infos(view.members);
-                    if tx.send(Msg::Heard { from, members, reply: None }).await.is_err() {
-                        return;
+        let members = self.membership.members(now_ms());
+        // A channel to every live peer (made once per address; it connects
+        // when first used), none to the dead.
+        let mut channels = BTreeMap::new();
+        for member in members.iter().filter(|m| !m.me && m.state == Liveness::Alive) {
+            let (id, address) = (&member.info.id, &member.info.address);
+            let channel = match (self.channels.remove(id), &self.tls) {
+                (Some((at, channel)), _) if &at == address => channel,
+                (_, Some(tls)) => match auth::lazy_channel(address, tls) {
+                    Ok(channel) => channel,
+                    Err(err) => {
+                        tracing::warn!(member = %member.info.name, %address, %err, "cannot reach a member");
+                        continue;
                     }
-                }
-            }
-            Ok(Err(status)) => {
-                let message = status.message().to_owned();
-                if message != last_error {
-                    tracing::debug!(member = %peer.name, address = %peer.address, %message, "cannot watch member");
-                    last_error = message;
-                }
-            }
-            Err(_) => tracing::debug!(member = %peer.name, address = %peer.address, "watch timed out"),
+                },
+                (_, None) => continue,
+            };
+            channels.insert(id.clone(), (address.clone(), channel));
         }
-        tokio::time::sleep(RETRY).await;
+        self.channels = channels;
+        let channels = self.channels.iter().map(|(id, (_, c))| (id.clone(), c.clone())).collect();
+        self.view.send_replace(Arc::new(GroupView { members, channels }));
     }
-}
-
-/// The gossiped members that are valid descriptions, the rest dropped.
-fn valid_infos(infos: Vec<MemberInfo>) -> Vec<PeerInfo> {
-    infos.into_iter().filter_map(|info| super::peer::checked_info(Some(info)).ok()).collect()
 }
 
 pub(super) fn info_to_proto(info: &PeerInfo) -> MemberInfo {

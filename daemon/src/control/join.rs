@@ -12,8 +12,9 @@ pub(super) async fn join(control: &Control, req: JoinRequest) -> Result<JoinRepl
         return Err(GroupError::BadAddress(crate::names::printable(&req.address, 64)).into());
     }
     control.group.join(&req.address).await?;
-    // The members the joined manager named are contacted in the background;
-    // give them a heartbeat to answer so the reply shows the merged group.
-    tokio::time::sleep(super::group::HEARTBEAT * 2).await;
+    // The joined manager answers the announcement with a sample of the
+    // group, and gossip brings the rest; give it a probe period so the
+    // reply shows the merged group.
+    tokio::time::sleep(crate::membership::PROBE_PERIOD).await;
     Ok(JoinReply { members: members_to_proto(control).await })
 }

@@ -9,22 +9,17 @@
 //! reserved or prepared.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use mgr_proto::peer_server::Peer;
 use mgr_proto::*;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::group::{HEARTBEAT, info_from_proto, info_to_proto};
+use super::group::{info_from_proto, info_to_proto};
 use super::status::GroupError;
 use super::{Control, ps::run_to_proto};
 use crate::membership::{Liveness, PeerInfo};
 use crate::names::{self, Kind};
 use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec};
-
-type ViewStream = ReceiverStream<Result<View, Status>>;
 
 #[tonic::async_trait]
 impl Peer for Control {
@@ -35,36 +30,6 @@ impl Peer for Control {
             me: Some(info_to_proto(&me)),
             members: members.iter().map(info_to_proto).collect(),
         }))
-    }
-
-    type WatchStream = ViewStream;
-
-    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<ViewStream>, Status> {
-        let from = checked_info(req.into_inner().from)?;
-        let view = self.group.view();
-        if from.group != view.me().group {
-            return Err(GroupError::OtherGroup { ours: view.me().group.clone(), theirs: from.group }.into());
-        }
-        let (tx, rx) = mpsc::channel(4);
-        let (group, supervisor) = (self.group.clone(), self.supervisor.clone());
-        tokio::spawn(async move {
-            let mut beat = tokio::time::interval(HEARTBEAT);
-            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                beat.tick().await;
-                let view = group.view();
-                let mut me = view.me().clone();
-                me.instances = supervisor.live_instances().await as u32;
-                let members = view.alive_peers().iter().map(|(info, _)| info_to_proto(info)).collect();
-                let message = View { me: Some(info_to_proto(&me)), members };
-                // A watcher that stopped reading is as good as gone.
-                match tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(message))).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn reserve(&self, req: Request<ReserveRequest>) -> Result<Response<ReserveReply>, Status> {

@@ -67,8 +67,6 @@ pub(super) enum GroupError {
     Timeout(String),
     #[error("member {0} started no run")]
     NoRun(String),
-    #[error("this manager is in group '{ours}', not '{theirs}'")]
-    OtherGroup { ours: String, theirs: String },
     #[error("{0} is not a live member of this manager's group")]
     NotAMember(String),
     #[error("member {0} is alive: only a dead member can be forgotten")]
@@ -80,9 +78,7 @@ pub(super) enum GroupError {
 impl From<GroupError> for Status {
     fn from(err: GroupError) -> Status {
         let code = match &err {
-            GroupError::Lost { .. } | GroupError::OtherGroup { .. } | GroupError::StillAlive(_) => {
-                Code::FailedPrecondition
-            }
+            GroupError::Lost { .. } | GroupError::StillAlive(_) => Code::FailedPrecondition,
             GroupError::NotAMember(_) => Code::PermissionDenied,
             GroupError::NoSuchMember(_) | GroupError::UnknownMember(_) => Code::NotFound,
             GroupError::ExecRefused(_) | GroupError::ExecRefusedEverywhere => Code::PermissionDenied,
