@@ -187,10 +187,6 @@ impl SwimId {
             incarnation: self.boot,
         })
     }
-
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
 }
 
 /// The protocol's settings (see the constants).
@@ -348,10 +344,6 @@ impl Membership {
         &self.me
     }
 
-    pub fn set_instances(&mut self, instances: u32) {
-        self.me.instances = instances;
-    }
-
     /// Whether a peer may be a member at all.
     pub fn admits(&self, info: &PeerInfo) -> Result<(), Refusal> {
         if info.group != self.me.group {
@@ -415,11 +407,6 @@ impl Membership {
         self.foca.iter_members().any(|m| m.id().id == id)
     }
 
-    /// Whether a live member answers at this address.
-    pub fn is_active_at(&self, address: SocketAddr) -> bool {
-        self.foca.iter_members().any(|m| m.id().address == address)
-    }
-
     /// A manager the group declared dead (see [`Change::Renewed`]) comes
     /// back with a new identity, which nobody knows yet: everything it sends
     /// is addressed to identities that may have been renewed too (after a
@@ -469,11 +456,6 @@ impl Membership {
             return Err(ForgetError::Alive(member.to_owned()));
         }
         Ok(self.peers.remove(&id).expect("found above").info)
-    }
-
-    /// Every peer (not this manager) with its state.
-    pub fn peers(&self) -> impl Iterator<Item = (&PeerInfo, Liveness)> {
-        self.peers.values().map(|p| (&p.info, p.state))
     }
 
     /// The live peers.
@@ -668,6 +650,16 @@ mod tests {
             self.apply(i, effects);
         }
 
+        /// `n` members that joined the first and had 2 s to converge.
+        fn joined(n: usize) -> Net {
+            let mut net = Net::new(n);
+            for i in 1..n {
+                net.join(i, 0);
+            }
+            net.run_for(Duration::from_secs(2));
+            net
+        }
+
         fn run_for(&mut self, span: Duration) {
             let end = self.now + span;
             while let Some(entry) = self.queue.first_entry() {
@@ -734,11 +726,7 @@ mod tests {
 
     #[test]
     fn a_crashed_member_is_dead_everywhere_within_3s_and_a_restart_is_alive_again() {
-        let mut net = Net::new(8);
-        for i in 1..8 {
-            net.join(i, 0);
-        }
-        net.run_for(Duration::from_secs(2));
+        let mut net = Net::joined(8);
         assert!(net.all_see(7));
         net.changes.clear();
         net.down[3] = true;
@@ -770,11 +758,7 @@ mod tests {
     #[test]
     fn a_partition_splits_the_group_in_two_and_heals_into_one() {
         let n = 10;
-        let mut net = Net::new(n);
-        for i in 1..n {
-            net.join(i, 0);
-        }
-        net.run_for(Duration::from_secs(2));
+        let mut net = Net::joined(n);
         assert!(net.all_see(n - 1));
         for a in 0..5 {
             for b in 5..n {
@@ -813,11 +797,7 @@ mod tests {
 
     #[test]
     fn a_member_that_leaves_is_dead_at_once_and_forgettable() {
-        let mut net = Net::new(4);
-        for i in 1..4 {
-            net.join(i, 0);
-        }
-        net.run_for(Duration::from_secs(2));
+        let mut net = Net::joined(4);
         let (now, wall) = (net.t0 + net.now, net.wall());
         let effects = net.members[2].leave(now, wall);
         net.apply(2, effects);
