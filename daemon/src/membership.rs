@@ -23,13 +23,16 @@
 //! out as [`Effects`]; `control::group` does the I/O. Time comes in as an
 //! argument, so the tests run groups of members in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use foca::{AccumulatingRuntime, Config, Foca, Identity, OwnedNotification, PeriodicParams, PostcardCodec, Timer};
+use foca::{
+    AccumulatingRuntime, Config, Foca, Identity, Incarnation, Member, OwnedNotification, PeriodicParams, PostcardCodec,
+    State, Timer,
+};
 use rand_010::SeedableRng;
 use rand_010::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
@@ -52,16 +55,26 @@ pub const MAX_PEERS: usize = 1024;
 /// member in a given period with probability 1 − 1/e), suspects it at the
 /// end of that period, and declares it dead [`SUSPECT_TO_DOWN`] later;
 /// gossip tells the others within a few hundred ms: about 2 s in all.
-pub const PROBE_PERIOD: Duration = Duration::from_millis(400);
+pub const PROBE_PERIOD: Duration = Duration::from_millis(300);
 /// How long a direct probe waits for its ack before asking others (a
 /// LAN's round trip is well under a millisecond; this is the time a busy
 /// machine may take to schedule the manager).
-pub const PROBE_RTT: Duration = Duration::from_millis(200);
+pub const PROBE_RTT: Duration = Duration::from_millis(150);
 /// Members asked to probe one that did not answer.
 pub const INDIRECT_PROBES: usize = 3;
 /// How long a suspected member has to refute the suspicion: the news of it
 /// must reach the suspect, and the refutation everyone who heard it.
-pub const SUSPECT_TO_DOWN: Duration = Duration::from_millis(1250);
+pub const SUSPECT_TO_DOWN: Duration = Duration::from_millis(1000);
+/// How many times each member passes on a piece of news it learnt. foca
+/// sizes it 4·log₁₀(N + 1), 9 for 256 members; when half of the group
+/// fails at once, 128 pieces of news compete for room in the same
+/// datagrams, and with 9 a member now and then heard none of the news of
+/// one failed member (it kept it alive until its own probe round reached
+/// it, up to N probe periods). 15 made that vanish in the 128-member
+/// partition test; it costs only while there is news.
+const MAX_TRANSMISSIONS: u8 = 15;
+/// How often each member looks for suspicions it learnt of that are due.
+const SUSPECTS_CHECKED_EVERY: Duration = Duration::from_millis(200);
 /// Members the news is pushed to, every [`GOSSIP_EVERY`], besides the
 /// news riding on probes: a join is known to all within a few rounds.
 const GOSSIP_TO: usize = 3;
@@ -197,6 +210,7 @@ fn config() -> Config {
     config.num_indirect_probes = NonZeroUsize::new(INDIRECT_PROBES).expect("not zero");
     config.suspect_to_down_after = SUSPECT_TO_DOWN;
     config.max_packet_size = NonZeroUsize::new(crate::swim_wire::MAX_MESSAGE).expect("not zero");
+    config.max_transmissions = std::num::NonZeroU8::new(MAX_TRANSMISSIONS).expect("not zero");
     let every = |frequency, num_members| {
         Some(PeriodicParams { frequency, num_members: NonZeroUsize::new(num_members).expect("not zero") })
     };
@@ -290,6 +304,10 @@ pub struct Effects {
     pub timers: Vec<(Duration, Timer<SwimId>)>,
     /// Changes of the view.
     pub changes: Vec<Change>,
+    /// This manager just became a member (it started, or renewed): the
+    /// I/O should ask one member for its whole view (see
+    /// [`Membership::learn`]).
+    pub pull: bool,
 }
 
 impl Effects {
@@ -318,6 +336,11 @@ pub struct Membership {
     connected: bool,
     /// Where the next reconnection attempt starts in the list of members.
     rotation: usize,
+    /// Members this manager knows suspected, by id: under which identity
+    /// and incarnation, and since when (see [`Membership::expire_suspicions`]).
+    suspects: HashMap<String, (SwimId, Incarnation, Instant)>,
+    /// When the suspects were last looked at.
+    suspects_checked: Option<Instant>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -337,6 +360,8 @@ impl Membership {
             peers: BTreeMap::new(),
             connected: false,
             rotation: seed as usize,
+            suspects: HashMap::new(),
+            suspects_checked: None,
         }
     }
 
@@ -386,7 +411,44 @@ impl Membership {
         if let Err(err) = self.foca.handle_timer(timer, &mut self.runtime) {
             tracing::debug!(%err, "a membership timer was not handled");
         }
+        if self.suspects_checked.is_none_or(|at| now.saturating_duration_since(at) >= SUSPECTS_CHECKED_EVERY) {
+            self.suspects_checked = Some(now);
+            self.expire_suspicions(now);
+        }
         self.drain(now, wall_ms)
+    }
+
+    /// Declares dead every member this manager has known suspected, at the
+    /// same incarnation, for [`SUSPECT_TO_DOWN`].
+    ///
+    /// foca starts that countdown only on the member whose probe failed;
+    /// the others wait for its verdict to reach them. When many members
+    /// fail at once (half of the group behind a partition), dozens of
+    /// verdicts compete for room in the same datagrams, and a few members
+    /// missed one and kept a member suspected (alive) until their own
+    /// probe round reached it: 40 s at 128 members. SWIM with Lifeguard
+    /// starts the countdown on every member that learns of the suspicion;
+    /// this does the same. The suspected member had as long to refute as
+    /// the one its prober gives it.
+    fn expire_suspicions(&mut self, now: Instant) {
+        let mut still = HashMap::new();
+        let mut down = Vec::new();
+        for member in self.foca.iter_members().filter(|m| m.state() == State::Suspect) {
+            let id = member.id();
+            let since = match self.suspects.remove(&id.id) {
+                Some((known, incarnation, since)) if known == *id && incarnation == member.incarnation() => since,
+                _ => now,
+            };
+            if now.saturating_duration_since(since) >= SUSPECT_TO_DOWN {
+                down.push(Member::new(id.clone(), member.incarnation(), State::Down));
+            } else {
+                still.insert(id.id.clone(), (id.clone(), member.incarnation(), since));
+            }
+        }
+        self.suspects = still;
+        if !down.is_empty() {
+            let _ = self.foca.apply_many(down.into_iter(), true, &mut self.runtime);
+        }
     }
 
     /// Tells some members that this manager leaves (it stops): they list it
@@ -428,6 +490,28 @@ impl Membership {
         self.drain(now, wall_ms)
     }
 
+    /// Takes in the live members of another member's view (the answer to
+    /// a pull), as if gossip had brought them: the bounded push-pull of
+    /// SWIM implementations. A newcomer learns of the group from the
+    /// announcement's answer (a packet of members), from gossip (news
+    /// only) and from the members that probe it, which at 128 members took
+    /// it 30 s; with the pull, one round trip. Entries that are not valid
+    /// members, or this manager, are skipped; at most [`MAX_PEERS`].
+    pub fn learn(&mut self, members: Vec<PeerInfo>, now: Instant, wall_ms: u64) -> Effects {
+        let learnt = members
+            .into_iter()
+            .take(MAX_PEERS)
+            .filter(|info| self.admits(info).is_ok())
+            .map(|info| SwimId::from_info(&info))
+            .filter(|id| id.to_info(&self.me.group).is_some())
+            // Incarnation 0: whatever this manager already knows of the
+            // member wins, and the member refutes any suspicion anyway.
+            .map(|id| Member::new(id, 0, State::Alive))
+            .collect::<Vec<_>>();
+        let _ = self.foca.apply_many(learnt.into_iter(), false, &mut self.runtime);
+        self.drain(now, wall_ms)
+    }
+
     /// Forgets every member dead for [`FORGET_AFTER`]; returns them.
     pub fn tick(&mut self, now: Instant) -> Vec<PeerInfo> {
         let mut forgotten = Vec::new();
@@ -461,6 +545,13 @@ impl Membership {
     /// The live peers.
     pub fn alive(&self) -> Vec<PeerInfo> {
         self.peers.values().filter(|p| p.state == Liveness::Alive).map(|p| p.info.clone()).collect()
+    }
+
+    /// Whether this manager has the smallest id of the live members it
+    /// knows (the group's scout for discovery; the view of each member
+    /// may differ for a while, and then two scout).
+    pub fn is_scout(&self) -> bool {
+        self.peers.values().filter(|p| p.state == Liveness::Alive).all(|p| p.info.id > self.me.id)
     }
 
     /// Every member, this one first, then by name.
@@ -507,7 +598,10 @@ impl Membership {
                     renewed = true;
                     effects.changes.push(Change::Renewed);
                 }
-                OwnedNotification::Active => self.connected = true,
+                OwnedNotification::Active => {
+                    effects.pull |= !self.connected;
+                    self.connected = true;
+                }
                 OwnedNotification::Idle => self.connected = false,
                 OwnedNotification::DataReceived(header) => {
                     if let Some(peer) = self.peers.get_mut(&header.src.id)
@@ -522,6 +616,7 @@ impl Membership {
         if renewed {
             let more = self.reconnect(now, wall_ms);
             effects.send.extend(more.send);
+            effects.pull |= more.pull;
             effects.timers.extend(more.timers);
             effects.changes.extend(more.changes);
         }
@@ -596,6 +691,8 @@ mod tests {
         queue: BTreeMap<(Duration, u64), Event>,
         seq: u64,
         changes: Vec<(usize, Change)>,
+        /// Members that asked to pull a view, in order.
+        pulls: Vec<usize>,
     }
 
     enum Event {
@@ -615,6 +712,7 @@ mod tests {
                 queue: BTreeMap::new(),
                 seq: 0,
                 changes: Vec::new(),
+                pulls: Vec::new(),
             }
         }
 
@@ -636,6 +734,9 @@ mod tests {
                 self.queue.insert((self.now + after, self.seq), Event::Timer(from, timer));
             }
             self.changes.extend(effects.changes.into_iter().map(|c| (from, c)));
+            if effects.pull {
+                self.pulls.push(from);
+            }
         }
 
         fn wall(&self) -> u64 {
@@ -774,6 +875,60 @@ mod tests {
         net.run_for(Duration::from_secs(4));
         assert!(net.all_see(n - 1), "{:?}", (0..n).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
         assert!(net.changes.iter().any(|(_, c)| matches!(c, Change::Back(_))));
+    }
+
+    #[test]
+    fn a_newcomer_asks_for_a_pull_and_knows_the_whole_group_from_it() {
+        let n = 64;
+        let mut net = Net::new(n + 1);
+        for i in 1..n {
+            net.join(i, 0);
+        }
+        net.run_for(Duration::from_secs(4));
+        assert!((0..n).all(|i| net.members[i].alive().len() == n - 1), "the group of 64 converged");
+        assert_eq!(net.pulls.len(), n, "each member asked once, when it became one");
+        net.pulls.clear();
+
+        net.join(n, 0);
+        net.run_for(Duration::from_millis(50));
+        assert_eq!(net.pulls, [n], "the newcomer asks for a pull once it is a member");
+        let partial = net.members[n].alive().len();
+        assert!(partial < n, "an announcement's answer is one packet of members: {partial}");
+        let view = net.members[0].alive();
+        let (now, wall) = (net.t0 + net.now, net.wall());
+        let effects = net.members[n].learn(view, now, wall);
+        net.apply(n, effects);
+        assert_eq!(net.members[n].alive().len(), n, "the pull tells it of every member");
+        net.run_for(Duration::from_secs(1));
+        assert!(net.all_see(n), "and every member knows it");
+
+        // What a pull answers is input: invalid members, this manager
+        // itself and members of another version are not taken in.
+        let mut bad = vec![info(n), PeerInfo { address: "nowhere".into(), ..info(200) }];
+        bad.push(PeerInfo { version: 9, ..info(201) });
+        let effects = net.members[n].learn(bad, now, wall);
+        net.apply(n, effects);
+        assert_eq!(net.members[n].alive().len(), n);
+    }
+
+    #[test]
+    fn a_64_64_partition_is_two_groups_everywhere_within_seconds() {
+        let n = 128;
+        let mut net = Net::joined(n);
+        net.run_for(Duration::from_secs(10));
+        assert!(net.all_see(n - 1));
+        for a in 0..n / 2 {
+            for b in n / 2..n {
+                net.cut.insert((a, b));
+            }
+        }
+        // Every member must declare dead all 64 members of the other side,
+        // not just those its own probes reached: before members started
+        // their own countdown on a suspicion they heard of, a few of them
+        // missed one verdict among 64 and kept a member alive for 40 s.
+        net.run_for(Duration::from_secs(5));
+        assert!(net.all_see(n / 2 - 1), "{:?}", (0..n).map(|i| net.alive_seen_by(i).len()).collect::<Vec<_>>());
+        assert!(!net.changes.iter().any(|(_, c)| matches!(c, Change::Renewed)), "nobody was declared dead on its side");
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub(super) const FANOUT_CONCURRENCY: usize = 64;
 /// unreachable rather than waited on.
 pub(super) const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Runs `calls` [`FANOUT_CONCURRENCY`] at a time; the answers come in the
+/// calls' order. For the calls of a launch or a signal to the members it
+/// involves, which may be the whole group. (A `Vec`, not any iterator: a
+/// lazy `map` over borrowed shares would make the launch future lose `Send`.)
+pub(super) async fn in_waves<F: Future>(calls: Vec<F>) -> Vec<F::Output> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(calls).buffered(FANOUT_CONCURRENCY).collect().await
+}
+
 /// Runs `call` on every live peer, [`FANOUT_CONCURRENCY`] at a time, each
 /// within [`FANOUT_DEADLINE`]; returns each peer's answer.
 pub(super) async fn on_peers<T, F, Fut>(control: &Control, call: F) -> Vec<(PeerInfo, Result<T, Status>)>

@@ -148,6 +148,9 @@ enum Msg {
     Forget(String, oneshot::Sender<Result<PeerInfo, ForgetError>>),
     /// The manager stops: tell the group.
     Leave(oneshot::Sender<()>),
+    /// The answer to a pull: the live members of another member's view
+    /// (`None` if it failed).
+    Pulled(Option<Vec<PeerInfo>>),
 }
 
 /// The handle to the group task. Cheap to clone.
@@ -184,7 +187,7 @@ impl Group {
         let (view_tx, view_rx) = watch::channel(Arc::new(view));
         let (tx, rx) = mpsc::channel(256);
         let dropped = Arc::new(AtomicU64::new(0));
-        let group = Group { tx, view: view_rx, tls: tls.clone(), dropped: dropped.clone() };
+        let group = Group { tx: tx.clone(), view: view_rx, tls: tls.clone(), dropped: dropped.clone() };
         let wire = match (&tls, udp) {
             (Some(tls), Some(socket)) => {
                 let key = tls.membership_key(&membership.me().group);
@@ -199,6 +202,8 @@ impl Group {
             _ => None,
         };
         let task = Task {
+            me: tx.downgrade(),
+            pulling: false,
             membership,
             view: view_tx,
             wire,
@@ -249,7 +254,7 @@ impl Group {
     /// announcement over the membership protocol.
     pub async fn join(&self, address: &str) -> Result<(), JoinError> {
         let tls = self.tls.as_ref().ok_or(JoinError::NoGroup)?;
-        let peer = hello(self.view().me().clone(), address, tls).await?;
+        let (peer, _) = hello(self.view().me().clone(), address, tls).await?;
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Answered(peer, reply)).await.map_err(|_| JoinError::Stopped)?;
         rx.await
@@ -335,8 +340,9 @@ impl Group {
     }
 }
 
-/// A hello to the manager at `address`: who it is, if it admits us.
-async fn hello(me: PeerInfo, address: &str, tls: &Tls) -> Result<PeerInfo, JoinError> {
+/// A hello to the manager at `address`: who it is, if it admits us, and the
+/// members it sees alive (the valid ones, at most `MAX_PEERS`).
+async fn hello(me: PeerInfo, address: &str, tls: &Tls) -> Result<(PeerInfo, Vec<PeerInfo>), JoinError> {
     let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let channel = auth::connect(address, tls).await?;
         PeerClient::new(channel).hello(HelloRequest { from: Some(info_to_proto(&me)) }).await.map_err(|status| {
@@ -351,8 +357,15 @@ async fn hello(me: PeerInfo, address: &str, tls: &Tls) -> Result<PeerInfo, JoinE
     .await
     .map_err(|_| JoinError::Timeout(address.to_owned()))??
     .into_inner();
-    super::peer::checked_info(answer.me)
-        .map_err(|status| JoinError::BadAnswer { address: address.to_owned(), message: status.message().to_owned() })
+    let peer = super::peer::checked_info(answer.me)
+        .map_err(|status| JoinError::BadAnswer { address: address.to_owned(), message: status.message().to_owned() })?;
+    let members = answer
+        .members
+        .into_iter()
+        .take(crate::membership::MAX_PEERS)
+        .filter_map(|m| super::peer::checked_info(Some(m)).ok())
+        .collect();
+    Ok((peer, members))
 }
 
 /// The membership protocol's socket and seals.
@@ -380,6 +393,11 @@ impl Wire {
 }
 
 struct Task {
+    /// The task's own inbox, for the answers of the calls it starts (weak:
+    /// the task ends when the last handle goes).
+    me: mpsc::WeakSender<Msg>,
+    /// A pull is under way (one at a time).
+    pulling: bool,
     membership: Membership,
     view: watch::Sender<Arc<GroupView>>,
     /// `None` for a manager without a key: it has no group.
@@ -396,10 +414,14 @@ struct Task {
     /// rarely.
     next_try: BTreeMap<String, (Instant, Duration)>,
     /// Discovery's browsing switch (see `Discovery::browsing`): on while
-    /// this manager is alone, for [`BROWSE_WINDOW`] after it starts, and
-    /// for as long again every [`BROWSE_AGAIN`] (two groups that formed
-    /// apart still meet); off otherwise, since the membership protocol
-    /// knows the group and newcomers find it by asking themselves.
+    /// this manager is alone; in a group, only the scout (the live member
+    /// with the smallest id, as this manager sees it) browses, for
+    /// [`BROWSE_WINDOW`] after it starts and every [`BROWSE_AGAIN`], so
+    /// that two groups that formed apart still meet. Everyone else keeps
+    /// it off: the membership protocol knows the group, newcomers find it
+    /// by asking themselves, and every query is answered by every member
+    /// and heard by all (at 128 managers, each browsing member costs the
+    /// group more than the whole membership protocol).
     browsing: Option<watch::Sender<bool>>,
     browse_until: Instant,
     next_browse: Instant,
@@ -407,7 +429,7 @@ struct Task {
 
 /// How long discovery browses after a start, and in each round later.
 const BROWSE_WINDOW: Duration = Duration::from_secs(10);
-/// How often a manager in a group browses again for a while.
+/// How often the scout of a group browses again for a while.
 const BROWSE_AGAIN: Duration = Duration::from_secs(300);
 
 impl Task {
@@ -497,6 +519,12 @@ impl Task {
                 let _ = reply.send(());
                 changed
             }
+            Msg::Pulled(members) => {
+                self.pulling = false;
+                let Some(members) = members else { return false };
+                let effects = self.membership.learn(members, Instant::now(), now_ms());
+                self.apply(effects).await
+            }
         }
     }
 
@@ -539,6 +567,9 @@ impl Task {
             }
         }
         let changed = effects.changed();
+        if effects.pull {
+            self.pull();
+        }
         let now = Instant::now();
         for (after, timer) in effects.timers {
             self.seq += 1;
@@ -613,6 +644,30 @@ impl Task {
         changed
     }
 
+    /// Asks one live member, chosen at random, for its whole view, over a
+    /// gRPC hello (see [`Membership::learn`]); the answer comes back as
+    /// [`Msg::Pulled`].
+    fn pull(&mut self) {
+        let (Some(tls), Some(inbox)) = (self.tls.clone(), self.me.upgrade()) else { return };
+        let alive = self.membership.alive();
+        if self.pulling || alive.is_empty() {
+            return;
+        }
+        self.pulling = true;
+        let from = alive[(rand::random::<u64>() % alive.len() as u64) as usize].clone();
+        let me = self.membership.me().clone();
+        tokio::spawn(async move {
+            let members = match hello(me, &from.address, &tls).await {
+                Ok((_, members)) => Some(members),
+                Err(err) => {
+                    tracing::debug!(member = %from.name, %err, "cannot pull the view of a member");
+                    None
+                }
+            };
+            let _ = inbox.send(Msg::Pulled(members)).await;
+        });
+    }
+
     fn switch_browsing(&mut self) {
         let Some(switch) = &self.browsing else { return };
         let now = Instant::now();
@@ -623,7 +678,7 @@ impl Task {
             self.browse_until = now + BROWSE_WINDOW;
             self.next_browse = now + BROWSE_AGAIN + jitter;
         }
-        let wanted = self.membership.alone() || now < self.browse_until;
+        let wanted = self.membership.alone() || (self.membership.is_scout() && now < self.browse_until);
         if *switch.borrow() != wanted {
             tracing::debug!(wanted, "mdns browsing");
             switch.send_replace(wanted);

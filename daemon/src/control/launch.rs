@@ -11,14 +11,13 @@
 //! launch did there (`Abort` with its id): a launch starts everywhere or
 //! nowhere, and never touches another launch's run.
 
-use futures_util::future::join_all;
 use mgr_proto::peer_client::PeerClient;
 use mgr_proto::{AbortRequest, LaunchReply, LaunchRequest, PrepareRequest, ReserveRequest, Role, Run, StartRequest};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::Control;
-use super::fanout::{FORWARD_TIMEOUT, instance_number};
+use super::fanout::{FORWARD_TIMEOUT, in_waves, instance_number};
 use super::peer::plan_from_proto;
 use super::ps::{placed_to_proto, run_to_proto};
 use super::status::GroupError;
@@ -131,7 +130,7 @@ async fn reserve(control: &Control, everyone: &[Share], wanted: &str, launch_id:
             tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
         let asked = everyone.iter().map(|share| reserve_on(control, share, wanted, from, launch_id));
-        let answers = join_all(asked).await;
+        let answers = in_waves(asked.collect()).await;
         let mut names = Vec::new();
         let mut failure = None;
         for (share, answer) in everyone.iter().zip(answers) {
@@ -485,9 +484,10 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
     let shares = launch.shares;
     let multicast = multicast_group(name);
     // Phase one: every member binds its addresses.
-    let prepared =
-        join_all(shares.iter().map(|share| prepare(control, launch.request(share, name, total, &multicast), share)))
-            .await;
+    let prepared = in_waves(
+        shares.iter().map(|share| prepare(control, launch.request(share, name, total, &multicast), share)).collect(),
+    )
+    .await;
     let mut plan: Vec<Placed> = Vec::new();
     let mut failure = None;
     for (share, result) in shares.iter().zip(prepared) {
@@ -517,7 +517,8 @@ async fn launch_as(control: &Control, launch: &Launch<'_>, name: &str, total: u3
     // Phase two: every member starts its share with the whole table; the
     // others keep the plan, to list the run should its members die.
     let everyone = launch.everyone;
-    let started = join_all(everyone.iter().map(|share| start(control, share, name, launch.launch_id, &plan))).await;
+    let started =
+        in_waves(everyone.iter().map(|share| start(control, share, name, launch.launch_id, &plan)).collect()).await;
     let mut run: Option<Run> = None;
     let mut failure = None;
     for (share, result) in everyone.iter().zip(started) {
@@ -637,7 +638,7 @@ async fn abort(control: &Control, shares: &[Share], name: &str, launch_id: &str)
             }
         }
     });
-    join_all(undo).await;
+    in_waves(undo.collect()).await;
 }
 
 async fn forward<T>(member: &str, call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> Result<T, Status> {

@@ -31,15 +31,15 @@ pub(super) async fn signal(control: &Control, req: SignalRequest) -> Result<Sign
     if let (Some(instance), Some((_, member, _))) = (&target.instance, located.lost.first()) {
         return Err(lost(&target.run, instance, member));
     }
-    // Every member acts at once: a stop of a run spread over four members
-    // takes one grace period, not four.
+    // Every member acts at once (up to 64 at a time): a stop of a run
+    // spread over four members takes one grace period, not four.
     let remote = located.remote.into_iter().map(|(_, channel, _)| {
         let request = SignalRequest { target: req.target.clone(), kind: req.kind, local: true };
         async move { manager(channel).signal(request).await.map(|r| r.into_inner().instances) }
     });
     let (here, there) = tokio::join!(
         async { if located.local { Some(local(target.clone()).await) } else { None } },
-        futures_util::future::join_all(remote)
+        super::fanout::in_waves(remote.collect())
     );
     let mut instances = Vec::new();
     for result in here.into_iter().chain(there) {
