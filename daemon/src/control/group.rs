@@ -72,8 +72,64 @@ fn now_ms() -> u64 {
 pub struct GroupView {
     /// This manager first, then the peers by name.
     pub members: Vec<MemberView>,
-    /// A channel to each live peer, by id.
-    channels: BTreeMap<String, Channel>,
+    /// The channels to live peers made so far.
+    channels: Channels,
+}
+
+/// Channels to peers, made when a call first needs one (a lazy channel
+/// connects on its first call; even unconnected, each costs a task and its
+/// buffers, 8 KiB a member: 1 MiB of a manager's memory at 128 members
+/// that may never be called) and kept while the peer lives at that
+/// address. A cache shared by the views and the group task, which drops
+/// the entries of members no longer alive at each publication; the lock is
+/// never held across an await.
+#[derive(Clone, Default)]
+struct Channels {
+    tls: Option<Tls>,
+    made: Arc<std::sync::Mutex<BTreeMap<String, (String, Channel)>>>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channels")
+    }
+}
+
+impl Channels {
+    /// The channel to `member`, made now if there is none to its address.
+    fn to(&self, member: &PeerInfo) -> Option<Channel> {
+        let tls = self.tls.as_ref()?;
+        let mut made = self.made.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((address, channel)) = made.get(&member.id)
+            && address == &member.address
+        {
+            return Some(channel.clone());
+        }
+        match auth::lazy_channel(&member.address, tls) {
+            Ok(channel) => {
+                made.insert(member.id.clone(), (member.address.clone(), channel.clone()));
+                Some(channel)
+            }
+            Err(err) => {
+                tracing::warn!(member = %member.name, address = %member.address, %err, "cannot reach a member");
+                None
+            }
+        }
+    }
+
+    /// Keeps only the channels to these members, at these addresses.
+    fn keep(&self, alive: &[MemberView]) {
+        let mut made = self.made.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if made.is_empty() {
+            return;
+        }
+        let alive: BTreeMap<&str, &str> = alive
+            .iter()
+            .filter(|m| !m.me && m.state == Liveness::Alive)
+            .map(|m| (m.info.id.as_str(), m.info.address.as_str()))
+            .collect();
+        made.retain(|id, (address, _)| alive.get(id.as_str()) == Some(&address.as_str()));
+    }
 }
 
 impl GroupView {
@@ -86,16 +142,23 @@ impl GroupView {
         self.members
             .iter()
             .filter(|m| !m.me && m.state == Liveness::Alive)
-            .filter_map(|m| self.channels.get(&m.info.id).map(|c| (m.info.clone(), c.clone())))
+            .filter_map(|m| self.channels.to(&m.info).map(|c| (m.info.clone(), c)))
             .collect()
+    }
+
+    /// Whether any peer is alive.
+    pub fn has_alive_peers(&self) -> bool {
+        self.members.iter().any(|m| !m.me && m.state == Liveness::Alive)
     }
 
     pub fn member(&self, id: &str) -> Option<&MemberView> {
         self.members.iter().find(|m| m.info.id == id)
     }
 
+    /// A channel to the live peer `id`.
     pub fn channel(&self, id: &str) -> Option<Channel> {
-        self.channels.get(id).cloned()
+        let member = self.member(id).filter(|m| !m.me && m.state == Liveness::Alive)?;
+        self.channels.to(&member.info)
     }
 }
 
@@ -183,7 +246,8 @@ impl Group {
     ) -> Group {
         let seed = rand::random();
         let membership = Membership::new(me, seed);
-        let view = GroupView { members: membership.members(now_ms()), channels: BTreeMap::new() };
+        let channels = Channels { tls: tls.clone(), made: Default::default() };
+        let view = GroupView { members: membership.members(now_ms()), channels: channels.clone() };
         let (view_tx, view_rx) = watch::channel(Arc::new(view));
         let (tx, rx) = mpsc::channel(256);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -209,7 +273,7 @@ impl Group {
             wire,
             timers: BTreeMap::new(),
             seq: 0,
-            channels: BTreeMap::new(),
+            channels,
             tls,
             next_try: BTreeMap::new(),
             browsing,
@@ -405,8 +469,8 @@ struct Task {
     /// The protocol's timers, by when they are due (and order of setting).
     timers: BTreeMap<(Instant, u64), Timer<SwimId>>,
     seq: u64,
-    /// A channel to each live peer, and the address it goes to.
-    channels: BTreeMap<String, (String, Channel)>,
+    /// The channels made to live peers (see [`Channels`]).
+    channels: Channels,
     tls: Option<Tls>,
     /// When discovery may next make us announce to each id, and the pause
     /// after that: a flood of mDNS answers does not become a flood of
@@ -687,27 +751,9 @@ impl Task {
 
     fn publish(&mut self) {
         let members = self.membership.members(now_ms());
-        // A channel to every live peer (made once per address; it connects
-        // when first used), none to the dead.
-        let mut channels = BTreeMap::new();
-        for member in members.iter().filter(|m| !m.me && m.state == Liveness::Alive) {
-            let (id, address) = (&member.info.id, &member.info.address);
-            let channel = match (self.channels.remove(id), &self.tls) {
-                (Some((at, channel)), _) if &at == address => channel,
-                (_, Some(tls)) => match auth::lazy_channel(address, tls) {
-                    Ok(channel) => channel,
-                    Err(err) => {
-                        tracing::warn!(member = %member.info.name, %address, %err, "cannot reach a member");
-                        continue;
-                    }
-                },
-                (_, None) => continue,
-            };
-            channels.insert(id.clone(), (address.clone(), channel));
-        }
-        self.channels = channels;
-        let channels = self.channels.iter().map(|(id, (_, c))| (id.clone(), c.clone())).collect();
-        self.view.send_replace(Arc::new(GroupView { members, channels }));
+        // No channel outlives its member's life at its address.
+        self.channels.keep(&members);
+        self.view.send_replace(Arc::new(GroupView { members, channels: self.channels.clone() }));
     }
 }
 

@@ -651,7 +651,7 @@ async fn forward<T>(member: &str, call: impl Future<Output = Result<tonic::Respo
 /// A member's failure as the user reads it: which member, and why. This
 /// member's own errors read as they always did.
 fn blame(control: &Control, share: &Share, status: Status) -> Status {
-    if share.channel.is_none() && control.group.view().alive_peers().is_empty() {
+    if share.channel.is_none() && !control.group.view().has_alive_peers() {
         return status;
     }
     super::status::on_member(&share.member.name, status)
