@@ -16,7 +16,9 @@
 //! "dup"). A send to something that is not a process of the run (a
 //! multicast group, as the chat's) is a multicast: it is paired with the
 //! `receive` or `deliver` events, at any process, from its sender with its
-//! id, and is duplicated only where one process got it twice. The manager's crash records end their line with a cross;
+//! id, and is duplicated only where one process got it twice. The manager's
+//! crash records end a line's segment with a cross; a restarted process
+//! goes on along its row from its next event, marked by a bar;
 //! suspicions are triangles naming the suspect; every other event of an
 //! upper layer (broadcast, deliver, decide, …) is a dot with a short label.
 //! Each mark has a `<title>`, which viewers show as a tooltip: the event,
@@ -266,7 +268,7 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
     let x = |c: usize| x0 + c as f64 * dx;
     let y = |p: usize| TOP + 20.0 + p as f64 * ROW;
     // The legend needs its room even for a short run.
-    let width = (x0 + (columns_used.saturating_sub(1)) as f64 * dx + RIGHT + dx).max(640.0);
+    let width = (x0 + (columns_used.saturating_sub(1)) as f64 * dx + RIGHT + dx).max(680.0);
     let height = TOP + names.len() as f64 * ROW + LEGEND;
     let label = |p: usize| match options.members.get(&names[p]) {
         Some(member) if !member.is_empty() => format!("{}@{member}", names[p]),
@@ -294,18 +296,44 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(out, r#"<text x="10" y="24" font-size="14" font-weight="bold">{}</text>"#, escape(&heading));
 
-    // The process lines, each ending at its crash record if it has one.
+    // The process lines: one segment per incarnation, each ending at the
+    // crash record that ended it; a restarted process goes on along its
+    // row from its first event after the crash, marked by a bar.
     for (p, es) in events.iter().enumerate() {
-        let end = es
-            .iter()
-            .position(is_crash_record)
-            .map_or_else(|| x(es.len().checked_sub(1).map_or(0, |i| column[p][i])) + dx, |i| x(column[p][i]));
-        let _ = writeln!(
-            out,
-            r##"<line class="process" x1="{LEFT:.1}" y1="{y:.1}" x2="{end:.1}" y2="{y:.1}" stroke="#555" stroke-width="2"><title>{name}</title></line>"##,
-            y = y(p),
-            name = escape(&label(p)),
-        );
+        let mut segments = Vec::new();
+        let mut start = Some(LEFT);
+        for (i, e) in es.iter().enumerate() {
+            if start.is_none() {
+                start = Some(x(column[p][i]) - dx * 0.5);
+            }
+            if is_crash_record(e) {
+                segments.push((start.take().expect("set above"), x(column[p][i])));
+            }
+        }
+        if let Some(from) = start {
+            segments.push((from, x(es.len().checked_sub(1).map_or(0, |i| column[p][i])) + dx));
+        }
+        for (n, (from, to)) in segments.into_iter().enumerate() {
+            let (class, title) = match n {
+                0 => ("process", label(p)),
+                _ => ("process restarted", format!("{} (restarted)", label(p))),
+            };
+            let _ = writeln!(
+                out,
+                r##"<line class="{class}" x1="{from:.1}" y1="{y:.1}" x2="{to:.1}" y2="{y:.1}" stroke="#555" stroke-width="2"><title>{name}</title></line>"##,
+                y = y(p),
+                name = escape(&title),
+            );
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    r##"<line class="restart" x1="{from:.1}" y1="{a:.1}" x2="{from:.1}" y2="{b:.1}" stroke="#555" stroke-width="3"><title>{name}</title></line>"##,
+                    a = y(p) - 7.0,
+                    b = y(p) + 7.0,
+                    name = escape(&title),
+                );
+            }
+        }
         let _ = writeln!(
             out,
             r#"<text class="label" x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text>"#,
@@ -432,10 +460,12 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
     let ly = TOP + names.len() as f64 * ROW + 20.0;
     let _ = writeln!(
         out,
-        r##"<g class="legend" font-size="11"><line x1="10" y1="{ly:.1}" x2="40" y2="{ly:.1}" stroke="{MSG}" stroke-width="1.5" marker-end="url(#arrow)"/><text x="46" y="{t:.1}">message</text><line x1="110" y1="{ly:.1}" x2="134" y2="{ly:.1}" stroke="{LOST}" stroke-dasharray="4 2"/><path d="M134,{a:.1} L144,{b:.1} M134,{b:.1} L144,{a:.1}" stroke="{LOST}" stroke-width="2"/><text x="150" y="{t:.1}">lost</text><line x1="190" y1="{ly:.1}" x2="220" y2="{ly:.1}" stroke="{DUP}" stroke-width="1.5" marker-end="url(#arrow-dup)"/><text x="226" y="{t:.1}">duplicated</text><path d="M300,{a:.1} L310,{b:.1} M300,{b:.1} L310,{a:.1}" stroke="{LOST}" stroke-width="3"/><text x="316" y="{t:.1}">crash</text><polygon points="364,{a:.1} 376,{a:.1} 370,{b:.1}" fill="{DUP}"/><text x="382" y="{t:.1}">suspicion</text><circle cx="450" cy="{ly:.1}" r="4" fill="#2e8b32"/><text x="458" y="{t:.1}">delivery, decision, …</text><text x="10" y="{u:.1}" fill="#666">columns follow happens-before (left to right); hover a mark for its event, clocks and text</text></g>"##,
+        r##"<g class="legend" font-size="11"><line x1="10" y1="{ly:.1}" x2="40" y2="{ly:.1}" stroke="{MSG}" stroke-width="1.5" marker-end="url(#arrow)"/><text x="46" y="{t:.1}">message</text><line x1="110" y1="{ly:.1}" x2="134" y2="{ly:.1}" stroke="{LOST}" stroke-dasharray="4 2"/><path d="M134,{a:.1} L144,{b:.1} M134,{b:.1} L144,{a:.1}" stroke="{LOST}" stroke-width="2"/><text x="150" y="{t:.1}">lost</text><line x1="190" y1="{ly:.1}" x2="220" y2="{ly:.1}" stroke="{DUP}" stroke-width="1.5" marker-end="url(#arrow-dup)"/><text x="226" y="{t:.1}">duplicated</text><path d="M300,{a:.1} L310,{b:.1} M300,{b:.1} L310,{a:.1}" stroke="{LOST}" stroke-width="3"/><text x="316" y="{t:.1}">crash</text><polygon points="364,{a:.1} 376,{a:.1} 370,{b:.1}" fill="{DUP}"/><text x="382" y="{t:.1}">suspicion</text><circle cx="450" cy="{ly:.1}" r="4" fill="#2e8b32"/><text x="458" y="{t:.1}">delivery, decision, …</text><line x1="590" y1="{a2:.1}" x2="590" y2="{b2:.1}" stroke="#555" stroke-width="3"/><line x1="590" y1="{ly:.1}" x2="610" y2="{ly:.1}" stroke="#555" stroke-width="2"/><text x="616" y="{t:.1}">restart</text><text x="10" y="{u:.1}" fill="#666">columns follow happens-before (left to right); hover a mark for its event, clocks and text</text></g>"##,
         t = ly + 4.0,
         a = ly - 5.0,
         b = ly + 5.0,
+        a2 = ly - 7.0,
+        b2 = ly + 7.0,
         u = ly + 22.0,
     );
     out.push_str("</svg>\n");
@@ -560,6 +590,42 @@ mod tests {
             .map(|n| n.attribute("x2").unwrap().parse().unwrap())
             .collect();
         assert!(ends[2] < ends[3]);
+    }
+
+    #[test]
+    fn a_restarted_process_line_goes_on_after_its_crash() {
+        let mut crash = ev("p1", "crash", None, None, 0);
+        crash.by = Some("mgr".into());
+        crash.vc.clear();
+        let run = RunEvents::from_events(
+            2,
+            [
+                ev("p1", "send", Some("p2"), Some(1), 1),
+                ev("p2", "receive", Some("p1"), Some(1), 2),
+                crash,
+                ev("p1", "send", Some("p2"), Some(2), 1),
+                ev("p2", "receive", Some("p1"), Some(2), 3),
+            ],
+        );
+        let svg = svg(&run, &Options::default());
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let x = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+        let first: Vec<_> = doc.descendants().filter(|n| n.attribute("class") == Some("process")).collect();
+        let again: Vec<_> = doc.descendants().filter(|n| n.attribute("class") == Some("process restarted")).collect();
+        assert_eq!((first.len(), again.len()), (2, 1), "p1 has a second segment, p2 one");
+        let crash_x = doc.descendants().find(|n| n.attribute("class") == Some("crash")).map(|n| {
+            let d = n.children().find(|c| c.has_tag_name("path")).unwrap().attribute("d").unwrap().to_owned();
+            d[1..].split(',').next().unwrap().parse::<f64>().unwrap()
+        });
+        assert!(x(&first[0], "x2") <= crash_x.unwrap() + 8.0, "the first segment ends at the crash");
+        assert!(x(&again[0], "x1") > x(&first[0], "x2"), "the second starts after it");
+        let last_send =
+            doc.descendants().filter(|n| n.attribute("class") == Some("msg")).map(|n| x(&n, "x1")).fold(0.0, f64::max);
+        assert!(last_send > x(&again[0], "x1") && x(&again[0], "x2") > last_send, "and carries the later send");
+        assert_eq!(count(&doc, "restart"), 1, "the restart is marked");
+        assert!(again[0].children().any(|c| c.has_tag_name("title") && c.text() == Some("p1 (restarted)")));
+        assert_eq!(count(&doc, "msg"), 2, "the sends of both incarnations are arrows");
+        assert!(svg.contains(">restart</text>"), "the legend names it");
     }
 
     #[test]

@@ -73,3 +73,51 @@ fn best_effort_broadcast_of_four_gives_a_shiviz_log_and_a_diagram_of_its_process
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg") && !page.contains("<script"));
     Ok(())
 }
+
+/// A crash and a restart on a real run: the killed instance's line ends in
+/// a cross and goes on, marked as restarted, with its new incarnation's
+/// events (issue 15's fix of the static diagram).
+#[test]
+fn a_killed_and_restarted_instance_goes_on_along_its_row_in_the_diagram() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "BestEffortBroadcast", "2", "--name", "again", "--detach"])?;
+    daemon.ok(&["send", "again/p1", "broadcast", "before"])?;
+    wait_until("the first broadcast", || deliveries(&daemon, "again/p2").is_ok_and(|d| d.len() == 1))?;
+    daemon.ok(&["kill", "again/p1"])?;
+    wait_until("p1 crashed", || {
+        daemon.ok(&["ps", "again"]).is_ok_and(|ps| !ps.contains(" running ") || ps.matches(" running ").count() == 1)
+    })?;
+    daemon.ok(&["restart", "again/p1"])?;
+    wait_until("p1 running again", || {
+        daemon.ok(&["ps", "again"]).is_ok_and(|ps| ps.matches(" running ").count() == 2)
+    })?;
+    daemon.ok(&["send", "again/p1", "broadcast", "after"])?;
+    wait_until("the second broadcast", || deliveries(&daemon, "again/p2").is_ok_and(|d| d.len() == 2))?;
+    thread::sleep(Duration::from_millis(300));
+
+    let dir = tempfile::tempdir()?;
+    let svg = dir.path().join("again.svg");
+    daemon.ok(&["diagram", "again", "-o", svg.to_str().unwrap()])?;
+    let text = std::fs::read_to_string(&svg)?;
+    let doc = roxmltree::Document::parse(&text).context("the SVG is well-formed")?;
+    let with = |class: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class").is_some_and(|c| c.split(' ').any(|w| w == class)))
+            .collect::<Vec<_>>()
+    };
+    let x = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap_or("0").parse::<f64>().unwrap_or(0.0);
+    assert_eq!(with("crash").len(), 1, "the kill is one crash");
+    let restarted = with("restarted");
+    assert_eq!(restarted.len(), 1, "p1 goes on after it:\n{text}");
+    assert_eq!(with("restart").len(), 1, "and the restart is marked");
+    let first_p1 =
+        with("process").into_iter().find(|n| n.attribute("class") == Some("process")).context("p1's line")?;
+    assert!(x(&restarted[0], "x1") > x(&first_p1, "x2"), "the new segment starts after the old one ends");
+    // p1's sends to p1 and p2, before and after: four arrows, the later two
+    // leaving from the new segment.
+    let sends: Vec<f64> = with("msg").iter().map(|n| x(n, "x1")).collect();
+    assert_eq!(sends.len(), 4, "{text}");
+    let after = sends.iter().filter(|&&s| s > x(&restarted[0], "x1") && s < x(&restarted[0], "x2")).count();
+    assert!(after >= 1, "the broadcast after the restart leaves from the new segment: {sends:?}");
+    Ok(())
+}
