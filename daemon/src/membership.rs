@@ -251,6 +251,13 @@ pub struct MemberView {
     pub me: bool,
 }
 
+impl MemberView {
+    /// Another manager, alive: one that calls can go to.
+    pub fn is_live_peer(&self) -> bool {
+        !self.me && self.state == Liveness::Alive
+    }
+}
+
 /// Why a peer cannot be a member.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

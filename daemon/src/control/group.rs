@@ -123,11 +123,8 @@ impl Channels {
         if made.is_empty() {
             return;
         }
-        let alive: BTreeMap<&str, &str> = alive
-            .iter()
-            .filter(|m| !m.me && m.state == Liveness::Alive)
-            .map(|m| (m.info.id.as_str(), m.info.address.as_str()))
-            .collect();
+        let alive: BTreeMap<&str, &str> =
+            alive.iter().filter(|m| m.is_live_peer()).map(|m| (m.info.id.as_str(), m.info.address.as_str())).collect();
         made.retain(|id, (address, _)| alive.get(id.as_str()) == Some(&address.as_str()));
     }
 }
@@ -141,14 +138,14 @@ impl GroupView {
     pub fn alive_peers(&self) -> Vec<(PeerInfo, Channel)> {
         self.members
             .iter()
-            .filter(|m| !m.me && m.state == Liveness::Alive)
+            .filter(|m| m.is_live_peer())
             .filter_map(|m| self.channels.to(&m.info).map(|c| (m.info.clone(), c)))
             .collect()
     }
 
     /// Whether any peer is alive.
     pub fn has_alive_peers(&self) -> bool {
-        self.members.iter().any(|m| !m.me && m.state == Liveness::Alive)
+        self.members.iter().any(MemberView::is_live_peer)
     }
 
     pub fn member(&self, id: &str) -> Option<&MemberView> {
@@ -157,7 +154,7 @@ impl GroupView {
 
     /// A channel to the live peer `id`.
     pub fn channel(&self, id: &str) -> Option<Channel> {
-        let member = self.member(id).filter(|m| !m.me && m.state == Liveness::Alive)?;
+        let member = self.member(id).filter(|m| m.is_live_peer())?;
         self.channels.to(&member.info)
     }
 }
@@ -274,7 +271,6 @@ impl Group {
             timers: BTreeMap::new(),
             seq: 0,
             channels,
-            tls,
             next_try: BTreeMap::new(),
             browsing,
             browse_until: Instant::now() + BROWSE_WINDOW,
@@ -469,9 +465,9 @@ struct Task {
     /// The protocol's timers, by when they are due (and order of setting).
     timers: BTreeMap<(Instant, u64), Timer<SwimId>>,
     seq: u64,
-    /// The channels made to live peers (see [`Channels`]).
+    /// The channels made to live peers (see [`Channels`]), and the TLS
+    /// settings every call to a member uses.
     channels: Channels,
-    tls: Option<Tls>,
     /// When discovery may next make us announce to each id, and the pause
     /// after that: a flood of mDNS answers does not become a flood of
     /// datagrams, and a stranger (another key) is knocked on ever more
@@ -712,7 +708,7 @@ impl Task {
     /// gRPC hello (see [`Membership::learn`]); the answer comes back as
     /// [`Msg::Pulled`].
     fn pull(&mut self) {
-        let (Some(tls), Some(inbox)) = (self.tls.clone(), self.me.upgrade()) else { return };
+        let (Some(tls), Some(inbox)) = (self.channels.tls.clone(), self.me.upgrade()) else { return };
         let alive = self.membership.alive();
         if self.pulling || alive.is_empty() {
             return;

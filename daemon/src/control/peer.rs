@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use super::group::{info_from_proto, info_to_proto};
 use super::status::GroupError;
 use super::{Control, ps::run_to_proto};
-use crate::membership::{Liveness, PeerInfo};
+use crate::membership::PeerInfo;
 use crate::names::{self, Kind};
 use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec};
 
@@ -36,7 +36,7 @@ impl Peer for Control {
         let req = req.into_inner();
         check_launch_id(&req.launch_id)?;
         let view = self.group.view();
-        let live = view.member(&req.coordinator).is_some_and(|m| !m.me && m.state == Liveness::Alive);
+        let live = view.member(&req.coordinator).is_some_and(|m| m.is_live_peer());
         if !live {
             return Err(GroupError::NotAMember(names::printable(&req.coordinator, 64)).into());
         }
