@@ -38,13 +38,29 @@ pub struct Options {
     pub members: BTreeMap<String, String>,
 }
 
+/// How much earlier (by the wall clock) an event must be written for a
+/// process's first event to be drawn after it: more than the clocks of a
+/// lab's machines differ, less than a run's events are apart.
+const LATE_MS: u64 = 100;
+
 /// Fixed sizes: fonts never scale, the width grows with the columns.
 const LEFT: f64 = 130.0;
 const RIGHT: f64 = 70.0;
 const TOP: f64 = 60.0;
 const ROW: f64 = 70.0;
-const LEGEND: f64 = 50.0;
+const LEGEND: f64 = 70.0;
+/// The narrowest column: marks (r ≤ 5.5) stay apart.
+const NARROW: f64 = 12.0;
+/// The narrowest column that holds a label: parallel labels rotated by 35°
+/// are 22 · sin 35° ≈ 12.6 px apart, more than a 10 px font's height.
+const LABELLED: f64 = 22.0;
+/// The longest label, in characters; longer texts are cut at a word, and
+/// the mark's tooltip has them whole.
+const LABEL_CHARS: usize = 18;
 const MSG: &str = "#3465a4";
+const DELIVER: &str = "#2e8b32";
+const DECIDE: &str = "#7b2fa8";
+const OTHER: &str = "#666";
 const DUP: &str = "#e07b00";
 const LOST: &str = "#cc0000";
 
@@ -77,6 +93,8 @@ struct Pairs {
     kind: &'static str,
     /// Sends to a multicast group rather than to a process.
     multicast: std::collections::HashSet<Node>,
+    /// Answers and announcements paired by [`pair_replies`].
+    replies: std::collections::HashSet<Node>,
 }
 
 impl Pairs {
@@ -139,7 +157,47 @@ fn pair(names: &[String], events: &[&[Event]]) -> Pairs {
             }
         }
     }
+    pair_replies(names, events, &mut pairs);
     pairs
+}
+
+/// Events that are no link's and no failure detector's, but one process's
+/// answer or announcement to another, named as in the past tense on the
+/// side that got it: the ack lab's `ack` → `acked`, a receiver's `register`
+/// → discovery's `registered`, a multicast peer's `report` → the
+/// comparator's `reported`. An event X at p naming q is paired with the
+/// first event X-ed (or X-d) at q naming p with the same id (or both
+/// without), each once, and drawn as a message from X to X-ed.
+fn pair_replies(names: &[String], events: &[&[Event]], pairs: &mut Pairs) {
+    let replyish = |e: &Event| {
+        !matches!(e.event.as_str(), "send" | "receive" | "deliver" | "broadcast" | "decide" | "propose")
+            && !is_crash_record(e)
+            && !is_suspicion(e)
+            && e.peer.as_ref().is_some_and(|peer| names.contains(peer))
+            && e.peer.as_deref() != Some(e.process.as_str())
+    };
+    let mut used: std::collections::HashSet<Node> = std::collections::HashSet::new();
+    for (p, es) in events.iter().enumerate() {
+        for (i, e) in es.iter().enumerate() {
+            if !replyish(e) {
+                continue;
+            }
+            let Some(q) = names.iter().position(|n| Some(n) == e.peer.as_ref()) else { continue };
+            let (past, past_d) = (format!("{}ed", e.event), format!("{}d", e.event));
+            let answer = events[q].iter().enumerate().position(|(j, f)| {
+                !used.contains(&(q, j))
+                    && replyish(f)
+                    && (f.event == past || f.event == past_d)
+                    && f.peer.as_deref() == Some(names[p].as_str())
+                    && f.id == e.id
+            });
+            let Some(j) = answer else { continue };
+            used.insert((q, j));
+            pairs.receives.insert((p, i), vec![(q, j)]);
+            pairs.send_of.insert((q, j), (p, i));
+            pairs.replies.insert((p, i));
+        }
+    }
 }
 
 /// Each event's column: one after the event before it on its process and
@@ -147,7 +205,51 @@ fn pair(names: &[String], events: &[&[Event]]) -> Pairs {
 /// messages). Should the pairing contradict the processes' orders (a cycle),
 /// the receive that unblocks the rest loses its constraint.
 fn columns(events: &[&[Event]], pairs: &Pairs) -> Vec<Vec<usize>> {
-    let mut column: Vec<Vec<usize>> = events.iter().map(|es| vec![0; es.len()]).collect();
+    // A process whose first event depends on nothing (no message received)
+    // would start in column 0 however late it came: it starts after every
+    // event written [`LATE_MS`] or more before it, by the wall clock. Moving
+    // one start may move others' events: repeat until nothing moves (the
+    // starts only grow, so this ends; a few rounds do in practice).
+    let mut starts = vec![0; events.len()];
+    let mut column = columns_from(events, pairs, &starts);
+    for _ in 0..8 {
+        let next = late_starts(events, pairs, &column);
+        if next.iter().zip(&starts).all(|(n, s)| n <= s) {
+            break;
+        }
+        starts = next.iter().zip(&starts).map(|(n, s)| *n.max(s)).collect();
+        column = columns_from(events, pairs, &starts);
+    }
+    column
+}
+
+/// The column each process's first event must not come before, by the
+/// wall clock, given the columns so far (see [`columns`]).
+fn late_starts(events: &[&[Event]], pairs: &Pairs, column: &[Vec<usize>]) -> Vec<usize> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(p, es)| {
+            let Some(e) = es.first().filter(|e| e.time_ms > 0 && !pairs.send_of.contains_key(&(p, 0))) else {
+                return 0;
+            };
+            let before = |(q, f): (usize, &&[Event])| {
+                f.iter()
+                    .zip(&column[q])
+                    .filter(|(g, _)| g.time_ms > 0 && g.time_ms + LATE_MS < e.time_ms)
+                    .map(|(_, c)| c + 1)
+                    .max()
+            };
+            events.iter().enumerate().filter(|(q, _)| *q != p).filter_map(before).max().unwrap_or(0)
+        })
+        .collect()
+}
+
+/// [`columns`], with the first event of process p in column `starts[p]` at
+/// the earliest.
+fn columns_from(events: &[&[Event]], pairs: &Pairs, starts: &[usize]) -> Vec<Vec<usize>> {
+    let mut column: Vec<Vec<usize>> =
+        events.iter().zip(starts).map(|(es, &s)| (0..es.len()).map(|i| if i == 0 { s } else { 0 }).collect()).collect();
     let mut waiting: Vec<Vec<usize>> = events
         .iter()
         .enumerate()
@@ -184,7 +286,7 @@ fn columns(events: &[&[Event]], pairs: &Pairs) -> Vec<Vec<usize>> {
             successors.push((p, i + 1));
         }
         for (q, j) in successors {
-            column[q][j] = column[q][j].max(column[p][i] + 1);
+            column[q][j] = column[q][j].max(column[p][i] + step(events, (p, i), (q, j)));
             if waiting[q][j] > 0 {
                 waiting[q][j] -= 1;
                 if waiting[q][j] == 0 {
@@ -194,6 +296,20 @@ fn columns(events: &[&[Event]], pairs: &Pairs) -> Vec<Vec<usize>> {
         }
     }
     column
+}
+
+/// How many columns `to` comes after `from`: one, but for the sends of a
+/// burst (a send after a send of the same process, to another process),
+/// which leave from one point, as a broadcast's copies do.
+fn step(events: &[&[Event]], from: Node, to: Node) -> usize {
+    let (a, b) = (&events[from.0][from.1], &events[to.0][to.1]);
+    let burst = from.0 == to.0
+        && a.event == "send"
+        && b.event == "send"
+        && a.peer != b.peer
+        && a.peer.as_deref() != Some(a.process.as_str())
+        && b.peer.as_deref() != Some(b.process.as_str());
+    usize::from(!burst)
 }
 
 /// Escapes text for XML content and attribute values.
@@ -239,14 +355,40 @@ fn tooltip(e: &Event) -> String {
     escape(&tip)
 }
 
-/// A short label: at most `max` characters, with an ellipsis when cut.
+/// A short label: at most `max` characters, with an ellipsis when cut;
+/// cut after a whole word when one ends in its second half.
 fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let next = text.chars().nth(max.saturating_sub(1));
+    let at_word = match next {
+        Some(' ') => None,
+        _ => cut.rfind(' ').filter(|&i| cut[..i].chars().count() >= max / 2),
+    };
+    let mut cut = match at_word {
+        Some(i) => cut[..i].to_owned(),
+        None => cut,
+    };
     cut.push('…');
     cut
+}
+
+/// Whether the mark of `e` carries a text label.
+fn has_label(e: &Event, pairs: &Pairs) -> bool {
+    !is_crash_record(e) && (is_suspicion(e) || (e.event != "send" && e.event != pairs.kind))
+}
+
+/// The colour, radius and short name of an upper layer's event; the
+/// legend shows the same.
+fn mark_style(event: &str) -> (&'static str, f64, Option<&'static str>) {
+    match event {
+        "deliver" => (DELIVER, 4.0, Some("dlv")),
+        "broadcast" => (MSG, 4.0, Some("bcast")),
+        "decide" => (DECIDE, 5.5, Some("decide")),
+        _ => (OTHER, 4.0, None),
+    }
 }
 
 /// Whether `e` is a failure detector's suspicion of its peer.
@@ -261,14 +403,31 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
     let pairs = pair(&names, &events);
     let column = columns(&events, &pairs);
     let columns_used = column.iter().flatten().max().map_or(1, |m| m + 1);
-    // Columns are wide when there are few and narrow when there are many,
-    // within what keeps marks apart.
-    let dx = (900.0 / columns_used as f64).clamp(18.0, 48.0);
+    // Columns are wide when there are few and narrow when there are many:
+    // a column that holds only the ends of arrows is as narrow as marks
+    // allow, one that holds a label is wide enough that the next label on
+    // its row (rotated, parallel) cannot touch it. A long run is wide and
+    // scrolls; its labels never overlap.
+    let dx = (900.0 / columns_used as f64).clamp(NARROW, 48.0);
+    let mut labelled = vec![false; columns_used];
+    for (p, es) in events.iter().enumerate() {
+        for (i, e) in es.iter().enumerate() {
+            if has_label(e, &pairs) {
+                labelled[column[p][i]] = true;
+            }
+        }
+    }
     let x0 = LEFT + 30.0;
-    let x = |c: usize| x0 + c as f64 * dx;
+    let mut xs = Vec::with_capacity(columns_used + 1);
+    let mut at = x0;
+    for &wide in &labelled {
+        xs.push(at);
+        at += if wide { dx.max(LABELLED) } else { dx };
+    }
+    let x = |c: usize| xs[c];
     let y = |p: usize| TOP + 20.0 + p as f64 * ROW;
     // The legend needs its room even for a short run.
-    let width = (x0 + (columns_used.saturating_sub(1)) as f64 * dx + RIGHT + dx).max(680.0);
+    let width = (at + RIGHT).max(760.0);
     let height = TOP + names.len() as f64 * ROW + LEGEND;
     let label = |p: usize| match options.members.get(&names[p]) {
         Some(member) if !member.is_empty() => format!("{}@{member}", names[p]),
@@ -336,9 +495,10 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
         }
         let _ = writeln!(
             out,
-            r#"<text class="label" x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text>"#,
+            r#"<text class="label" x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold"><title>{}</title>{}</text>"#,
             LEFT - 8.0,
             y(p) + 4.0,
+            escape(&label(p)),
             escape(&short(&label(p), 18))
         );
     }
@@ -349,8 +509,11 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
         let (x1, y1) = (x(column[p][i]), y(p));
         if receives.is_empty() {
             let target = names.iter().position(|n| Some(n) == send.peer.as_ref());
+            // A short stub towards its destination's row, flatter than the
+            // arrows that leave from the same point, so that it never lies
+            // along one of them.
             let (x2, y2) = match target {
-                Some(q) if q != p => (x1 + dx * 0.8, y1 + (y(q) - y1) * 0.45),
+                Some(q) if q != p => (x1 + 22.0, y1 + (y(q) - y1).signum() * 13.0),
                 Some(_) => (x1 + dx * 0.8, y1 - 18.0),
                 None => (x1 + dx * 0.8, y1 + ROW * 0.35),
             };
@@ -366,7 +529,13 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
             continue;
         }
         let dup = pairs.duplicated((p, i));
-        let (class, color, marker) = if dup { ("msg dup", DUP, "arrow-dup") } else { ("msg", MSG, "arrow") };
+        let (class, color, marker) = if dup {
+            ("msg dup", DUP, "arrow-dup")
+        } else if pairs.replies.contains(&(p, i)) {
+            ("msg reply", MSG, "arrow")
+        } else {
+            ("msg", MSG, "arrow")
+        };
         for (copy, &(q, j)) in receives.iter().enumerate() {
             let (x2, y2) = (x(column[q][j]), y(q));
             let tip = format!("{}\n⇒ {}", tooltip(send), tooltip(&events[q][j]));
@@ -433,12 +602,8 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
                     kind = escape(&e.event),
                 );
             } else {
-                let (color, r, name) = match e.event.as_str() {
-                    "deliver" => ("#2e8b32", 4.0, "dlv"),
-                    "broadcast" => (MSG, 4.0, "bcast"),
-                    "decide" => ("#7b2fa8", 5.5, "decide"),
-                    other => ("#666", 4.0, other),
-                };
+                let (color, r, name) = mark_style(&e.event);
+                let name = name.unwrap_or(e.event.as_str());
                 let text = match (&e.text, &e.peer) {
                     (Some(text), _) => format!("{name} {text}"),
                     (None, Some(peer)) => format!("{name} {peer}"),
@@ -450,26 +615,60 @@ pub fn svg(run: &RunEvents, options: &Options) -> String {
                     kind = escape(&e.event),
                     tx = cx + 2.0,
                     ty = cy - 8.0,
-                    label = escape(&short(&text, 16)),
+                    label = escape(&short(&text, LABEL_CHARS)),
                 );
             }
         }
     }
 
     // The legend.
-    let ly = TOP + names.len() as f64 * ROW + 20.0;
-    let _ = writeln!(
-        out,
-        r##"<g class="legend" font-size="11"><line x1="10" y1="{ly:.1}" x2="40" y2="{ly:.1}" stroke="{MSG}" stroke-width="1.5" marker-end="url(#arrow)"/><text x="46" y="{t:.1}">message</text><line x1="110" y1="{ly:.1}" x2="134" y2="{ly:.1}" stroke="{LOST}" stroke-dasharray="4 2"/><path d="M134,{a:.1} L144,{b:.1} M134,{b:.1} L144,{a:.1}" stroke="{LOST}" stroke-width="2"/><text x="150" y="{t:.1}">lost</text><line x1="190" y1="{ly:.1}" x2="220" y2="{ly:.1}" stroke="{DUP}" stroke-width="1.5" marker-end="url(#arrow-dup)"/><text x="226" y="{t:.1}">duplicated</text><path d="M300,{a:.1} L310,{b:.1} M300,{b:.1} L310,{a:.1}" stroke="{LOST}" stroke-width="3"/><text x="316" y="{t:.1}">crash</text><polygon points="364,{a:.1} 376,{a:.1} 370,{b:.1}" fill="{DUP}"/><text x="382" y="{t:.1}">suspicion</text><circle cx="450" cy="{ly:.1}" r="4" fill="#2e8b32"/><text x="458" y="{t:.1}">delivery, decision, …</text><line x1="590" y1="{a2:.1}" x2="590" y2="{b2:.1}" stroke="#555" stroke-width="3"/><line x1="590" y1="{ly:.1}" x2="610" y2="{ly:.1}" stroke="#555" stroke-width="2"/><text x="616" y="{t:.1}">restart</text><text x="10" y="{u:.1}" fill="#666">columns follow happens-before (left to right); hover a mark for its event, clocks and text</text></g>"##,
-        t = ly + 4.0,
-        a = ly - 5.0,
-        b = ly + 5.0,
-        a2 = ly - 7.0,
-        b2 = ly + 7.0,
-        u = ly + 22.0,
-    );
+    legend(&mut out, TOP + names.len() as f64 * ROW + 20.0, width);
     out.push_str("</svg>\n");
     out
+}
+
+/// The legend at height `ly`: every kind of mark, in the colours the
+/// marks use, flowing onto a second row when the drawing is narrow.
+fn legend(out: &mut String, ly: f64, width: f64) {
+    // Each item: its label and its symbol, drawn at (0, 0) and 30 px wide.
+    let dot = |color: &str| format!(r#"<circle cx="12" cy="0" r="4" fill="{color}"/>"#);
+    let items: Vec<(&str, String)> = vec![
+        ("message", format!(r#"<line x1="0" y1="0" x2="28" y2="0" stroke="{MSG}" stroke-width="1.5" marker-end="url(#arrow)"/>"#)),
+        (
+            "lost",
+            format!(
+                r#"<line x1="0" y1="0" x2="20" y2="0" stroke="{LOST}" stroke-dasharray="4 2"/><path d="M20,-5 L30,5 M20,5 L30,-5" stroke="{LOST}" stroke-width="2"/>"#
+            ),
+        ),
+        ("duplicated", format!(r#"<line x1="0" y1="0" x2="28" y2="0" stroke="{DUP}" stroke-width="1.5" marker-end="url(#arrow-dup)"/>"#)),
+        ("crash", format!(r#"<path d="M7,-5 L17,5 M7,5 L17,-5" stroke="{LOST}" stroke-width="3"/>"#)),
+        ("suspicion", format!(r#"<polygon points="6,-5 18,-5 12,5" fill="{DUP}"/>"#)),
+        ("broadcast", dot(mark_style("broadcast").0)),
+        ("delivery", dot(mark_style("deliver").0)),
+        ("decision", format!(r#"<circle cx="12" cy="0" r="5.5" fill="{}"/>"#, mark_style("decide").0)),
+        ("other event", dot(OTHER)),
+        ("restart", r##"<line x1="6" y1="-7" x2="6" y2="7" stroke="#555" stroke-width="3"/><line x1="6" y1="0" x2="26" y2="0" stroke="#555" stroke-width="2"/>"##.to_owned()),
+    ];
+    let _ = write!(out, r#"<g class="legend" font-size="11">"#);
+    let (mut lx, mut row) = (10.0, 0.0);
+    for (name, symbol) in items {
+        let room = 36.0 + name.chars().count() as f64 * 6.5 + 14.0;
+        if lx + room > width - 10.0 {
+            lx = 10.0;
+            row += 20.0;
+        }
+        let _ = write!(
+            out,
+            r#"<g class="legend-item" transform="translate({lx:.1},{:.1})">{symbol}<text x="36" y="4">{name}</text></g>"#,
+            ly + row
+        );
+        lx += room;
+    }
+    let _ = writeln!(
+        out,
+        r##"<text x="10" y="{:.1}" fill="#666">columns follow happens-before (left to right); hover a mark for its event, clocks and text</text></g>"##,
+        ly + row + 22.0
+    );
 }
 
 /// The diagram in a self-contained HTML page: no script, no network
@@ -668,6 +867,113 @@ mod tests {
         roxmltree::Document::parse(body).expect("well-formed");
     }
 
+    /// The x of every mark label, by row (its y).
+    fn label_xs(doc: &roxmltree::Document) -> BTreeMap<i64, Vec<f64>> {
+        let mut rows: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for g in doc.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("mark"))) {
+            let text = g.children().find(|c| c.has_tag_name("text")).unwrap();
+            let x: f64 = text.attribute("x").unwrap().parse().unwrap();
+            let y: f64 = text.attribute("y").unwrap().parse().unwrap();
+            rows.entry(y as i64).or_default().push(x);
+        }
+        rows
+    }
+
+    #[test]
+    fn labels_on_a_row_never_come_closer_than_their_height_and_are_cut_at_a_word() {
+        // Every event of p1 a labelled mark, one after the other, and p2's
+        // link traffic in between: the labels' columns are wide, the
+        // others narrow.
+        let mut events = Vec::new();
+        for i in 0..100u64 {
+            let mut mark = ev("p1", "multicast", None, Some(i), 3 * i + 1);
+            mark.text = Some(format!("message number {i} of the long run"));
+            events.push(mark);
+            events.push(ev("p1", "send", Some("p2"), Some(i), 3 * i + 2));
+            events.push(ev("p2", "receive", Some("p1"), Some(i), 3 * i + 3));
+        }
+        let text = svg(&RunEvents::from_events(2, events), &Options::default());
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        for xs in label_xs(&doc).values() {
+            for pair in xs.windows(2) {
+                assert!(pair[1] - pair[0] >= LABELLED - 0.01, "labels {pair:?} overlap");
+            }
+        }
+        let label = doc
+            .descendants()
+            .find(|n| n.attribute("class") == Some("mark multicast"))
+            .and_then(|g| g.children().find(|c| c.has_tag_name("text")))
+            .and_then(|t| t.text())
+            .unwrap();
+        assert_eq!(label, "multicast message…", "cut after a word, not inside one");
+        assert_eq!(short("p1@a-very-long-member-name", 18), "p1@a-very-long-me…", "one long word is cut inside");
+    }
+
+    #[test]
+    fn replies_and_registrations_are_arrows_and_a_late_process_starts_late() {
+        // The ack lab: p2 registers with discovery p1, the client p3 sends a
+        // request to p2, which acks it, at the same millisecond as p3 takes
+        // the ack (the names tell the direction); p4 only registers, 5 s
+        // later, and nobody hears of it.
+        let at = |mut e: Event, time_ms: u64| {
+            e.time_ms = time_ms;
+            e
+        };
+        let run = RunEvents::from_events(
+            4,
+            [
+                at(ev("p2", "register", Some("p1"), None, 1), 1_000),
+                at(ev("p1", "registered", Some("p2"), None, 1), 1_001),
+                at(ev("p3", "send", Some("p2"), Some(1), 1), 1_200),
+                at(ev("p2", "deliver", Some("p3"), Some(1), 2), 1_201),
+                at(ev("p2", "ack", Some("p3"), Some(1), 3), 1_250),
+                at(ev("p3", "acked", Some("p2"), Some(1), 2), 1_250),
+                at(ev("p4", "register", Some("p9"), None, 1), 6_000),
+            ],
+        );
+        let text = svg(&run, &Options::default());
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        assert_eq!(count(&doc, "reply"), 2, "the registration and the ack:\n{text}");
+        assert_eq!(count(&doc, "msg"), 3, "and the request");
+        assert_eq!(count(&doc, "lost"), 0);
+        for node in doc.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("msg"))) {
+            let x1: f64 = node.attribute("x1").unwrap().parse().unwrap();
+            let x2: f64 = node.attribute("x2").unwrap().parse().unwrap();
+            assert!(x2 > x1, "every arrow points right");
+        }
+        // p4's only event comes after every other one.
+        let xs = label_xs(&doc);
+        let p4 = xs.values().last().unwrap()[0];
+        let before = xs.values().rev().skip(1).flatten().fold(0.0f64, |a, &b| a.max(b));
+        assert!(p4 > before, "p4's late registration is drawn after the rest: {xs:?}");
+    }
+
+    #[test]
+    fn the_legend_shows_each_mark_in_its_own_colour() {
+        let text = svg(&sample(), &Options::default());
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        let legend: Vec<(String, String)> = doc
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("legend-item"))
+            .map(|g| {
+                let name = g.children().find(|c| c.has_tag_name("text")).and_then(|t| t.text()).unwrap().to_owned();
+                let fill = g.descendants().find_map(|c| c.attribute("fill")).unwrap_or_default().to_owned();
+                (name, fill)
+            })
+            .collect();
+        let of = |name: &str| legend.iter().find(|(n, _)| n == name).map(|(_, f)| f.clone()).unwrap();
+        for (event, name) in [("broadcast", "broadcast"), ("deliver", "delivery"), ("decide", "decision")] {
+            let mark = doc
+                .descendants()
+                .find(|n| n.attribute("class") == Some(&format!("mark {event}")))
+                .and_then(|g| g.children().find(|c| c.has_tag_name("circle")))
+                .and_then(|c| c.attribute("fill"))
+                .unwrap();
+            assert_eq!(of(name), mark, "{name} in the legend as on the drawing");
+        }
+        assert_eq!(of("other event"), OTHER);
+    }
+
     #[test]
     fn wide_runs_scale_the_width_not_the_fonts() {
         let mut events = Vec::new();
@@ -678,7 +984,8 @@ mod tests {
         let text = svg(&RunEvents::from_events(8, events), &Options::default());
         let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
         let width: f64 = doc.root_element().attribute("width").unwrap().parse().unwrap();
-        assert!(width > 300.0 * 18.0, "columns keep their room: {width}");
+        assert!(width > 300.0 * NARROW, "columns keep their room: {width}");
+        assert!(width < 300.0 * LABELLED, "columns of arrows only are narrow: {width}");
         assert_eq!(count(&doc, "process"), 8);
         assert_eq!(count(&doc, "msg"), 300);
         assert!(!text.contains("font-size=\"0"));

@@ -15,6 +15,7 @@ pub mod stdout;
 pub mod suggest;
 pub mod table;
 pub mod trace;
+pub mod web;
 
 use std::path::PathBuf;
 

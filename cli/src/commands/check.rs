@@ -72,7 +72,7 @@ pub async fn check(mut client: Client, args: CheckArgs) -> anyhow::Result<u8> {
 
 /// One property checked on some processes.
 #[derive(Debug, Clone)]
-pub(super) struct Checked {
+pub(crate) struct Checked {
     pub property: Property,
     pub verdict: Verdict,
     /// The processes the verdict speaks of: a verdict says what it covered.
@@ -83,12 +83,12 @@ pub(super) struct Checked {
 /// of a manifest those it names or those of the abstraction it implements
 /// (from the manager's catalog).
 #[derive(Debug, Default)]
-pub(super) struct Declared(BTreeMap<String, Vec<Property>>);
+pub(crate) struct Declared(BTreeMap<String, Vec<Property>>);
 
 impl Declared {
     /// Asks the manager's catalog; without it (an old manager), only the
     /// built-ins are known.
-    pub(super) async fn fetch(client: &mut Client) -> Declared {
+    pub(crate) async fn fetch(client: &mut Client) -> Declared {
         let Ok(reply) = client.modules(ModulesRequest { name: String::new() }).await else {
             return Declared::default();
         };
@@ -155,7 +155,7 @@ pub(super) async fn quiesce(
 /// whole run when it has one role (a best-effort broadcast against RB4); a
 /// property that applies to no process is an error, never a pass. Returns
 /// the verdicts and notes on the processes nothing was checked on.
-pub(super) fn verdicts(
+pub(crate) fn verdicts(
     run: &RunEvents,
     ids: &[String],
     roles: &[String],
@@ -245,7 +245,7 @@ pub(super) fn verdicts(
 }
 
 /// Processes as a short list: `p1-p3,p5`.
-pub(super) fn processes(names: &[String]) -> String {
+pub(crate) fn processes(names: &[String]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut span: Option<(u64, u64)> = None;
     let flush = |span: &mut Option<(u64, u64)>, out: &mut Vec<String>| {
@@ -274,7 +274,7 @@ pub(super) fn processes(names: &[String]) -> String {
 
 /// One property's verdict as `check` prints it (or as a JSON object),
 /// with the processes it covered.
-pub(super) fn verdict_line(checked: &Checked, json: bool) -> String {
+pub(crate) fn verdict_line(checked: &Checked, json: bool) -> String {
     let Checked { property, verdict, processes: covered } = checked;
     let (word, detail) = match verdict {
         Verdict::Holds => ("holds", String::new()),

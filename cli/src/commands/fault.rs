@@ -40,7 +40,7 @@ impl LinkFaults {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  mgrctl fault r1 --loss 0.3 --partition p1,p2/p3   p3 cut off, 30% of datagrams lost\n  mgrctl fault r1 --heal --loss 0                   a perfect network again"
+    after_help = "Examples:\n  mgrctl fault r1 --loss 0.3 --partition p1,p2/p3   p3 cut off, 30% of datagrams lost\n  mgrctl fault r1 --heal --loss 0                   a perfect network again\n  mgrctl fault r1                                   only show r1's faults now"
 )]
 pub struct FaultArgs {
     /// The run.
@@ -57,6 +57,8 @@ pub struct FaultArgs {
 }
 
 pub async fn fault(mut client: Client, args: FaultArgs) -> anyhow::Result<u8> {
+    // Without a change, the faults are only asked for: nobody is told.
+    let asked = args.faults.spec().is_empty() && args.partition.is_none() && !args.heal;
     let request = FaultRequest {
         run: args.run.clone(),
         loss: args.faults.loss,
@@ -72,7 +74,11 @@ pub async fn fault(mut client: Client, args: FaultArgs) -> anyhow::Result<u8> {
     };
     let faults = if reply.faults.is_empty() { "none".to_owned() } else { reply.faults };
     let mut out = crate::stdout::lock();
-    writeln!(out, "{}: faults {faults} (told {} instances)", args.run, reply.told.len())?;
+    if asked {
+        writeln!(out, "{}: faults {faults}", args.run)?;
+    } else {
+        writeln!(out, "{}: faults {faults} (told {} instances)", args.run, reply.told.len())?;
+    }
     out.flush()?;
     Ok(0)
 }

@@ -2,7 +2,7 @@
 //! `completions`, which asks no manager).
 
 mod attach;
-mod check;
+pub(crate) mod check;
 pub mod completions;
 mod diagram;
 mod events;
@@ -21,6 +21,7 @@ mod signal;
 mod test;
 mod trace;
 mod up;
+pub mod web;
 
 use clap::Subcommand;
 use tonic::Status;
@@ -113,6 +114,10 @@ pub enum Command {
     Rm(rm::RmArgs),
     /// Delete the runs that ended more than an age ago, on every member.
     Prune(prune::PruneArgs),
+    /// Serve the live view in a browser (on loopback, with a token): the
+    /// group's members and runs, a run's space-time diagram as it grows,
+    /// its output, verdicts and controls.
+    Web(web::WebArgs),
     /// Print a shell's completion script for mgrctl (bash, zsh, fish,
     /// elvish or powershell).
     Completions(completions::CompletionsArgs),
@@ -155,6 +160,7 @@ impl Command {
             Command::Forget(_) => "forget",
             Command::Rm(_) => "rm",
             Command::Prune(_) => "prune",
+            Command::Web(_) => "web",
             Command::Completions(_) => "completions",
         }
     }
@@ -188,6 +194,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Diagram(args) => diagram::diagram(client, args).await,
         Command::Up(args) => up::up(client, args).await,
         Command::Down(args) => up::down(client, args).await,
+        Command::Web(args) => web::web(client, args).await,
         // Answered before connecting (see `crate::run`).
         Command::Completions(args) => completions::completions(&args),
     }

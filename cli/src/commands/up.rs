@@ -31,6 +31,7 @@ use crate::scenario::{self, Action, End, Scenario, Step};
   mgrctl up examples/multicast.toml --local     on this machine, with an embedded manager
   mgrctl up examples/multicast.toml             on the group of the local mgr daemon
   mgrctl up examples/multicast.toml --scale peer=8 --diagram run.html
+  mgrctl up examples/ack.toml --local --web     and watch it live in the browser
 
 While it streams, type `@p2 text` to write `text` to p2's stdin, `@all text` for every instance.
 Ctrl-C stops the run (the checks still run on what it did); a second Ctrl-C kills it.
@@ -54,6 +55,11 @@ pub struct UpArgs {
     /// .html for a page).
     #[arg(long, value_name = "FILE")]
     pub diagram: Option<PathBuf>,
+    /// Watch the run live in the browser, as `mgrctl web --open --run RUN`
+    /// (on 127.0.0.1:6180, or any free port when that is taken): the page
+    /// stays after the summary, until Ctrl-C.
+    #[arg(long)]
+    pub web: bool,
 }
 
 fn parse_scale(text: &str) -> Result<(String, u32), String> {
@@ -87,6 +93,10 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     let summary: Vec<String> =
         roles.iter().map(|(role, names)| format!("{role} × {} ({})", names.len(), names.join(","))).collect();
     crate::note!("run {}: {}", run.name, summary.join(", "));
+    let web = match args.web {
+        true => Some(live_view(client.clone(), &run.name).await?),
+        false => None,
+    };
 
     let began = Instant::now();
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -175,10 +185,37 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
         }
     }
     report.print(&run.name, &file);
+    // Ctrl-C during the run meant: stop and leave.
+    if let Some((url, server)) = web.filter(|_| !interrupted.load(std::sync::atomic::Ordering::SeqCst)) {
+        crate::note!("run {}: the live view stays at {url} until Ctrl-C", run.name);
+        super::web::interrupted().await;
+        server.abort();
+    }
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(130);
     }
     Ok(u8::from(!report.passed()))
+}
+
+/// Serves the live view of `run` (`--web`) and asks the desktop to open
+/// it; returns its URL and the server's task.
+async fn live_view(client: Client, run: &str) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let default = super::web::DEFAULT_LISTEN.parse().expect("a valid address");
+    let listener = match crate::web::bind(default).await {
+        Ok(listener) => listener,
+        // Another page is served there: any free port will do.
+        Err(_) => crate::web::bind((std::net::Ipv4Addr::LOCALHOST, 0).into()).await?,
+    };
+    let token = crate::web::token();
+    let url = crate::web::url(&listener, &token, Some(run))?;
+    crate::note!("run {run}: live view at {url}");
+    super::web::open(&url);
+    let server = tokio::spawn(async move {
+        if let Err(err) = crate::web::serve(client, listener, token, std::future::pending()).await {
+            crate::note!("mgrctl: the live view stopped: {err:#}");
+        }
+    });
+    Ok((url, server))
 }
 
 /// The verdicts of the scenario's properties, into the summary. An

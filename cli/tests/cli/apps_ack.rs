@@ -13,7 +13,7 @@ fn start_discovery(daemon: &Daemon, heartbeat_ms: &str) -> Result<String> {
 
 /// How many receivers the discovery has heard register so far.
 fn registrations(daemon: &Daemon) -> usize {
-    daemon.ok(&["logs", "disc"]).map_or(0, |logs| logs.lines().filter(|l| l.contains(" | register ")).count())
+    daemon.ok(&["logs", "disc"]).map_or(0, |logs| logs.lines().filter(|l| l.contains(" | registered ")).count())
 }
 
 /// The state of one instance in `ps`.

@@ -11,9 +11,9 @@ use crate::scenarios::run_until;
 
 /// The longest an example may take here (each ends in well under 30 s on
 /// an idle machine; CI machines are shared and slow).
-const LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const LIMIT: Duration = Duration::from_secs(120);
 
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).display().to_string()
 }
 

@@ -32,3 +32,4 @@ mod semester;
 mod service;
 mod students;
 mod visualize;
+mod web;

@@ -119,3 +119,93 @@ fn a_killed_and_restarted_instance_goes_on_along_its_row_in_the_diagram() -> Res
     assert!(after >= 1, "the broadcast after the restart leaves from the new segment: {sends:?}");
     Ok(())
 }
+
+/// Runs an example of `examples/` as `run` on `daemon` and draws it.
+fn example_drawn(daemon: &Daemon, file: &str, run: &str) -> Result<String> {
+    let out = crate::scenarios::run_until(
+        daemon.command(&["up", &crate::examples::example(file), "--name", run]),
+        crate::examples::LIMIT,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(": passed"), "{file}: {stderr}");
+    let dir = tempfile::tempdir()?;
+    let svg = dir.path().join("run.svg");
+    daemon.ok(&["diagram", run, "-o", svg.to_str().unwrap()])?;
+    Ok(std::fs::read_to_string(&svg)?)
+}
+
+/// The arrows of `class` as (x1, y1, x2, y2).
+fn arrows(doc: &roxmltree::Document, class: &str) -> Vec<(f64, f64, f64, f64)> {
+    let n = |node: &roxmltree::Node, a: &str| node.attribute(a).unwrap_or("0").parse::<f64>().unwrap_or(0.0);
+    doc.descendants()
+        .filter(|node| {
+            node.has_tag_name("line") && node.attribute("class").is_some_and(|c| c.split(' ').any(|w| w == class))
+        })
+        .map(|node| (n(&node, "x1"), n(&node, "y1"), n(&node, "x2"), n(&node, "y2")))
+        .collect()
+}
+
+/// The y of process `name`'s line.
+fn row_of(doc: &roxmltree::Document, name: &str) -> Option<f64> {
+    doc.descendants()
+        .find(|n| {
+            n.attribute("class") == Some("process")
+                && n.children().any(|c| c.text().is_some_and(|t| t.starts_with(&format!("{name}@"))))
+        })
+        .and_then(|n| n.attribute("y1")?.parse().ok())
+}
+
+#[test]
+fn the_multicast_example_is_drawn_narrower_with_no_label_over_another_and_its_reports_reach_the_comparator()
+-> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let text = example_drawn(&daemon, "multicast.toml", "mc")?;
+    let doc = roxmltree::Document::parse(&text)?;
+    let width: f64 = doc.root_element().attribute("width").context("a width")?.parse()?;
+    // The renderer of one column per event, 18 px each, drew this example
+    // 9,446 px wide (10,274 in a run here); bursts of sends now share a
+    // column and columns of arrow ends only are narrow.
+    assert!(width < 8000.0, "{width} px");
+    // Labels on one row are at least a label's height apart (rotated and
+    // parallel, they never cover each other).
+    let mut rows: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for g in doc.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("mark"))) {
+        let label = g.children().find(|c| c.has_tag_name("text")).context("a label")?;
+        let (x, y): (f64, f64) = (label.attribute("x").unwrap().parse()?, label.attribute("y").unwrap().parse()?);
+        rows.entry(y as i64).or_default().push(x);
+    }
+    assert!(rows.values().map(Vec::len).sum::<usize>() >= 160, "the 160 multicasts are labelled");
+    for xs in rows.values() {
+        for pair in xs.windows(2) {
+            assert!(pair[1] - pair[0] >= 21.9, "labels at {pair:?} overlap");
+        }
+    }
+    // Each peer's report is an arrow into the comparator (p5), and its
+    // verdict comes after them all, not at the start of its line.
+    let p5 = row_of(&doc, "p5").context("p5's line")?;
+    let reports: Vec<_> = arrows(&doc, "reply").into_iter().filter(|a| a.3 == p5).collect();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    let verdict = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("mark verdict"))
+        .and_then(|g| g.children().find(|c| c.has_tag_name("circle")))
+        .and_then(|c| c.attribute("cx")?.parse::<f64>().ok())
+        .context("the verdict")?;
+    assert!(reports.iter().all(|a| a.2 < verdict && a.0 < a.2), "{reports:?} then the verdict at {verdict}");
+    Ok(())
+}
+
+#[test]
+fn the_ack_example_draws_registrations_and_acks_as_arrows() -> Result<()> {
+    let daemon = Daemon::start(&[])?;
+    let text = example_drawn(&daemon, "ack.toml", "ack")?;
+    let doc = roxmltree::Document::parse(&text)?;
+    let replies = arrows(&doc, "reply");
+    let (discovery, client) = (row_of(&doc, "p1").context("p1")?, row_of(&doc, "p5").context("p5")?);
+    let registrations = replies.iter().filter(|a| a.3 == discovery).count();
+    let acks = replies.iter().filter(|a| a.3 == client).count();
+    assert!(registrations >= 3, "the three receivers register with discovery: {replies:?}");
+    assert_eq!(acks, 5, "five requests acked: {replies:?}");
+    assert!(replies.iter().all(|a| a.2 > a.0), "every arrow points right: {replies:?}");
+    Ok(())
+}

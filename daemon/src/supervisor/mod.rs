@@ -241,6 +241,13 @@ pub struct FaultChange {
     pub heal: bool,
 }
 
+impl FaultChange {
+    /// Whether the change changes nothing: a question about the faults.
+    pub fn is_empty(&self) -> bool {
+        self.loss.is_none() && self.dup.is_none() && self.delay.is_none() && self.partition.is_none() && !self.heal
+    }
+}
+
 /// Which instances a call is about: `RUN` or `RUN/p1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -1754,6 +1761,11 @@ impl Task {
             next.partition.clear();
         }
         check_partition(&next, run.total)?;
+        // A call that changes nothing only asks (`mgrctl fault RUN`, the
+        // live view's refresh): nobody is told, and no note is written.
+        if change.is_empty() {
+            return Ok((run.faults.to_string(), Vec::new()));
+        }
         run.faults = next;
         // The runtime of each live instance takes the whole new state from
         // its control pipe (never from stdin, where a user's line could pass

@@ -256,7 +256,7 @@ impl Module for AckDiscovery {
         match Frame::decode(payload) {
             Some(Frame::Register { name }) => {
                 if self.registry.register(&name, from, Instant::now()) {
-                    ctx.indicate("register", Some(&name), &from.to_string());
+                    ctx.indicate("registered", Some(&name), &from.to_string());
                 }
             }
             Some(Frame::List) => {
@@ -326,6 +326,12 @@ impl Module for AckReceiver {
         let starts = count_start(ctx);
         self.rng = rng(self.seed, crash_salt(rank, starts));
         self.register(ctx);
+        // The first registration of each start is an event (the heartbeats
+        // that repeat it are not): with discovery's `registered`, it is
+        // drawn as an arrow from this receiver to discovery.
+        let discovery = self.discovery.to_string();
+        let name = ctx.contract.peer_name(self.discovery).map(str::to_owned);
+        ctx.events.record("register", Some(name.as_deref().unwrap_or(&discovery)), None, Some(&discovery));
         ctx.start_timer("recv.heartbeat", self.heartbeat);
     }
 

@@ -410,6 +410,12 @@ impl MulticastPeer {
         }
         self.phase = Phase::Done;
         ctx.indicate("order", None, &self.order.join(" "));
+        // The report of the order to the comparator, as an event: with the
+        // comparator's `reported` once it has the whole order, it is drawn
+        // as an arrow.
+        let comparator =
+            ctx.contract.peer_name(self.comparator).map_or_else(|| self.comparator.to_string(), str::to_owned);
+        ctx.events.record("report", Some(&comparator), None, None);
         let parts: Vec<&[String]> = self.order.chunks(IDS_PER_FRAME).collect();
         let count = parts.len().max(1);
         for part in 0..count {
@@ -650,12 +656,18 @@ impl Module for MulticastComparator {
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
+        let before = self.complete().len();
         let Some(ack) = std::str::from_utf8(payload).ok().and_then(|frame| self.receive(frame)) else {
             eprintln!("comparator: dropped a frame from {from} that is not an ORDER");
             return;
         };
         ctx.send_datagram(from, ack.as_bytes());
         let orders = self.complete();
+        if orders.len() > before {
+            // A peer's order is now whole: the receipt of its report.
+            let peer = ack.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            ctx.events.record("reported", Some(&peer), None, None);
+        }
         if self.reported || orders.len() < self.expected {
             return;
         }

@@ -202,7 +202,7 @@ fn ack_roles_find_discovery_in_their_run_and_draw_as_in_runs_of_their_own() {
     let mut receivers: Vec<Node> =
         (2..=4).map(|i| run.start(&format!("p{i}"), "receiver", "AckReceiver", &receiver_args)).collect();
     for _ in 0..3 {
-        discovery.wait_for("a registration", |l| l.starts_with("register p"), LONG);
+        discovery.wait_for("a registration", |l| l.starts_with("registered p"), LONG);
     }
     // The seeds of cli/tests/cli/apps_ack.rs, where each role is a run of
     // its own: ranked within their role, the receivers p2, p3, p4 draw as
