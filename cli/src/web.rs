@@ -531,7 +531,16 @@ async fn send(State(web): State<Web>, Json(body): Json<SendBody>) -> Result<Json
                 .map(|i| format!("{}/{}", body.run, i.name))
                 .collect();
             if names.is_empty() {
-                return Err(Failed(anyhow::anyhow!("run {} has no role '{role}'", body.run)));
+                let mut roles: Vec<&str> = info
+                    .runs
+                    .iter()
+                    .flat_map(|r| &r.instances)
+                    .map(|i| i.role.as_str())
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                roles.dedup();
+                let known = if roles.is_empty() { "none".to_owned() } else { roles.join(", ") };
+                return Err(Failed(anyhow::anyhow!("run {} has no role '{role}' (its roles: {known})", body.run)));
             }
             names
         }

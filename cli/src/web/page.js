@@ -45,9 +45,12 @@ function renderGroup(state) {
     const counts = {};
     for (const i of r.instances) counts[i.state] = (counts[i.state] || 0) + 1;
     const summary = Object.entries(counts).map(([s, n]) => n + ' ' + s).join(', ');
+    const each = el('ul', { class: 'instances' }, ...r.instances.map((i) => el('li', {},
+      i.name + ' · ' + i.member + ' · ' + i.address + ' · ', el('span', { class: 'state-' + i.state }, i.state),
+      i.restarts ? ' · ' + i.restarts + (i.restarts === 1 ? ' restart' : ' restarts') : '')));
     return el('tr', { 'data-run': r.name },
       el('td', {}, el('a', { href: '#run=' + encodeURIComponent(r.name) }, r.name)),
-      el('td', {}, r.module), el('td', {}, summary));
+      el('td', {}, r.module), el('td', {}, summary, each));
   }));
   $('no-runs').hidden = state.runs.length > 0;
 }
