@@ -351,6 +351,17 @@ async fn snapshot(client: &mut Client) -> Value {
     json!({ "members": members, "runs": runs })
 }
 
+/// The roles of a run's instances, each once, in the order they come.
+fn roles_of(list: &[mgr_proto::Instance]) -> Vec<&str> {
+    let mut roles: Vec<&str> = Vec::new();
+    for role in list.iter().map(|i| i.role.as_str()).filter(|r| !r.is_empty()) {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    roles
+}
+
 fn instances(list: &[mgr_proto::Instance]) -> Vec<Value> {
     list.iter()
         .map(|i| {
@@ -437,11 +448,7 @@ async fn look(
     };
     let verdicts: Vec<Value> =
         checked.iter().map(|c| serde_json::from_str(&verdict_line(c, true)).unwrap_or(Value::Null)).collect();
-    let roles: Vec<&str> = {
-        let mut roles: Vec<&str> = info.instances.iter().map(|i| i.role.as_str()).filter(|r| !r.is_empty()).collect();
-        roles.dedup();
-        roles
-    };
+    let roles = roles_of(&info.instances);
     Ok(json!({
         "run": name, "module": info.module, "instances": instances(&info.instances), "roles": roles,
         "events": run.all().count(), "ended": ended, "quiet": quiet, "faults": faults,
@@ -531,14 +538,8 @@ async fn send(State(web): State<Web>, Json(body): Json<SendBody>) -> Result<Json
                 .map(|i| format!("{}/{}", body.run, i.name))
                 .collect();
             if names.is_empty() {
-                let mut roles: Vec<&str> = info
-                    .runs
-                    .iter()
-                    .flat_map(|r| &r.instances)
-                    .map(|i| i.role.as_str())
-                    .filter(|r| !r.is_empty())
-                    .collect();
-                roles.dedup();
+                let all: Vec<mgr_proto::Instance> = info.runs.iter().flat_map(|r| r.instances.clone()).collect();
+                let roles = roles_of(&all);
                 let known = if roles.is_empty() { "none".to_owned() } else { roles.join(", ") };
                 return Err(Failed(anyhow::anyhow!("run {} has no role '{role}' (its roles: {known})", body.run)));
             }
