@@ -6,7 +6,7 @@
 //!
 //! [[role]]                            # roles, in order: their instances are
 //! name = "peer"                       # p1..pN across roles, in this order
-//! module = "MulticastPeer"            # or: command = ["python3", "peer.py"]
+//! module = "MulticastPeer"            # or: command = ["python3", "{dir}/peer.py"]
 //! count = 4
 //! args = ["--msgs", "20", "--jitter", "5"]
 //! placement = "spread"                # spread | each | pack (default spread)
@@ -43,6 +43,10 @@
 //! expect = [{ role = "comparator", line = "verdict agree" }]
 //! ```
 //!
+//! In a role's `command` and `args`, `{dir}` stands for the folder of the
+//! scenario file (as in a module's manifest), so that a scenario runs a
+//! program beside it from wherever `mgrctl up` is typed.
+//!
 //! A role placed `each` has `count` instances on every member, so the
 //! names from its first instance on depend on the group: the timeline names
 //! roles (or all) there, not instances.
@@ -64,6 +68,19 @@ pub struct Scenario {
     pub timeline: Vec<Step>,
     pub end: End,
     pub check: Check,
+}
+
+impl Scenario {
+    /// Puts `dir` (the scenario file's folder) for `{dir}` in the roles'
+    /// commands and arguments.
+    pub fn expand_dir(&mut self, dir: &std::path::Path) {
+        let dir = dir.display().to_string();
+        for role in &mut self.roles {
+            for word in role.command.iter_mut().chain(role.args.iter_mut()) {
+                *word = word.replace("{dir}", &dir);
+            }
+        }
+    }
 }
 
 /// One role: `count` instances of a module or command.

@@ -87,7 +87,12 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
     }
     let file = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {file}"))?;
-    let scenario = scenario::parse(&file, &text, &args.scale)?;
+    let mut scenario = scenario::parse(&file, &text, &args.scale)?;
+    let folder = std::fs::canonicalize(&args.file)
+        .ok()
+        .and_then(|path| path.parent().map(std::path::Path::to_path_buf))
+        .with_context(|| format!("cannot find the folder of {file}"))?;
+    scenario.expand_dir(&folder);
     let (run, group) = launch(&mut client, &scenario, args.name.as_deref()).await?;
     let roles = roles_of(&run);
     let summary: Vec<String> =

@@ -77,3 +77,30 @@ fn ordered_multicast_peers_agree_on_one_order_even_through_loss() -> Result<()> 
     }
     Ok(())
 }
+
+/// A peer written as in the report connects to the comparison server over
+/// TCP and writes its order; the comparator takes it beside UDP orders,
+/// and refuses a connection that does not say whose order it is.
+#[test]
+fn peers_report_to_the_comparator_over_tcp() -> Result<()> {
+    use std::io::Write as _;
+    let daemon = Daemon::start(&[])?;
+    daemon.ok(&["launch", "MulticastComparator", "1", "--name", "tcmp", "-d", "--", "--peers", "2"])?;
+    let address = daemon.instance("tcmp", "p1")?["address"].as_str().context("no address in ps")?.to_owned();
+    let report = |lines: &str| -> Result<()> {
+        let mut stream = std::net::TcpStream::connect(&address)?;
+        stream.write_all(lines.as_bytes())?;
+        Ok(())
+    };
+    report("p1:1 p2:1\n")?;
+    wait_until("the refusal", || lines_with(&daemon, "tcmp/p1", "error:").is_ok_and(|l| !l.is_empty()))?;
+    let refusal = lines_with(&daemon, "tcmp/p1", "error:")?.remove(0);
+    assert!(refusal.contains("the first line must be 'ORDER <peer>'"), "{refusal}");
+    report("ORDER a\na:1\nb:1\na:2\n")?;
+    report("ORDER b\nb:1 a:1\na:2\n")?;
+    wait_until("the comparator's verdict", || lines_with(&daemon, "tcmp/p1", "verdict").is_ok_and(|v| !v.is_empty()))?;
+    assert_eq!(lines_with(&daemon, "tcmp/p1", "verdict")?, ["diverge"]);
+    assert_eq!(lines_with(&daemon, "tcmp/p1", "diverge:")?, ["a and b first differ at position 1 (a: a:1, b: b:1)"]);
+    assert_eq!(lines_with(&daemon, "tcmp/p1", "order")?, ["a a:1 b:1 a:2", "b b:1 a:1 a:2"]);
+    Ok(())
+}

@@ -59,7 +59,10 @@ fn the_chat_keeps_mutual_exclusion_and_consistent_replicas_locally() -> Result<(
 
 #[test]
 fn the_ack_client_gets_every_request_acked_locally() -> Result<()> {
-    let (_, stderr) = local("ack.toml")?;
+    let (stdout, stderr) = local("ack.toml")?;
+    // The Python receiver registered over HTTP, under its instance name.
+    assert!(stdout.contains("p6 | registered as p6 with 127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("p1 | registered p6 127.0.0.1:"), "{stdout}");
     for id in ["ACK1", "ACK2"] {
         assert!(stderr.contains(&format!("ok   {id:<6} holds")), "{id}: {stderr}");
     }
@@ -72,7 +75,9 @@ fn the_ack_client_gets_every_request_acked_locally() -> Result<()> {
 #[test]
 fn every_example_passes_on_a_group_of_three_hosts() -> Result<()> {
     let lab = Lab::new(3)?;
-    let daemons = (1..=3).map(|i| lab.start_mgr(i, &["--iface", "eth0"])).collect::<Result<Vec<NetDaemon>>>()?;
+    // --allow-exec: the ack example's Python receiver is a command.
+    let daemons =
+        (1..=3).map(|i| lab.start_mgr(i, &["--iface", "eth0", "--allow-exec"])).collect::<Result<Vec<NetDaemon>>>()?;
     wait_until("the three managers form one group", || {
         daemons.iter().all(|d| d.alive_members().is_ok_and(|names| names == ["h1", "h2", "h3"]))
     })?;

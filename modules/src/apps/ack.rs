@@ -28,7 +28,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::runtime::{self, Command, Context, Contract, Module, RunError, Timer, say};
+use crate::runtime::{self, Command, Context, Contract, HttpRequest, HttpResponse, Module, RunError, Timer, say};
 
 /// How often a receiver re-registers, by default.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
@@ -113,6 +113,19 @@ impl Frame {
     }
 }
 
+/// The most receivers discovery keeps at once: far more than a lab runs,
+/// and a bound on what stray registrations can make it hold.
+pub const MAX_RECEIVERS: usize = 4096;
+
+/// Why a registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{MAX_RECEIVERS} receivers are registered already")]
+    Full,
+    #[error("id '{id}' is registered at {addr}")]
+    Taken { id: String, addr: SocketAddr },
+}
+
 /// The discovery's registry: every receiver heard from lately, by address
 /// (two runs may both have a `p1`; their addresses differ).
 #[derive(Debug, Default)]
@@ -123,10 +136,40 @@ pub struct Registry {
 impl Registry {
     /// Notes a registration (or heartbeat) at `now`; true when the receiver
     /// is new (or came back after expiring, or under another name).
-    pub fn register(&mut self, name: &str, addr: SocketAddr, now: Instant) -> bool {
-        match self.entries.insert(addr, (name.to_owned(), now)) {
+    pub fn register(&mut self, name: &str, addr: SocketAddr, now: Instant) -> Result<bool, RegisterError> {
+        if self.entries.len() >= MAX_RECEIVERS && !self.entries.contains_key(&addr) {
+            return Err(RegisterError::Full);
+        }
+        Ok(match self.entries.insert(addr, (name.to_owned(), now)) {
             Some((old, _)) => old != name,
             None => true,
+        })
+    }
+
+    /// A registration over HTTP: like [`Registry::register`], but the id
+    /// must not be live at another address (HTTP clients find receivers
+    /// by id).
+    pub fn register_id(&mut self, id: &str, addr: SocketAddr, now: Instant) -> Result<bool, RegisterError> {
+        if let Some(other) = self.address_of(id).filter(|other| *other != addr) {
+            return Err(RegisterError::Taken { id: id.to_owned(), addr: other });
+        }
+        self.register(id, addr, now)
+    }
+
+    /// Where the receiver `id` is registered.
+    pub fn address_of(&self, id: &str) -> Option<SocketAddr> {
+        self.entries.iter().find(|(_, (name, _))| name == id).map(|(addr, _)| *addr)
+    }
+
+    /// A heartbeat of the receiver `id`: false when it is not registered
+    /// (it expired, or never came), and must register again.
+    pub fn heartbeat(&mut self, id: &str, now: Instant) -> bool {
+        match self.entries.values_mut().find(|(name, _)| name == id) {
+            Some((_, seen)) => {
+                *seen = now;
+                true
+            }
+            None => false,
         }
     }
 
@@ -215,20 +258,104 @@ fn rng(seed: Option<u64>, salt: u64) -> StdRng {
 
 const DISCOVERY_HELP: &str = "  list   print the live receivers\n  help   this list";
 
-/// The registry of live receivers, as a service on its UDP socket.
+/// The registry of live receivers, as a service on its UDP socket and, for
+/// the lab report's HTTP clients, on the TCP port of the same number.
 #[derive(Debug)]
 pub struct AckDiscovery {
     registry: Registry,
     heartbeat: Duration,
+    /// The number of the last id given to a receiver that registered over
+    /// HTTP without one (`r1`, `r2`…).
+    given: u64,
+}
+
+/// The longest id a receiver may register under.
+pub const MAX_ID: usize = 64;
+
+/// Whether `id` may name a receiver: 1 to [`MAX_ID`] letters, digits, `-`,
+/// `_`, `.` or `:`, so that it reads back from every answer unchanged.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 impl AckDiscovery {
     pub fn new(heartbeat: Duration) -> AckDiscovery {
-        AckDiscovery { registry: Registry::default(), heartbeat }
+        AckDiscovery { registry: Registry::default(), heartbeat, given: 0 }
     }
 
     fn ttl(&self) -> Duration {
         self.heartbeat * MISSED_HEARTBEATS
+    }
+
+    /// `POST /register {"address": "ip:port", "id": "name"}` (the id is
+    /// optional): answers the id, the heartbeat period and the expiry.
+    fn http_register(&mut self, ctx: &mut Context, body: &serde_json::Value) -> HttpResponse {
+        let Some(address) = body.get("address").and_then(serde_json::Value::as_str) else {
+            return HttpResponse::error(400, "register needs {\"address\": \"ip:port\"} (and optionally \"id\")");
+        };
+        let Ok(addr) = address.parse::<SocketAddr>() else {
+            return HttpResponse::error(400, format!("address '{address}' is not an ip:port"));
+        };
+        let id = match body.get("id") {
+            None | Some(serde_json::Value::Null) => match self.registry.entries.get(&addr) {
+                // A receiver registering again without its id keeps it.
+                Some((name, _)) => name.clone(),
+                None => {
+                    self.given += 1;
+                    format!("r{}", self.given)
+                }
+            },
+            Some(serde_json::Value::String(id)) if valid_id(id) => id.clone(),
+            Some(other) => {
+                return HttpResponse::error(
+                    400,
+                    format!("id {other} is not 1 to {MAX_ID} letters, digits, '-', '_', '.' or ':'"),
+                );
+            }
+        };
+        match self.registry.register_id(&id, addr, Instant::now()) {
+            Ok(new) => {
+                if new {
+                    ctx.indicate("registered", Some(&id), address);
+                }
+                HttpResponse::json(
+                    200,
+                    &serde_json::json!({
+                        "id": id,
+                        "address": addr.to_string(),
+                        "heartbeat_ms": self.heartbeat.as_millis() as u64,
+                        "expires_ms": self.ttl().as_millis() as u64,
+                    }),
+                )
+            }
+            Err(err @ RegisterError::Taken { .. }) => HttpResponse::error(409, err),
+            Err(err @ RegisterError::Full) => HttpResponse::error(503, err),
+        }
+    }
+
+    /// `POST /heartbeat {"id": "name"}`: 404 once the registration expired.
+    fn http_heartbeat(&mut self, body: &serde_json::Value) -> HttpResponse {
+        let Some(id) = body.get("id").and_then(serde_json::Value::as_str) else {
+            return HttpResponse::error(400, "heartbeat needs {\"id\": \"...\"}");
+        };
+        if self.registry.heartbeat(id, Instant::now()) {
+            HttpResponse::json(200, &serde_json::json!({ "id": id }))
+        } else {
+            HttpResponse::error(404, format!("receiver '{id}' is not registered (it expired?): register again"))
+        }
+    }
+
+    /// `GET /receivers`: the live receivers, `[{"id": …, "address": …}]`.
+    fn http_receivers(&self) -> HttpResponse {
+        let live: Vec<serde_json::Value> = self
+            .registry
+            .live()
+            .into_iter()
+            .map(|(id, addr)| serde_json::json!({ "id": id, "address": addr.to_string() }))
+            .collect();
+        HttpResponse::json(200, &serde_json::Value::Array(live))
     }
 }
 
@@ -252,13 +379,36 @@ impl Module for AckDiscovery {
         }
     }
 
+    fn tcp(&self) -> Option<runtime::Service> {
+        Some(runtime::Service::Http)
+    }
+
+    fn upon_http(&mut self, ctx: &mut Context, request: HttpRequest) -> HttpResponse {
+        let body = || -> Result<serde_json::Value, HttpResponse> {
+            serde_json::from_slice(&request.body)
+                .map_err(|err| HttpResponse::error(400, format!("the body is not JSON: {err}")))
+        };
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/register") => body().map_or_else(|e| e, |body| self.http_register(ctx, &body)),
+            ("POST", "/heartbeat") => body().map_or_else(|e| e, |body| self.http_heartbeat(&body)),
+            ("GET", "/receivers") => self.http_receivers(),
+            (_, "/register" | "/heartbeat" | "/receivers") => {
+                HttpResponse::error(405, format!("{} {} is not served", request.method, request.path))
+            }
+            _ => HttpResponse::error(
+                404,
+                format!("no {}: try POST /register, POST /heartbeat or GET /receivers", request.path),
+            ),
+        }
+    }
+
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
         match Frame::decode(payload) {
-            Some(Frame::Register { name }) => {
-                if self.registry.register(&name, from, Instant::now()) {
-                    ctx.indicate("registered", Some(&name), &from.to_string());
-                }
-            }
+            Some(Frame::Register { name }) => match self.registry.register(&name, from, Instant::now()) {
+                Ok(true) => ctx.indicate("registered", Some(&name), &from.to_string()),
+                Ok(false) => {}
+                Err(err) => eprintln!("discovery: refused the registration of {name} at {from}: {err}"),
+            },
             Some(Frame::List) => {
                 ctx.send_datagram(from, Frame::Receivers(self.registry.live()).encode().as_bytes());
             }
@@ -428,7 +578,10 @@ fn parse_receiver(args: &[String], contract: &Contract) -> Result<AckReceiver, R
 // ---------------------------------------------------------------------------
 // Client
 
-const CLIENT_HELP: &str = "  request text   send one more request\n  help           this list";
+const CLIENT_HELP: &str = "  list                     ask discovery for the live receivers
+  request text             send one more request (to a receiver picked at random)
+  request --to ID text     send it to the receiver ID of the list first
+  help                     this list";
 
 /// Picks the receiver for the next attempt: at random among the live
 /// receivers that have not failed this request yet; when every one has,
@@ -472,9 +625,15 @@ pub struct AckClient {
     exit_when_done: bool,
     seed: Option<u64>,
     rng: StdRng,
-    queue: VecDeque<String>,
+    /// Requests waiting: the text, and the receiver the user chose, if any.
+    queue: VecDeque<(String, Option<String>)>,
     /// The request in hand: its number and text.
     current: Option<(u64, String)>,
+    /// The receiver the user chose for the request in hand: its first
+    /// attempt goes there, the retries (it may have crashed) anywhere.
+    chosen: Option<String>,
+    /// Whether the user asked for `list` and waits for the answer.
+    listing: bool,
     phase: Phase,
     /// Receivers that did not ack the current request in time.
     failed: HashSet<SocketAddr>,
@@ -499,9 +658,10 @@ impl AckClient {
             return;
         }
         match self.queue.pop_front() {
-            Some(text) => {
+            Some((text, chosen)) => {
                 self.requests += 1;
                 self.current = Some((self.requests, text));
+                self.chosen = chosen;
                 self.failed.clear();
                 self.asked.clear();
                 self.tries = 0;
@@ -533,7 +693,28 @@ impl AckClient {
     /// Discovery answered: sends the request to one of the receivers.
     fn upon_receivers(&mut self, ctx: &mut Context, live: Vec<(String, SocketAddr)>) {
         let Some((request, text)) = self.current.clone() else { return };
-        let Some((name, addr)) = pick(&live, &self.failed, self.last_failed, &mut self.rng).cloned() else {
+        let picked = match self.chosen.take() {
+            Some(id) => match live.iter().find(|(name, _)| *name == id) {
+                Some(receiver) => Some(receiver),
+                None => {
+                    // The user's choice is gone (crashed, expired): the
+                    // request is not sent anywhere else behind their back.
+                    let names: Vec<&str> = live.iter().map(|(name, _)| name.as_str()).collect();
+                    say(format_args!(
+                        "error: request {request} not sent: no live receiver '{id}' (live: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ));
+                    ctx.cancel_timer("client.wait");
+                    self.current = None;
+                    self.phase = Phase::Idle;
+                    self.requests -= 1;
+                    self.next(ctx);
+                    return;
+                }
+            },
+            None => pick(&live, &self.failed, self.last_failed, &mut self.rng),
+        };
+        let Some((name, addr)) = picked.cloned() else {
             // Said once per request, not every half second while none is up.
             if !self.said_none {
                 say(format_args!("no receiver registered for request {request}, asking again"));
@@ -595,9 +776,21 @@ impl Module for AckClient {
     }
 
     fn upon_command(&mut self, ctx: &mut Context, command: Command) {
-        match command.verb.as_str() {
-            "request" if !command.args.is_empty() => {
-                self.queue.push_back(command.args);
+        match (command.verb.as_str(), command.target_and_text()) {
+            ("list", _) if command.args.is_empty() => {
+                self.listing = true;
+                ctx.send_datagram(self.discovery, Frame::List.encode().as_bytes());
+            }
+            ("request", Some(("--to", rest))) => match rest.split_once(char::is_whitespace) {
+                Some((to, text)) if !text.trim().is_empty() => {
+                    self.queue.push_back((text.trim().to_owned(), Some(to.to_owned())));
+                    self.next(ctx);
+                }
+                _ => say("error: usage: request --to ID text"),
+            },
+            ("request", _) if command.args == "--to" => say("error: usage: request --to ID text"),
+            ("request", _) if !command.args.is_empty() && !command.args.starts_with("--to") => {
+                self.queue.push_back((command.args, None));
                 self.next(ctx);
             }
             _ => ctx.refuse(&command, CLIENT_HELP),
@@ -605,6 +798,16 @@ impl Module for AckClient {
     }
 
     fn upon_datagram(&mut self, ctx: &mut Context, from: SocketAddr, payload: &[u8]) {
+        if from == self.discovery
+            && self.listing
+            && let Some(Frame::Receivers(live)) = Frame::decode(payload)
+        {
+            self.listing = false;
+            say(format_args!("receivers {}", live.len()));
+            for (name, addr) in &live {
+                say(format_args!("  {name} {addr}"));
+            }
+        }
         match Frame::decode(payload) {
             Some(Frame::Receivers(live)) if from == self.discovery && self.phase == Phase::Asking => {
                 self.upon_receivers(ctx, live);
@@ -668,8 +871,10 @@ fn parse_client(args: &[String], contract: &Contract) -> Result<AckClient, RunEr
         exit_when_done: requests > 0,
         seed,
         rng: rng(seed, 0),
-        queue: (1..=requests).map(|r| format!("req{r}")).collect(),
+        queue: (1..=requests).map(|r| (format!("req{r}"), None)).collect(),
         current: None,
+        chosen: None,
+        listing: false,
         phase: Phase::Idle,
         failed: HashSet::new(),
         asked: HashSet::new(),
@@ -720,18 +925,42 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(3);
         let mut registry = Registry::default();
-        assert!(registry.register("p2", addr(2), t0));
-        assert!(registry.register("p1", addr(1), t0));
-        assert!(!registry.register("p1", addr(1), t0 + Duration::from_secs(1)), "a heartbeat is not news");
+        assert!(registry.register("p2", addr(2), t0).unwrap());
+        assert!(registry.register("p1", addr(1), t0).unwrap());
+        assert!(!registry.register("p1", addr(1), t0 + Duration::from_secs(1)).unwrap(), "a heartbeat is not news");
         assert_eq!(registry.live(), [("p1".into(), addr(1)), ("p2".into(), addr(2))]);
         // p1 heartbeats on; p2 (crashed) is silent after t0.
         assert!(registry.expire(t0 + Duration::from_secs(3), ttl).is_empty());
-        registry.register("p1", addr(1), t0 + Duration::from_secs(3));
+        registry.register("p1", addr(1), t0 + Duration::from_secs(3)).unwrap();
         assert_eq!(registry.expire(t0 + Duration::from_millis(3500), ttl), [("p2".to_owned(), addr(2))]);
         assert_eq!(registry.live(), [("p1".to_owned(), addr(1))]);
         // A restarted receiver registers afresh.
-        assert!(registry.register("p2", addr(2), t0 + Duration::from_secs(4)));
+        assert!(registry.register("p2", addr(2), t0 + Duration::from_secs(4)).unwrap());
         assert_eq!(registry.live().len(), 2);
+    }
+
+    #[test]
+    fn http_ids_are_unique_heartbeats_need_a_registration_and_the_registry_is_bounded() {
+        let t0 = Instant::now();
+        let mut registry = Registry::default();
+        assert!(registry.register_id("brenda", addr(1), t0).unwrap());
+        assert_eq!(
+            registry.register_id("brenda", addr(2), t0),
+            Err(RegisterError::Taken { id: "brenda".into(), addr: addr(1) })
+        );
+        assert!(!registry.register_id("brenda", addr(1), t0).unwrap(), "again at the same address");
+        assert!(registry.heartbeat("brenda", t0 + Duration::from_secs(2)));
+        assert!(!registry.heartbeat("carl", t0));
+        registry.expire(t0 + Duration::from_secs(10), Duration::from_secs(3));
+        assert!(!registry.heartbeat("brenda", t0 + Duration::from_secs(10)), "expired: register again");
+        for port in 0..MAX_RECEIVERS as u16 {
+            registry.register(&format!("r{port}"), addr(port), t0).unwrap();
+        }
+        assert_eq!(registry.register("one-more", addr(60000), t0), Err(RegisterError::Full));
+        assert!(registry.register("r1", addr(1), t0).is_ok(), "a known receiver still heartbeats");
+        assert!(
+            valid_id("p2") && valid_id("recv-1.a") && !valid_id("") && !valid_id("a b") && !valid_id(&"x".repeat(65))
+        );
     }
 
     #[test]
@@ -794,7 +1023,7 @@ mod tests {
         assert!(parse_receiver(&["--discovery", "127.0.0.1:9", "--crash-prob", "2"]).is_err());
         assert!(parse_receiver(&["--discovery", "nowhere"]).is_err());
         let c = parse_client(&["--discovery", "127.0.0.1:9", "--requests", "3", "--timeout-ms", "500"]).unwrap();
-        assert_eq!(c.queue, ["req1", "req2", "req3"]);
+        assert_eq!(c.queue, [("req1".into(), None), ("req2".into(), None), ("req3".into(), None)]);
         assert_eq!(c.timeout, Duration::from_millis(500));
         assert!(c.exit_when_done);
         assert!(!parse_client(&["--discovery", "127.0.0.1:9", "--requests", "0"]).unwrap().exit_when_done);

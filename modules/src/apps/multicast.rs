@@ -609,6 +609,10 @@ pub fn compare(orders: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     lines
 }
 
+/// The most message ids one TCP order may hold: far more than a lab sends,
+/// and a bound on what a stray client can make the comparator keep.
+pub const MAX_STREAM_IDS: usize = 1_000_000;
+
 /// The comparator: collects `--peers N` orders, acknowledging each frame,
 /// reports, then lingers to acknowledge retransmissions and exits 0.
 #[derive(Debug)]
@@ -616,12 +620,23 @@ pub struct MulticastComparator {
     expected: usize,
     /// Parts received so far, by peer: (part count, parts).
     parts: BTreeMap<String, (usize, BTreeMap<usize, Vec<String>>)>,
+    /// Orders coming over TCP, by connection: the peer named by the
+    /// `ORDER pI` line, and the ids so far.
+    streams: BTreeMap<u64, (Option<String>, Vec<String>)>,
+    /// TCP streams refused for a bad line: the rest of them is ignored.
+    refused: BTreeSet<u64>,
     reported: bool,
 }
 
 impl MulticastComparator {
     pub fn new(expected: usize) -> MulticastComparator {
-        MulticastComparator { expected, parts: BTreeMap::new(), reported: false }
+        MulticastComparator {
+            expected,
+            parts: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            reported: false,
+        }
     }
 
     /// Takes an `ORDER peer part count ids…` frame; returns the acknowledgement.
@@ -636,6 +651,51 @@ impl MulticastComparator {
         Some(format!("ORDERACK {peer} {part}"))
     }
 
+    /// Takes one line of the TCP stream `conn`: first `ORDER pI`, then
+    /// message ids (one or more a line). An error says why the line (and
+    /// the rest of the stream) is refused; it is said once a stream.
+    pub fn stream_line(&mut self, conn: u64, line: &str) -> Result<(), String> {
+        if self.refused.contains(&conn) {
+            return Ok(());
+        }
+        let refused = self.stream_fields(conn, line);
+        if refused.is_err() {
+            self.streams.remove(&conn);
+            self.refused.insert(conn);
+        }
+        refused
+    }
+
+    fn stream_fields(&mut self, conn: u64, line: &str) -> Result<(), String> {
+        let (peer, ids) = self.streams.entry(conn).or_default();
+        let mut words = line.split_whitespace();
+        match peer {
+            None => match (words.next(), words.next(), words.next()) {
+                (Some("ORDER"), Some(name), None) => *peer = Some(name.to_owned()),
+                (None, ..) => {}
+                _ => return Err(format!("the first line must be 'ORDER <peer>', not '{line}'")),
+            },
+            Some(name) => {
+                ids.extend(words.map(str::to_owned));
+                if ids.len() > MAX_STREAM_IDS {
+                    return Err(format!("the order of {name} is over {MAX_STREAM_IDS} messages"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The TCP stream `conn` ended: its order is whole. Returns the peer,
+    /// or `None` for a stream that never named one (or was refused).
+    pub fn stream_end(&mut self, conn: u64) -> Option<String> {
+        self.refused.remove(&conn);
+        let (peer, ids) = self.streams.remove(&conn)?;
+        let peer = peer?;
+        // As on UDP, the first complete order of a peer is the one kept.
+        self.parts.entry(peer.clone()).or_insert_with(|| (1, BTreeMap::from([(0, ids)])));
+        Some(peer)
+    }
+
     /// The orders complete so far.
     pub fn complete(&self) -> BTreeMap<String, Vec<String>> {
         self.parts
@@ -643,6 +703,32 @@ impl MulticastComparator {
             .filter(|(_, (count, parts))| parts.len() >= *count)
             .map(|(peer, (_, parts))| (peer.clone(), parts.values().flatten().cloned().collect()))
             .collect()
+    }
+
+    /// After an order of `peer` arrived whole (`before` orders were whole
+    /// until then): records the report and, once all are in, compares.
+    fn upon_order(&mut self, ctx: &mut Context, peer: &str, before: usize) {
+        let orders = self.complete();
+        if orders.len() > before {
+            // A peer's order is now whole: the receipt of its report.
+            ctx.events.record("reported", Some(peer), None, None);
+        }
+        if self.reported || orders.len() < self.expected {
+            return;
+        }
+        self.reported = true;
+        for (peer, order) in &orders {
+            say(format_args!("order {peer} {}", order.join(" ")));
+        }
+        let lines = compare(&orders);
+        let (verdict, report) = lines.split_last().expect("compare always ends with a verdict");
+        for line in report {
+            say(line);
+        }
+        ctx.indicate("verdict", None, verdict.trim_start_matches("verdict "));
+        // Late retransmissions (an acknowledgement lost) still get answered
+        // for a while before the comparator exits.
+        ctx.start_timer("cmp.linger", LINGER);
     }
 }
 
@@ -662,28 +748,28 @@ impl Module for MulticastComparator {
             return;
         };
         ctx.send_datagram(from, ack.as_bytes());
-        let orders = self.complete();
-        if orders.len() > before {
-            // A peer's order is now whole: the receipt of its report.
-            let peer = ack.split_whitespace().nth(1).unwrap_or_default().to_owned();
-            ctx.events.record("reported", Some(&peer), None, None);
+        let peer = ack.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        self.upon_order(ctx, &peer, before);
+    }
+
+    fn tcp(&self) -> Option<runtime::Service> {
+        Some(runtime::Service::Lines)
+    }
+
+    fn upon_stream_line(&mut self, _ctx: &mut Context, conn: u64, from: SocketAddr, line: &str) {
+        if let Err(why) = self.stream_line(conn, line) {
+            say(format_args!("error: order from {from} refused: {why}"));
         }
-        if self.reported || orders.len() < self.expected {
-            return;
+    }
+
+    fn upon_stream_end(&mut self, ctx: &mut Context, conn: u64, from: SocketAddr) {
+        let before = self.complete().len();
+        let refused = self.refused.contains(&conn);
+        match self.stream_end(conn) {
+            Some(peer) => self.upon_order(ctx, &peer, before),
+            None if refused => {}
+            None => say(format_args!("error: a connection from {from} ended without an 'ORDER <peer>' line")),
         }
-        self.reported = true;
-        for (peer, order) in &orders {
-            say(format_args!("order {peer} {}", order.join(" ")));
-        }
-        let lines = compare(&orders);
-        let (verdict, report) = lines.split_last().expect("compare always ends with a verdict");
-        for line in report {
-            say(line);
-        }
-        ctx.indicate("verdict", None, verdict.trim_start_matches("verdict "));
-        // Late retransmissions (an acknowledgement lost) still get answered
-        // for a while before the comparator exits.
-        ctx.start_timer("cmp.linger", LINGER);
     }
 
     fn upon_timeout(&mut self, _ctx: &mut Context, timer: Timer<'_>) {
@@ -856,6 +942,28 @@ mod tests {
         assert_eq!(cmp.receive("ORDER p1 0 2 a b").as_deref(), Some("ORDERACK p1 0"));
         assert_eq!(cmp.complete()["p1"], names(&["a", "b", "c"]));
         assert_eq!(cmp.receive("HELLO"), None);
+    }
+
+    #[test]
+    fn the_comparator_takes_orders_as_tcp_lines_and_refuses_a_stream_without_a_name() {
+        let mut cmp = MulticastComparator::new(2);
+        cmp.stream_line(1, "ORDER p1").unwrap();
+        cmp.stream_line(1, "p1:1").unwrap();
+        cmp.stream_line(1, "p2:1 p1:2").unwrap();
+        cmp.stream_line(1, "").unwrap();
+        assert!(cmp.complete().is_empty(), "an order is whole at the end of its stream");
+        assert_eq!(cmp.stream_end(1).as_deref(), Some("p1"));
+        assert_eq!(cmp.complete()["p1"], names(&["p1:1", "p2:1", "p1:2"]));
+        // A stream that does not start with its name is refused once, and
+        // whatever it sends after is dropped.
+        let err = cmp.stream_line(2, "p2:1 p1:1").unwrap_err();
+        assert!(err.contains("ORDER <peer>"), "{err}");
+        cmp.stream_line(2, "ORDER p2").unwrap();
+        assert_eq!(cmp.stream_end(2), None);
+        assert_eq!(cmp.complete().len(), 1);
+        // UDP and TCP orders count together.
+        cmp.receive("ORDER p2 0 1 p2:1 p1:1");
+        assert_eq!(cmp.complete().len(), 2);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod contract;
 pub mod events;
 pub mod faults;
 pub mod stdin;
+pub mod tcp;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -38,6 +39,7 @@ pub use contract::{Contract, ContractError};
 pub use events::{EventLog, Stamp};
 pub use faults::Faults;
 pub use stdin::Command;
+pub use tcp::{HttpRequest, HttpResponse, Service};
 
 /// How a module ends (it never ends on its own: it runs until killed).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,24 @@ pub trait Module {
 
     /// A timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
     fn upon_timeout(&mut self, _ctx: &mut Context, _timer: Timer<'_>) {}
+
+    /// What the module serves on the TCP port of its address, if anything
+    /// (see [`tcp`]); asked once, before `upon_init`.
+    fn tcp(&self) -> Option<Service> {
+        None
+    }
+
+    /// An HTTP request came (with [`Service::Http`]); the answer goes back at once.
+    fn upon_http(&mut self, _ctx: &mut Context, _request: HttpRequest) -> HttpResponse {
+        HttpResponse::error(404, "no such resource")
+    }
+
+    /// A line came on the TCP stream `conn` from `from` (with [`Service::Lines`]).
+    fn upon_stream_line(&mut self, _ctx: &mut Context, _conn: u64, _from: SocketAddr, _line: &str) {}
+
+    /// The TCP stream `conn` ended (closed by its client, idle too long or
+    /// cut for a line over [`tcp::MAX_LINE`]).
+    fn upon_stream_end(&mut self, _ctx: &mut Context, _conn: u64, _from: SocketAddr) {}
 }
 
 /// What a handler can do to the world.
@@ -299,6 +319,16 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     let rng = std::cell::RefCell::new(fault_rng(&faults, &contract));
     let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id, rng };
     let mut commands = stdin::spawn_reader(ctx.contract.control_fd);
+    let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel(64);
+    if let Some(service) = module.tcp() {
+        let addr = ctx.contract.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("MGR_ADDR: cannot listen on TCP {addr}"))?;
+        tokio::spawn(tcp::serve(listener, service, tcp_tx));
+    } else {
+        drop(tcp_tx);
+    }
     let mut stdin_open = true;
     // The largest possible UDP payload, so that no datagram is truncated.
     let mut buf = vec![0u8; 65_536];
@@ -337,6 +367,13 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     // into a busy loop.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+            },
+            Some(incoming) = tcp_rx.recv() => match incoming {
+                tcp::Incoming::Http { request, reply } => {
+                    let _ = reply.send(module.upon_http(&mut ctx, request));
+                }
+                tcp::Incoming::Line { conn, from, line } => module.upon_stream_line(&mut ctx, conn, from, &line),
+                tcp::Incoming::End { conn, from } => module.upon_stream_end(&mut ctx, conn, from),
             },
             () = wait_for(next.as_ref().map(|(_, at)| *at)) => {
                 if let Some((timer, _)) = next {
