@@ -134,6 +134,9 @@ async fn start_embedded() -> anyhow::Result<Embedded> {
         retention: Default::default(),
         max_log_bytes: mgr_daemon::output::DEFAULT_CAP,
         default_pids: mgr_daemon::DEFAULT_PIDS,
+        // What modules keep across runs (a chat user's checkpoint) must
+        // outlive this command's temporary state dir.
+        data_dir: Some(mgr_daemon::state_dir::default_state_dir().join("data")),
     };
     tracing::info!(state = %dir.path().display(), "no daemon running: using an embedded manager");
     let (stop, stopped) = oneshot::channel::<()>();

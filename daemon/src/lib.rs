@@ -77,6 +77,10 @@ pub struct Config {
     pub max_log_bytes: u64,
     /// Processes and threads an instance may have unless its launch says.
     pub default_pids: u32,
+    /// Where modules keep data across runs (`MGR_DATA`); `None`:
+    /// `STATE/data`. The embedded manager of `mgrctl --local`, whose state
+    /// dir is temporary, points it at the user's default state dir.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The default limit of processes (and threads) of one instance: far more
@@ -149,6 +153,17 @@ pub fn host_name() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// The folder for `MGR_DATA`, made (this user's only) if missing. A
+/// failure is logged, not fatal: modules that use it say so themselves.
+fn data_dir(config: &Config) -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = config.data_dir.clone().unwrap_or_else(|| config.state.root().join("data"));
+    if let Err(err) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+        tracing::warn!(dir = %dir.display(), %err, "cannot make the modules' data folder (MGR_DATA)");
+    }
+    dir
+}
+
 /// Runs a manager until `shutdown` completes, then stops every instance
 /// (SIGTERM, SIGKILL after the grace period) and returns.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -169,6 +184,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         allow_exec: config.allow_exec,
         registry: registry.clone(),
         runs_dir: config.state.root().join("runs"),
+        data_dir: data_dir(&config),
         grace: config.grace,
         max_log_bytes: config.max_log_bytes,
         default_pids: config.default_pids,

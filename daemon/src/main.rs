@@ -193,6 +193,7 @@ async fn serve(args: StartArgs, name: String, state: StateDir, background: bool)
         retention: mgr_daemon::supervisor::Retention { keep_runs: args.keep_runs, keep_bytes: args.keep_bytes },
         max_log_bytes: args.max_log_bytes.max(mgr_daemon::output::MIN_CAP),
         default_pids: args.pids,
+        data_dir: None,
     };
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;

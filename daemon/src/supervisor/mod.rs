@@ -128,6 +128,8 @@ pub struct SupervisorConfig {
     pub registry: Registry,
     /// Where run folders go.
     pub runs_dir: PathBuf,
+    /// The folder modules keep data in across runs (`MGR_DATA`).
+    pub data_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub grace: Duration,
     /// How many ended runs this member keeps.
@@ -1616,6 +1618,7 @@ impl Task {
                     ("MGR_MEMBER_ID".into(), config.member_id.clone().into()),
                     ("MGR_EVENTS".into(), run.dir.join(format!("{}.events.jsonl", inst.name)).into()),
                     ("MGR_DIR".into(), run.dir.clone().into()),
+                    ("MGR_DATA".into(), config.data_dir.clone().into()),
                     ("MGR_FAULTS".into(), run.faults.to_string().into()),
                     ("MGR_INCARNATION".into(), (inst.starts + 1).to_string().into()),
                 ];

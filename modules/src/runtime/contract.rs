@@ -28,6 +28,10 @@ pub const MGR_CONTROL_FD: &str = "MGR_CONTROL_FD";
 pub const MGR_EVENTS: &str = "MGR_EVENTS";
 /// Optional: a directory the instance may write to, kept across restarts.
 pub const MGR_DIR: &str = "MGR_DIR";
+/// Optional: a directory kept across runs, the manager's data for its
+/// user: a module keeps there what outlives a run (the chat's checkpoint of
+/// a user), under a folder named after itself.
+pub const MGR_DATA: &str = "MGR_DATA";
 /// Optional: this instance's role (`peer`), in runs with roles.
 pub const MGR_ROLE: &str = "MGR_ROLE";
 /// Optional: every role of the run with its instances, in order:
@@ -62,6 +66,8 @@ pub struct Contract {
     /// The manager's control pipe (`MGR_CONTROL_FD`).
     pub control_fd: Option<i32>,
     pub dir: Option<PathBuf>,
+    /// The manager's data folder for its user (`MGR_DATA`), kept across runs.
+    pub data: Option<PathBuf>,
     /// This instance's role, in a run with roles (`MGR_ROLE`, or else the
     /// role `MGR_ROLES` lists it in); `None` in a run without roles.
     pub role: Option<String>,
@@ -232,6 +238,7 @@ impl Contract {
             udp_fd,
             control_fd,
             dir: optional(MGR_DIR).map(PathBuf::from),
+            data: optional(MGR_DATA).map(PathBuf::from),
             role,
             roles,
             multicast,

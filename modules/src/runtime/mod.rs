@@ -76,6 +76,15 @@ pub trait Module {
     /// A timer started with [`Context::start_timer`] expired: the book's `<Timeout>`.
     fn upon_timeout(&mut self, _ctx: &mut Context, _timer: Timer<'_>) {}
 
+    /// Stdin ended (Ctrl-D, or a pipe that closed): no more commands. By
+    /// default the module keeps serving its peers until it is killed.
+    fn upon_stdin_end(&mut self, _ctx: &mut Context) {}
+
+    /// The process got SIGTERM (`mgrctl stop`, the manager's shutdown): the
+    /// module's last words. Once this returns, the process ends by the
+    /// signal, as it would have without the handler.
+    fn upon_terminate(&mut self, _ctx: &mut Context) {}
+
     /// What the module serves on the TCP port of its address, if anything
     /// (see [`tcp`]); asked once, before `upon_init`.
     fn tcp(&self) -> Option<Service> {
@@ -319,6 +328,8 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     let rng = std::cell::RefCell::new(fault_rng(&faults, &contract));
     let mut ctx = Context { contract, events, socket, faults, timers: BTreeMap::new(), next_id, rng };
     let mut commands = stdin::spawn_reader(ctx.contract.control_fd);
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel(64);
     if let Some(service) = module.tcp() {
         let addr = ctx.contract.addr;
@@ -351,8 +362,7 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     }
                     ctx.faults = faults;
                 }
-                // End of stdin only means no more commands: the module keeps
-                // serving its peers until it is killed.
+                Some(stdin::Input::End) => module.upon_stdin_end(&mut ctx),
                 None => stdin_open = false,
             },
             received = ctx.socket.recv_from(&mut buf) => match received {
@@ -368,6 +378,10 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
+            _ = sigterm.recv() => {
+                module.upon_terminate(&mut ctx);
+                die_by_sigterm();
+            }
             Some(incoming) = tcp_rx.recv() => match incoming {
                 tcp::Incoming::Http { request, reply } => {
                     let _ = reply.send(module.upon_http(&mut ctx, request));
@@ -385,7 +399,18 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
     }
 }
 
-/// Waits until `deadline`, or forever when no timer is running.
+/// Ends the process by SIGTERM, with the default action, so that the
+/// manager sees what it would have seen without the runtime's handler.
+fn die_by_sigterm() -> ! {
+    use nix::sys::signal::{SigHandler, Signal, raise, signal};
+    // SAFETY: setting the default disposition installs no handler code, and
+    // nothing else in this process relies on SIGTERM being caught from now on.
+    let _ = unsafe { signal(Signal::SIGTERM, SigHandler::SigDfl) };
+    let _ = raise(Signal::SIGTERM);
+    // Not reached unless SIGTERM is blocked; end as a stop would anyway.
+    std::process::exit(128 + Signal::SIGTERM as i32);
+}
+
 /// The generator of a process's fault choices: seeded when the faults say
 /// `seed=N` (see [`Faults::seed_for`]), else from the system.
 fn fault_rng(faults: &Faults, contract: &Contract) -> rand::rngs::StdRng {
@@ -396,6 +421,7 @@ fn fault_rng(faults: &Faults, contract: &Contract) -> rand::rngs::StdRng {
     }
 }
 
+/// Waits until `deadline`, or forever when no timer is running.
 async fn wait_for(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -453,6 +479,7 @@ mod tests {
             udp_fd,
             control_fd: None,
             dir: None,
+            data: None,
             role: None,
             roles: Vec::new(),
             multicast: None,

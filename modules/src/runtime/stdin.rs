@@ -48,6 +48,8 @@ pub enum Input {
     Help,
     /// New faults, for the runtime itself.
     Faults(Faults),
+    /// Stdin ended: no more commands will come.
+    End,
 }
 
 /// Splits one line of stdin.
@@ -86,9 +88,8 @@ fn split_word(text: &str) -> (&str, &str) {
 /// blocking read cannot be cancelled: a thread stuck in `read` never holds
 /// up the runtime, and the process exits regardless of it.
 ///
-/// At end of stdin (and of the control pipe) the channel closes; the module
-/// itself keeps running, because the daemon may close stdin of a live
-/// instance.
+/// At end of stdin the reader sends [`Input::End`]; the channel closes once
+/// the control pipe ends too.
 pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
     let (tx, rx) = mpsc::channel(64);
     if let Some(fd) = control_fd {
@@ -108,8 +109,10 @@ pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
                     true
                 }
             },
+            || {},
         );
     }
+    let end = tx.clone();
     spawn_lines(
         "stdin",
         || std::io::stdin().lock(),
@@ -121,18 +124,23 @@ pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
             };
             tx.blocking_send(input).is_ok()
         },
+        move || {
+            let _ = end.blocking_send(Input::End);
+        },
     );
     rx
 }
 
 /// Reads the input `open` gives (on the reader's own thread, named `name`)
 /// line by line, handing each line to `each` until the input ends or
-/// `each` says to stop (returns false). Lines are decoded lossily: a stray
-/// non-UTF-8 byte should not cost the user the whole line.
+/// `each` says to stop (returns false), then calls `at_end`. Lines are
+/// decoded lossily: a stray non-UTF-8 byte should not cost the user the
+/// whole line.
 fn spawn_lines<R: BufRead>(
     name: &'static str,
     open: impl FnOnce() -> R + Send + 'static,
     mut each: impl FnMut(&str) -> bool + Send + 'static,
+    at_end: impl FnOnce() + Send + 'static,
 ) {
     let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
         let mut input = open();
@@ -140,18 +148,19 @@ fn spawn_lines<R: BufRead>(
         loop {
             buf.clear();
             match input.read_until(b'\n', &mut buf) {
-                Ok(0) => return,
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
                     eprintln!("{name}: {err}");
-                    return;
+                    break;
                 }
             }
             if !each(&String::from_utf8_lossy(&buf)) {
-                return;
+                break;
             }
         }
+        at_end();
     });
     if let Err(err) = spawned {
         eprintln!("{name}: cannot start the reader thread: {err}");
