@@ -747,7 +747,7 @@ expect = [{ role = "comparator", line = "verdict agree" }]
                             send(6.0, "p2 is back", &["p2"]),
                             send(6.0, "welcome back, p2", &["p3"]),
                             send(7.0, "sync", &all),
-                            send(8.0, "quit", &all),
+                            send(8.0, "sair", &all),
                         ]
                     );
                     assert_eq!(s.end, End::Exited { role: "chat".into(), timeout: Some(secs(20.0)) });
@@ -767,8 +767,16 @@ expect = [{ role = "comparator", line = "verdict agree" }]
                             role("discovery", "AckDiscovery", &["p1"]),
                             role("receiver", "AckReceiver", &["p2", "p3", "p4"]),
                             role("client", "AckClient", &["p5"]),
+                            role("pyreceiver", "", &["p6"]),
                         ]
                     );
+                    // The Python receiver beside the file, wherever it is run from.
+                    let python = &s.roles[3];
+                    assert_eq!(python.command[..3], ["python3", "-u", "{dir}/ack_receiver.py"]);
+                    assert_eq!(python.socket, "inherit");
+                    let mut expanded = s.clone();
+                    expanded.expand_dir(std::path::Path::new("/labs/examples"));
+                    assert_eq!(expanded.roles[3].command[2], "/labs/examples/ack_receiver.py");
                     // No --discovery: the receivers and the client find it by its role.
                     assert!(s.roles.iter().flat_map(|r| &r.args).all(|a| a != "--discovery"));
                     let receiver = &s.roles[1];

@@ -1424,7 +1424,9 @@ impl Fuzzer<'_> {
             let top = state.parent().expect("a state dir");
             for entry in std::fs::read_dir(top).expect("a state dir") {
                 let name = entry.expect("an entry").file_name().to_string_lossy().into_owned();
-                if !["lock", "member-id", "runs", "mgr.sock", "mgr.log", "modules", "pid"].contains(&name.as_str()) {
+                if !["lock", "member-id", "runs", "data", "mgr.sock", "mgr.log", "modules", "pid"]
+                    .contains(&name.as_str())
+                {
                     problems.push(format!("{} appeared in a state dir", top.join(&name).display()));
                 }
             }

@@ -1114,8 +1114,9 @@ impl ChatNode {
             ("peers", "") => {
                 let mut peers = vec![format!("{}={} (me, {})", ctx.self_name(), ctx.contract.addr, self.user)];
                 for (addr, m) in &self.members.by_addr {
-                    let user = if m.user.is_empty() { "?" } else { m.user.as_str() };
-                    peers.push(format!("{}={addr} ({user})", Self::label(ctx, &m.origin)));
+                    // A peer of the run is a member before it says its user.
+                    let user = if m.user.is_empty() { String::new() } else { format!(" ({})", m.user) };
+                    peers.push(format!("{}={addr}{user}", Self::label(ctx, &m.origin)));
                 }
                 say(format_args!("peers {} group {}", peers.join(" "), self.config.group));
             }

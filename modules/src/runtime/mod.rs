@@ -9,6 +9,9 @@
 //! | a command line on stdin            | [`Module::upon_command`]    |
 //! | a UDP datagram                     | [`Module::upon_datagram`]   |
 //! | a timer set by `start_timer(name)` | [`Module::upon_timeout`]    |
+//! | the end of stdin                   | [`Module::upon_stdin_end`]  |
+//! | SIGTERM (then the process ends)    | [`Module::upon_terminate`]  |
+//! | an HTTP request, a TCP line (when the module asks, [`tcp`]) | [`Module::upon_http`], [`Module::upon_stream_line`] |
 //!
 //! and gives the handlers a [`Context`] to act on it: send a datagram, start
 //! named timers, print an indication, log an event. A module built on other

@@ -250,19 +250,27 @@ fn chat_nodes_meet_on_the_runs_group_and_talk_only_to_their_role() {
     }
     nodes[0].type_line("peers");
     let (p1, p2, p3) = (run.addr("p1"), run.addr("p2"), run.addr("p3"));
-    nodes[0].wait_line(&format!("peers p1={p1} (me) p2={p2} p3={p3} group {group}"), LONG);
+    // The others' users show once they announced themselves (within a second).
+    let peers = |l: &str| {
+        let words: Vec<&str> = l.split(' ').collect();
+        l.starts_with(&format!("peers p1={p1} (me, p1) p2={p2} "))
+            && words.contains(&format!("p3={p3}").as_str())
+            && l.ends_with(&format!(" group {group}"))
+    };
+    nodes[0].wait_for("the peers", peers, LONG);
     // Three concurrent senders under the mutex, over the run's group.
     for (i, node) in nodes.iter_mut().enumerate() {
         node.type_line(&format!("hello from p{}", i + 1));
     }
     for node in &nodes {
         let mut got: Vec<String> =
-            (0..3).map(|_| node.wait_for("a delivery", |l| l.starts_with("deliver "), LONG).0).collect();
+            (0..3).map(|_| node.wait_for("a message", |l| l.starts_with('['), LONG).0[11..].to_owned()).collect();
         got.sort();
-        assert_eq!(got, ["deliver p1 hello from p1", "deliver p2 hello from p2", "deliver p3 hello from p3"]);
+        // The report's display: `[HH:MM:SS] user: text`.
+        assert_eq!(got, ["p1: hello from p1", "p2: hello from p2", "p3: hello from p3"]);
     }
     nodes[1].type_line("sync");
-    nodes[1].wait_line("sync: 3 messages sent to 2 peers, asked for theirs", LONG);
+    nodes[1].wait_line("sync: 3 messages sent to 2 members, asked for theirs", LONG);
     for node in &mut nodes {
         node.type_line("quit");
         node.wait_line("checkpoint saved (3 messages); bye", LONG);
