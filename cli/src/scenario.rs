@@ -33,6 +33,9 @@
 //! [[at]]
 //! time = "6s"
 //! fault = { loss = 0.2, partition = "p1,p2/p3,p4" }   # or heal = true
+//! [[at]]
+//! time = "8s"
+//! scale = { role = "peer", count = 6 }   # mgrctl scale: grow or shrink a role while it runs
 //!
 //! [end]
 //! exited = "peer"                     # all of a role exited; or: after = "30s"
@@ -128,6 +131,11 @@ pub enum Action {
         delay: Option<String>,
         partition: Option<String>,
         heal: bool,
+    },
+    /// `mgrctl scale`: the role grows or shrinks to `count` instances.
+    Scale {
+        role: String,
+        count: u32,
     },
 }
 
@@ -232,8 +240,16 @@ struct RawFault {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawScale {
+    role: String,
+    count: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawStep {
     time: String,
+    scale: Option<RawScale>,
     send: Option<RawSend>,
     stop: Option<String>,
     kill: Option<String>,
@@ -453,9 +469,22 @@ pub fn parse(file: &str, text: &str, scale: &[(String, u32)]) -> Result<Scenario
             };
             actions.push((fault, "all".to_owned(), every.clone()));
         }
+        if let Some(scale) = &s.scale {
+            if !roles.iter().any(|r| r.name == scale.role) {
+                return Err(fail(at, format!("{step}: scale: no role named '{}'", scale.role)));
+            }
+            if scale.count == 0 {
+                return Err(fail(at, format!("{step}: scale: count must be at least 1")));
+            }
+            let action = Action::Scale { role: scale.role.clone(), count: scale.count };
+            actions.push((action, scale.role.clone(), Vec::new()));
+        }
         match actions.len() {
             0 => {
-                return Err(fail(at, format!("{step}: no action (send, stop, kill, pause, resume, restart or fault)")));
+                return Err(fail(
+                    at,
+                    format!("{step}: no action (send, stop, kill, pause, resume, restart, fault or scale)"),
+                ));
             }
             1 => {}
             _ => return Err(fail(at, format!("{step}: one action per step ([[at]] again for the next)"))),
@@ -621,6 +650,10 @@ expect = [{ role = "comparator", line = "verdict agree" }]
         assert!(error(&format!("{role}placement = \"everywhere\"\n{end}")).starts_with("s.toml:1:"));
         assert!(error(&format!("{role}count = 0\n{end}")).contains("count must be at least 1"));
         assert!(error(&format!("{role}command = [\"x\"]\n{end}")).contains("module or command, not both"));
+        let scale = |body: &str| error(&format!("{role}{end}\n[[at]]\ntime = \"1s\"\nscale = {body}\n"));
+        assert!(scale("{ role = \"nope\", count = 2 }").contains("scale: no role named 'nope'"));
+        assert!(scale("{ role = \"peer\", count = 0 }").contains("scale: count must be at least 1"));
+        assert!(scale("{ role = \"peer\" }").contains("missing field `count`"));
         assert!(error(&format!("{role}{role}{end}")).contains("defined twice"));
         assert!(
             error(&format!("[[role]]\nname = \"p2\"\nmodule = \"M\"\n{end}")).contains("would read as an instance")
@@ -746,6 +779,7 @@ expect = [{ role = "comparator", line = "verdict agree" }]
                             (secs(5.0), Action::Restart, vec!["p2".to_owned()]),
                             send(6.0, "p2 is back", &["p2"]),
                             send(6.0, "welcome back, p2", &["p3"]),
+                            (secs(6.5), Action::Scale { role: "chat".into(), count: 4 }, Vec::new()),
                             send(7.0, "sync", &all),
                             send(8.0, "sair", &all),
                         ]
@@ -784,7 +818,14 @@ expect = [{ role = "comparator", line = "verdict agree" }]
                     for arg in ["--crash-prob", "0.5", "--seed"] {
                         assert!(receiver.args.iter().any(|a| a == arg), "{arg}");
                     }
-                    assert!(s.timeline.is_empty());
+                    let scales: Vec<(Duration, &Action)> = s.timeline.iter().map(|t| (t.time, &t.action)).collect();
+                    assert_eq!(
+                        scales,
+                        [
+                            (secs(0.3), &Action::Scale { role: "receiver".into(), count: 5 }),
+                            (secs(1.2), &Action::Scale { role: "receiver".into(), count: 2 }),
+                        ]
+                    );
                     assert_eq!(s.end, End::Exited { role: "client".into(), timeout: Some(secs(20.0)) });
                     assert_eq!(s.check.properties, ids(&["ACK1", "ACK2"]));
                     assert_eq!(s.check.expect, expect(&[("client", "all 5 requests acked")]));

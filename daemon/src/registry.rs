@@ -73,6 +73,9 @@ pub struct Entry {
     /// The properties to check on it (book labels), when the manifest names
     /// them; else those of `implements`.
     pub properties: Vec<String>,
+    /// Whether its instances may come and go while a run lives (`mgrctl
+    /// scale`): a manifest says so with `dynamic = true`.
+    pub dynamic: bool,
 }
 
 /// How an instance's program gets its UDP socket on `MGR_ADDR`.
@@ -135,6 +138,8 @@ struct Manifest {
     implements: Option<String>,
     #[serde(default)]
     properties: Vec<String>,
+    #[serde(default)]
+    dynamic: bool,
 }
 
 /// The built-ins and the manifest folders.
@@ -278,6 +283,7 @@ impl Registry {
             faults: true,
             implements: Some(m.name.to_owned()),
             properties: Vec::new(),
+            dynamic: mgr_modules::apps::DYNAMIC.contains(&m.name),
         })
     }
 }
@@ -573,6 +579,7 @@ fn parse_manifest(path: &Path, text: &str) -> Result<Entry, String> {
         faults: manifest.faults,
         implements: implements.map(|m| m.name.to_owned()),
         properties,
+        dynamic: manifest.dynamic,
     })
 }
 

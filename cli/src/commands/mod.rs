@@ -16,6 +16,7 @@ mod modules;
 mod prune;
 mod ps;
 mod rm;
+mod scale;
 mod send;
 mod signal;
 mod test;
@@ -63,6 +64,9 @@ pub enum Command {
     Restart(signal::SignalArgs),
     /// Change the network faults of a live run: loss, duplication, delay, partition.
     Fault(fault::FaultArgs),
+    /// Grow or shrink a role of a live run: new instances start with the
+    /// next names, removed ones stop, every instance learns the new table.
+    Scale(scale::ScaleArgs),
     /// List the modules that can be launched, or describe one.
     #[command(after_help = "Examples:
   mgrctl modules
@@ -147,6 +151,7 @@ impl Command {
             Command::Resume(_) => "resume",
             Command::Restart(_) => "restart",
             Command::Fault(_) => "fault",
+            Command::Scale(_) => "scale",
             Command::Modules(_) => "modules",
             Command::Members(_) => "members",
             Command::Events(_) => "events",
@@ -181,6 +186,7 @@ pub async fn run(command: Command, client: Client, local: bool) -> anyhow::Resul
         Command::Resume(args) => signal::signal(client, args, SignalKind::Resume).await,
         Command::Restart(args) => signal::signal(client, args, SignalKind::Restart).await,
         Command::Fault(args) => fault::fault(client, args).await,
+        Command::Scale(args) => scale::scale(client, args).await,
         Command::Modules(args) => modules::modules(client, args).await,
         Command::Members(args) => members::members(client, args).await,
         Command::Join(args) => join::join(client, args).await,

@@ -161,10 +161,8 @@ pub async fn up(mut client: Client, args: UpArgs) -> anyhow::Result<u8> {
             events.quiesced = true;
             let crashes = events.all().filter(|e| is_crash_record(e)).count();
             let lost = if lost > 0 { format!(", {lost} lost with their member") } else { String::new() };
-            report.note(format!(
-                "instances: {}; {crashes} crash(es) recorded, {restarts} restart(s){lost}",
-                summary.join(", ")
-            ));
+            let summary = if instances.is_empty() { summary.join(", ") } else { roles_summary(&instances) };
+            report.note(format!("instances: {summary}; {crashes} crash(es) recorded, {restarts} restart(s){lost}"));
             for member in &events.missing {
                 report.fail(format!("events: member {member}'s are missing (dead or out of reach)"));
             }
@@ -341,9 +339,33 @@ impl Roles {
     }
 }
 
+/// `role × N (p1,p2)` for each role, in order, with how many a scale removed.
+fn roles_summary(instances: &[mgr_proto::Instance]) -> String {
+    let mut roles: Vec<(&str, Vec<&str>, usize)> = Vec::new();
+    for i in instances {
+        let removed = usize::from(i.detail == "removed by a scale");
+        match roles.iter_mut().find(|(role, ..)| *role == i.role) {
+            Some((_, names, gone)) => {
+                names.push(&i.name);
+                *gone += removed;
+            }
+            None => roles.push((&i.role, vec![&i.name], removed)),
+        }
+    }
+    let shown: Vec<String> = roles
+        .iter()
+        .map(|(role, names, gone)| {
+            let removed = if *gone > 0 { format!("; {gone} removed by a scale") } else { String::new() };
+            format!("{role} × {} ({}{removed})", names.len(), names.join(","))
+        })
+        .collect();
+    shown.join(", ")
+}
+
+/// The roles of `run` and their instances, but those a scale removed.
 fn roles_of(run: &Run) -> Roles {
     let mut roles = Roles::default();
-    for instance in &run.instances {
+    for instance in run.instances.iter().filter(|i| i.detail != "removed by a scale") {
         match roles.0.iter_mut().find(|(name, _)| *name == instance.role) {
             Some((_, names)) => names.push(instance.name.clone()),
             None => roles.0.push((instance.role.clone(), vec![instance.name.clone()])),
@@ -352,7 +374,8 @@ fn roles_of(run: &Run) -> Roles {
     roles
 }
 
-/// The instances a step acts on, in the run as launched.
+/// The instances a step acts on, in the run as launched (or as the last
+/// `scale` step left it).
 fn targets(step: &Step, roles: &Roles) -> Vec<String> {
     if step.target == "all" {
         return roles.iter().flat_map(|(_, names)| names.clone()).collect();
@@ -367,7 +390,7 @@ async fn timeline(
     mut client: Client,
     run: String,
     steps: Vec<Step>,
-    roles: Roles,
+    mut roles: Roles,
     began: Instant,
     done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
@@ -376,8 +399,10 @@ async fn timeline(
         let instances = targets(&step, &roles);
         let what = describe(&step, &instances);
         crate::note!("mgrctl: {:>6.1}s {what}", began.elapsed().as_secs_f64());
-        if let Err(err) = act(&mut client, &run, &step, &instances).await {
-            crate::note!("mgrctl: {what} (line {}): {err}", step.line);
+        match act(&mut client, &run, &step, &instances).await {
+            Ok(Some(scaled)) => roles = roles_of(&scaled),
+            Ok(None) => {}
+            Err(err) => crate::note!("mgrctl: {what} (line {}): {err}", step.line),
         }
         done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
@@ -404,10 +429,13 @@ fn describe(step: &Step, instances: &[String]) -> String {
             }
             format!("fault {}", parts.join(" "))
         }
+        Action::Scale { role, count } => format!("scale {role}={count}"),
     }
 }
 
-async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) -> anyhow::Result<()> {
+/// Carries out one step; a scale returns the run after it, whose roles the
+/// next steps act on.
+async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) -> anyhow::Result<Option<Run>> {
     let kind = match &step.action {
         Action::Send { line } => {
             for instance in instances {
@@ -418,7 +446,7 @@ async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) 
                 };
                 client.send(request).await.map_err(super::status)?;
             }
-            return Ok(());
+            return Ok(None);
         }
         Action::Fault { loss, dup, delay, partition, heal } => {
             let request = FaultRequest {
@@ -431,7 +459,13 @@ async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) 
                 local: false,
             };
             client.fault(request).await.map_err(super::status)?;
-            return Ok(());
+            return Ok(None);
+        }
+        Action::Scale { role, count } => {
+            let request = mgr_proto::ScaleRequest { run: run.to_owned(), role: role.clone(), count: *count };
+            let reply = client.scale(request).await.map_err(super::status)?.into_inner();
+            let names: Vec<String> = reply.added.iter().map(|i| i.name.clone()).chain(reply.removed).collect();
+            return Ok(Some(reply.run.unwrap_or_default()).filter(|_| !names.is_empty()));
         }
         Action::Stop => SignalKind::Stop,
         Action::Kill => SignalKind::Kill,
@@ -443,7 +477,7 @@ async fn act(client: &mut Client, run: &str, step: &Step, instances: &[String]) 
         let request = SignalRequest { target: format!("{run}/{instance}"), kind: kind.into(), local: false };
         client.signal(request).await.map_err(super::status)?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// How the run came to its end.

@@ -100,9 +100,12 @@ enum Rpc {
     Prepare,
     Start,
     Abort,
+    Scale,
+    Grow,
+    Retable,
 }
 
-const ALL: [Rpc; 16] = [
+const ALL: [Rpc; 19] = [
     Rpc::Launch,
     Rpc::Logs,
     Rpc::Ps,
@@ -119,6 +122,9 @@ const ALL: [Rpc; 16] = [
     Rpc::Prepare,
     Rpc::Start,
     Rpc::Abort,
+    Rpc::Scale,
+    Rpc::Grow,
+    Rpc::Retable,
 ];
 
 /// xorshift64*: small, seeded, the same sequence on every machine.
@@ -517,6 +523,9 @@ impl Fuzzer<'_> {
             Rpc::Prepare => self.prepare().await,
             Rpc::Start => self.start().await,
             Rpc::Abort => self.abort().await,
+            Rpc::Scale => self.scale().await,
+            Rpc::Grow => self.grow().await,
+            Rpc::Retable => self.retable().await,
         }
     }
 }
@@ -1308,6 +1317,74 @@ impl Fuzzer<'_> {
                 self.runs.retain(|r| r.name != t.run);
             }
         }
+    }
+}
+
+// A scale of a live run, and its two phases called by hand: the fuzz's
+// runs are of a book module, which refuses a scale; hostile names, ids,
+// counts, plans and tables are refused at the edge.
+impl Fuzzer<'_> {
+    async fn scale(&mut self) {
+        let on_b = self.rng.chance(50);
+        let role = match self.rng.below(4) {
+            0 => self.hostile(),
+            1 => "peer".to_owned(),
+            _ => String::new(),
+        };
+        let count = match self.rng.below(3) {
+            0 => self.count(),
+            _ => 1 + self.rng.below(4) as u32,
+        };
+        let req = ScaleRequest { run: self.run_name(), role, count };
+        self.note(Rpc::Scale, on_b, &req);
+        let mut client = self.clients(on_b).manager;
+        self.answer(Rpc::Scale, client.scale(req)).await;
+    }
+
+    fn instance_names(&mut self) -> Vec<String> {
+        match self.rng.below(5) {
+            0 => vec![self.hostile()],
+            1 => (0..300).map(|n| format!("p{}", 1000 + n)).collect(),
+            2 => vec!["p1".to_owned()],
+            _ => vec![format!("p{}", 100 + self.rng.below(100))],
+        }
+    }
+
+    async fn grow(&mut self) {
+        let on_b = self.rng.chance(50);
+        let scale_id = if self.rng.chance(70) { self.launch_id() } else { self.bad_launch_id() };
+        let role = if self.rng.chance(30) { self.hostile() } else { String::new() };
+        let req = GrowRequest { run: self.run_name(), scale_id, role, instances: self.instance_names() };
+        self.note(Rpc::Grow, on_b, &req);
+        let mut client = self.clients(on_b).peer;
+        self.answer(Rpc::Grow, client.grow(req)).await;
+    }
+
+    async fn retable(&mut self) {
+        let on_b = self.rng.chance(50);
+        let scale_id = if self.rng.chance(70) { self.launch_id() } else { self.bad_launch_id() };
+        let mut plan = Vec::new();
+        let total = 1 + self.rng.below(4) as u32;
+        self.add_ghosts(&mut plan, total);
+        if self.rng.chance(30) {
+            plan.push(Instance { name: self.hostile(), address: self.address(), ..Default::default() });
+        }
+        let role_table = match self.rng.below(4) {
+            0 => self.hostile(),
+            1 => format!("x={}", "p1,".repeat(30_000)),
+            _ => String::new(),
+        };
+        let req = RetableRequest {
+            run: self.run_name(),
+            scale_id,
+            plan,
+            role_table,
+            removed: if self.rng.chance(30) { self.instance_names() } else { Vec::new() },
+            abort: self.rng.chance(40),
+        };
+        self.note(Rpc::Retable, on_b, &req);
+        let mut client = self.clients(on_b).peer;
+        self.answer(Rpc::Retable, client.retable(req)).await;
     }
 }
 

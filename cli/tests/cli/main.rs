@@ -26,6 +26,7 @@ mod netns;
 mod papercuts;
 mod registers;
 mod restart;
+mod scale;
 mod scenarios;
 mod security;
 mod semester;

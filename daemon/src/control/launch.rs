@@ -93,7 +93,7 @@ async fn catalog_names(control: &Control, roles: &mut [Role]) {
 
 /// A launch id: 128 random bits, the capability for what the launch makes
 /// on each member.
-fn new_launch_id() -> String {
+pub(super) fn new_launch_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -641,7 +641,10 @@ async fn abort(control: &Control, shares: &[Share], name: &str, launch_id: &str)
     in_waves(undo.collect()).await;
 }
 
-async fn forward<T>(member: &str, call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> Result<T, Status> {
+pub(super) async fn forward<T>(
+    member: &str,
+    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Status> {
     match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
         Ok(result) => result.map(tonic::Response::into_inner),
         Err(_) => Err(GroupError::Timeout(member.to_owned()).into()),

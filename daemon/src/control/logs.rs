@@ -8,6 +8,9 @@
 //! instead, the viewer gets a `lost` note for each of its instances and,
 //! when following, the stream waits for the member to come back and then
 //! resumes after the last line it received, with a note: no gap, no repeat.
+//!
+//! Following a whole run also follows the instances a scale adds to it
+//! while the viewer watches ([`follow_new`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,10 +38,16 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         return local(control, &req, target).await;
     }
     let located = locate(control, &target).await?;
-    if located.remote.is_empty() && located.lost.is_empty() {
+    let whole_run = req.follow && target.instance.is_none();
+    if !whole_run && located.remote.is_empty() && located.lost.is_empty() {
         return local(control, &req, target).await;
     }
     let (tx, rx) = mpsc::channel::<Result<OutputChunk, Status>>(16);
+    if whole_run {
+        let known = super::fanout::ps_group(control, Some(target.run.clone())).await?;
+        let known = known.iter().flat_map(|r| &r.instances).map(|i| i.name.clone()).collect();
+        tokio::spawn(follow_new(control.clone(), req.clone(), target.run.clone(), known, tx.downgrade()));
+    }
     if located.local {
         let mut here = local(control, &req, target.clone()).await?;
         let tx = tx.clone();
@@ -94,6 +103,62 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
     }
     drop(tx);
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// How often a follower of a whole run looks for instances a scale added.
+const NEW_INSTANCES_EVERY: Duration = Duration::from_millis(500);
+
+/// Follows, into `tx`, the instances of `run` that appear after `known`
+/// (a scale), from their first line, for as long as the viewer follows
+/// the others: the sender is weak, so the stream still ends when every
+/// instance it follows has ended.
+async fn follow_new(
+    control: Control,
+    req: LogsRequest,
+    run: String,
+    mut known: std::collections::BTreeSet<String>,
+    tx: mpsc::WeakSender<Result<OutputChunk, Status>>,
+) {
+    let req = LogsRequest { since: 1, tail: 0, ..req };
+    loop {
+        tokio::time::sleep(NEW_INSTANCES_EVERY).await;
+        let Some(strong) = tx.upgrade() else { return };
+        let Ok(runs) = super::fanout::ps_group(&control, Some(run.clone())).await else { continue };
+        let me = control.group.view().me().id.clone();
+        for inst in runs.iter().flat_map(|r| &r.instances) {
+            if !known.insert(inst.name.clone()) {
+                continue;
+            }
+            let target = Target { run: run.clone(), instance: Some(inst.name.clone()) };
+            if inst.member_id == me {
+                let Ok(mut here) = local(&control, &req, target).await else { continue };
+                let tx = strong.clone();
+                tokio::spawn(async move {
+                    while let Some(item) = tokio::select! { item = here.next() => item, _ = tx.closed() => None } {
+                        if tx.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            } else {
+                let view = control.group.view();
+                let (Some(member), Some(channel)) = (view.member(&inst.member_id), view.channel(&inst.member_id))
+                else {
+                    continue;
+                };
+                let follow = Forward {
+                    group: control.group.clone(),
+                    member: member.info.clone(),
+                    channel,
+                    run: run.clone(),
+                    instance: inst.name.clone(),
+                    request: req.clone(),
+                    tx: strong.clone(),
+                };
+                tokio::spawn(follow.run());
+            }
+        }
+    }
 }
 
 /// This member's own instances of the target.

@@ -18,6 +18,7 @@ mod peer;
 mod prune;
 mod ps;
 mod rm;
+mod scale;
 mod send;
 mod signal;
 mod status;
@@ -122,5 +123,9 @@ impl Manager for Control {
 
     async fn prune(&self, req: Request<PruneRequest>) -> Result<Response<PruneReply>, Status> {
         prune::prune(self, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn scale(&self, req: Request<ScaleRequest>) -> Result<Response<ScaleReply>, Status> {
+        scale::scale(self, req.into_inner()).await.map(Response::new)
     }
 }

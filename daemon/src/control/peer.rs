@@ -19,7 +19,7 @@ use super::status::GroupError;
 use super::{Control, ps::run_to_proto};
 use crate::membership::PeerInfo;
 use crate::names::{self, Kind};
-use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec};
+use crate::supervisor::{Error, GrowSpec, MAX_INSTANCES, Placed, PrepareSpec};
 
 #[tonic::async_trait]
 impl Peer for Control {
@@ -69,22 +69,8 @@ impl Peer for Control {
             role_table: req.role_table,
             multicast: req.multicast,
         };
-        let view = self.group.view();
-        let me = view.me();
         let addresses = self.supervisor.prepare(spec).await?;
-        let instances = addresses
-            .into_iter()
-            .map(|(name, address)| Instance {
-                run: req.run.clone(),
-                name,
-                member: me.name.clone(),
-                member_id: me.id.clone(),
-                address: address.to_string(),
-                state: "starting".into(),
-                ..Default::default()
-            })
-            .collect();
-        Ok(Response::new(PrepareReply { instances }))
+        Ok(Response::new(PrepareReply { instances: bound_here(&req.run, self.group.view().me(), addresses) }))
     }
 
     async fn start(&self, req: Request<StartRequest>) -> Result<Response<StartReply>, Status> {
@@ -96,6 +82,29 @@ impl Peer for Control {
         Ok(Response::new(StartReply { run: Some(run_to_proto(run)) }))
     }
 
+    async fn grow(&self, req: Request<GrowRequest>) -> Result<Response<GrowReply>, Status> {
+        let req = req.into_inner();
+        check_launch_id(&req.scale_id)?;
+        names::check(Kind::Run, &req.run)?;
+        if !req.role.is_empty() {
+            names::check(Kind::Role, &req.role)?;
+        }
+        if req.instances.len() > MAX_INSTANCES as usize {
+            return Err(Error::BadCount(req.instances.len() as u32).into());
+        }
+        let spec = GrowSpec { run: req.run.clone(), scale_id: req.scale_id, role: req.role, instances: req.instances };
+        let addresses = self.supervisor.grow(spec).await?;
+        Ok(Response::new(GrowReply { instances: bound_here(&req.run, self.group.view().me(), addresses) }))
+    }
+
+    async fn retable(&self, req: Request<RetableRequest>) -> Result<Response<RetableReply>, Status> {
+        let req = req.into_inner();
+        check_launch_id(&req.scale_id)?;
+        let spec = super::scale::retable_spec(req)?;
+        self.supervisor.retable(spec).await?;
+        Ok(Response::new(RetableReply {}))
+    }
+
     async fn abort(&self, req: Request<AbortRequest>) -> Result<Response<AbortReply>, Status> {
         let req = req.into_inner();
         check_launch_id(&req.launch_id)?;
@@ -103,6 +112,23 @@ impl Peer for Control {
         self.supervisor.abort(req.run, req.launch_id).await;
         Ok(Response::new(AbortReply {}))
     }
+}
+
+/// Instances of `run` this member (`me`) bound addresses for, as the
+/// coordinator of a launch or a scale takes them.
+pub(super) fn bound_here(run: &str, me: &PeerInfo, addresses: Vec<(String, SocketAddr)>) -> Vec<Instance> {
+    addresses
+        .into_iter()
+        .map(|(name, address)| Instance {
+            run: run.to_owned(),
+            name,
+            member: me.name.clone(),
+            member_id: me.id.clone(),
+            address: address.to_string(),
+            state: "starting".into(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// A launch id is 32 hex digits (128 random bits): anything else is not

@@ -78,6 +78,9 @@ pub struct InstanceRecord {
     pub started_ms: u64,
     #[serde(default)]
     pub ended_ms: Option<u64>,
+    /// Taken out of the run by a scale.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl RunRecord {
@@ -199,6 +202,7 @@ mod tests {
             last_seq: 4,
             started_ms: 1000,
             ended_ms: Some(2000),
+            removed: false,
         });
         r
     }

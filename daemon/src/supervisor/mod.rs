@@ -461,6 +461,33 @@ enum Msg {
     },
     /// Stop everything; reply when every instance has ended.
     Shutdown(oneshot::Sender<()>),
+    Grow(GrowSpec, Reply<Vec<(String, SocketAddr)>>),
+    Retable(RetableSpec, Reply<()>),
+    /// From a timer: instances a scale grew and never started go.
+    ExpireGrowth {
+        run: String,
+        scale_id: String,
+    },
+}
+
+/// The first phase of a scale on this member: new instances of a role.
+#[derive(Debug, Clone)]
+pub struct GrowSpec {
+    pub run: String,
+    pub scale_id: String,
+    pub role: String,
+    pub instances: Vec<String>,
+}
+
+/// The second phase of a scale (or its undoing), on every member.
+#[derive(Debug, Clone)]
+pub struct RetableSpec {
+    pub run: String,
+    pub scale_id: String,
+    pub plan: Vec<Placed>,
+    pub role_table: String,
+    pub removed: Vec<String>,
+    pub abort: bool,
 }
 
 /// The handle to the supervisor task. Cheap to clone.
@@ -582,6 +609,19 @@ impl Supervisor {
         self.call(|r| Msg::Fault(run, change, r)).await
     }
 
+    /// Binds addresses for new instances of a role of a run hosted here
+    /// (the first phase of a scale).
+    pub async fn grow(&self, spec: GrowSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
+        self.call(|r| Msg::Grow(spec, r)).await
+    }
+
+    /// Gives a run its new peer table after a scale: live instances are
+    /// told, grown ones start, removed ones stop (or, with `abort`, the
+    /// scale's grown instances go).
+    pub async fn retable(&self, spec: RetableSpec) -> Result<(), Error> {
+        self.call(|r| Msg::Retable(spec, r)).await
+    }
+
     /// Deletes runs (see [`Retention`] for the automatic kind); a run with
     /// live instances only with `force`. Returns those this member had.
     pub async fn remove(&self, runs: Vec<String>, force: bool) -> Result<Vec<String>, Error> {
@@ -665,6 +705,58 @@ struct Instance {
     detail: Option<&'static str>,
     /// Its cgroup while it runs.
     cgroup: Option<InstanceCgroup>,
+    /// Taken out of the run by a scale: stopped, out of the peer table,
+    /// never started again.
+    removed: bool,
+}
+
+impl Instance {
+    /// An instance about to start for the first time, with its log (and
+    /// the log's writer, unless it is still being opened).
+    fn fresh(name: String, role: usize, address: SocketAddr, log: LogHandle, writer: Option<Writer>) -> Instance {
+        Instance {
+            name,
+            role,
+            address,
+            state: State::Starting,
+            pid: None,
+            exit_code: None,
+            signal: None,
+            starts: 0,
+            started_ms: 0,
+            intent: None,
+            stdin: None,
+            writer,
+            notes: None,
+            log,
+            waiters: Vec::new(),
+            restarts: 0,
+            revive_pending: false,
+            ended_ms: None,
+            detail: None,
+            cgroup: None,
+            removed: false,
+        }
+    }
+}
+
+/// Binds `count` sockets on `ip`, each on a port of the range free for UDP
+/// and TCP; all or none (the ports taken go back on a failure).
+fn take_ports(ports: &mut Ports, ip: IpAddr, count: usize) -> Result<Vec<(u16, UdpSocket)>, Error> {
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        match ports.take(ip) {
+            Some(taken) => sockets.push(taken),
+            None => {
+                for (port, _) in &sockets {
+                    ports.release(*port);
+                }
+                let (lo, hi) = (*ports.range().start(), *ports.range().end());
+                return Err(Error::PortsExhausted { ip, lo, hi });
+            }
+        }
+    }
+    Ok(sockets)
 }
 
 /// What a prepared run holds until it starts.
@@ -729,6 +821,17 @@ struct Run {
     dir: PathBuf,
     created_ms: u64,
     instances: Vec<Instance>,
+    /// Instances a scale bound here and has not started yet.
+    growing: Option<Growing>,
+    /// Whether a scale changed its peer table since the launch: then the
+    /// control pipes carry the table too (`peers`, `roles`).
+    retabled: bool,
+}
+
+/// What a scale prepared on this member until it starts (or is undone).
+struct Growing {
+    scale_id: String,
+    sockets: Vec<(usize, UdpSocket)>,
 }
 
 impl Run {
@@ -867,6 +970,16 @@ fn control_message(faults: &Faults) -> Bytes {
     Bytes::from(format!("{} {faults}\n", faults::CONTROL_FAULTS))
 }
 
+/// The control message of a run: its faults and, once a scale changed its
+/// peer table, the table (`peers MGR_PEERS [MGR_ROLES]`, one line).
+fn run_control_message(run: &Run) -> Bytes {
+    let mut message = format!("{} {}\n", faults::CONTROL_FAULTS, run.faults);
+    if run.retabled {
+        message.push_str(&format!("{} {} {}\n", faults::CONTROL_PEERS, run.peers, run.role_table));
+    }
+    Bytes::from(message)
+}
+
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = rx.recv().await {
@@ -926,6 +1039,21 @@ impl Task {
                     let _ = reply.send(Ok(self.prune(older_than)));
                 }
                 Msg::Remember(run, seen) => self.remember(&run, seen),
+                Msg::Grow(spec, reply) => {
+                    let _ = reply.send(self.grow(spec));
+                }
+                Msg::Retable(spec, reply) => {
+                    let result = self.retable(spec).await;
+                    let _ = reply.send(result);
+                }
+                Msg::ExpireGrowth { run, scale_id } => {
+                    if let Some(r) = self.runs.get(&run)
+                        && r.growing.as_ref().is_some_and(|g| g.scale_id == scale_id)
+                    {
+                        tracing::warn!(run, "a scale never started its new instances: freeing their addresses");
+                        self.forget_growth(&run, &scale_id);
+                    }
+                }
             }
             if !self.any_live()
                 && let Some(reply) = self.shutting_down.take()
@@ -973,6 +1101,7 @@ impl Task {
                     last_seq: info.last_seq,
                     started_ms: info.started_ms,
                     ended_ms: run.instances[i].ended_ms,
+                    removed: run.instances[i].removed,
                 }
             })
             .collect();
@@ -1006,6 +1135,7 @@ impl Task {
                             last_seq: 0,
                             started_ms: created_ms,
                             ended_ms: None,
+                            removed: false,
                         })
                         .collect();
                     record
@@ -1077,6 +1207,7 @@ impl Task {
                     ended_ms: rec.ended_ms.or(was_live.then(now_ms)),
                     detail,
                     cgroup: None,
+                    removed: rec.removed,
                 });
             }
             let plan = record
@@ -1111,6 +1242,8 @@ impl Task {
                 dir,
                 created_ms: record.created_ms,
                 instances,
+                growing: None,
+                retabled: false,
             };
             if let Some(n) = name.strip_prefix('r').and_then(|n| n.parse::<u64>().ok()) {
                 self.next_run = self.next_run.max(n.saturating_add(1));
@@ -1152,6 +1285,7 @@ impl Task {
             role: run.roles[inst.role].name.clone(),
             module: run.roles[inst.role].module.clone(),
             detail: match (inst.detail, inst.log.failing()) {
+                _ if inst.removed => "removed by a scale".to_owned(),
                 (Some(detail), _) => detail.to_owned(),
                 (None, Some(failing)) => failing.to_string(),
                 (None, None) => String::new(),
@@ -1303,19 +1437,7 @@ impl Task {
         // Every address is bound before any process starts, so the peer
         // table is complete and no early datagram is refused.
         let ip = self.config.advertise;
-        let mut sockets: Vec<(u16, UdpSocket)> = Vec::new();
-        for _ in 0..count {
-            match self.ports.take(ip) {
-                Some(taken) => sockets.push(taken),
-                None => {
-                    for (port, _) in &sockets {
-                        self.ports.release(*port);
-                    }
-                    let (lo, hi) = (*self.ports.range().start(), *self.ports.range().end());
-                    return Err(Error::PortsExhausted { ip, lo, hi });
-                }
-            }
-        }
+        let sockets = take_ports(&mut self.ports, ip, count as usize)?;
         let ports_taken = began.elapsed();
         let dir = self.config.runs_dir.join(&name);
         if let Err(source) = std::fs::create_dir_all(&dir) {
@@ -1336,28 +1458,7 @@ impl Task {
                 roles[*role].max_log_bytes,
             );
             unopened.push(log_file);
-            instances.push(Instance {
-                name: (*inst_name).clone(),
-                role: *role,
-                address: SocketAddr::new(ip, *port),
-                state: State::Starting,
-                pid: None,
-                exit_code: None,
-                signal: None,
-                starts: 0,
-                started_ms: 0,
-                intent: None,
-                stdin: None,
-                writer: None,
-                notes: None,
-                log,
-                waiters: Vec::new(),
-                restarts: 0,
-                revive_pending: false,
-                ended_ms: None,
-                detail: None,
-                cgroup: None,
-            });
+            instances.push(Instance::fresh((*inst_name).clone(), *role, SocketAddr::new(ip, *port), log, None));
         }
         let files_made = began.elapsed();
         let addresses = instances.iter().map(|i| (i.name.clone(), i.address)).collect();
@@ -1391,6 +1492,8 @@ impl Task {
             dir,
             created_ms: now_ms(),
             instances,
+            growing: None,
+            retabled: false,
         };
         let launch_id = run.launch_id.clone();
         self.runs.insert(name.clone(), run);
@@ -1473,6 +1576,8 @@ impl Task {
             dir,
             created_ms: now_ms(),
             instances: Vec::new(),
+            growing: None,
+            retabled: false,
         };
         self.runs.insert(name.to_owned(), run);
         self.save(name);
@@ -1556,6 +1661,148 @@ impl Task {
         // The name is free again; what little the run wrote goes.
         let _ = std::fs::remove_dir_all(&run.dir);
         tracing::info!(run = name, "launch undone");
+    }
+
+    /// The first phase of a scale here: binds an address for each new
+    /// instance of a role this member hosts (so that it has the role's
+    /// program), opens their logs, and keeps them until the second phase.
+    fn grow(&mut self, spec: GrowSpec) -> Result<Vec<(String, SocketAddr)>, Error> {
+        let member = self.config.member_name.clone();
+        let ip = self.config.advertise;
+        let run = self.runs.get_mut(&spec.run).ok_or_else(|| Error::UnknownRun(spec.run.clone()))?;
+        if run.history {
+            return Err(Error::HistoryRun(spec.run.clone()));
+        }
+        if run.pending.is_some() || run.growing.is_some() {
+            return Err(Error::BadRequest(format!("run '{}' is being launched or scaled already", spec.run)));
+        }
+        let role =
+            run.roles.iter().position(|r| r.name == spec.role && !r.program.is_empty()).ok_or_else(|| {
+                Error::BadRequest(format!("member {member} hosts no instance of role '{}'", spec.role))
+            })?;
+        if spec.instances.is_empty() || run.instances.len() + spec.instances.len() > MAX_INSTANCES as usize {
+            return Err(Error::BadCount((run.instances.len() + spec.instances.len()) as u32));
+        }
+        for name in &spec.instances {
+            crate::names::check(crate::names::Kind::Instance, name)?;
+            if run.instances.iter().any(|i| &i.name == name) || run.plan.iter().any(|p| &p.name == name) {
+                return Err(Error::BadRequest(format!("run '{}' has an instance '{name}' already", spec.run)));
+            }
+        }
+        let sockets = take_ports(&mut self.ports, ip, spec.instances.len())?;
+        let ports: Vec<u16> = sockets.iter().map(|(port, _)| *port).collect();
+        let mut addresses = Vec::new();
+        let mut grown = Vec::new();
+        for (name, (port, socket)) in spec.instances.iter().zip(sockets) {
+            let (log_file, log) = Writer::prepare(
+                &run.dir.join(format!("{name}.log")),
+                &spec.run,
+                name,
+                &member,
+                run.roles[role].max_log_bytes,
+            );
+            let writer = match log_file.open() {
+                Ok(writer) => writer,
+                Err(source) => {
+                    // What this call bound and made goes back.
+                    for port in &ports {
+                        self.ports.release(*port);
+                    }
+                    for (i, _) in grown.iter().rev() {
+                        let inst = run.instances.remove(*i);
+                        let _ = std::fs::remove_file(run.dir.join(format!("{}.log", inst.name)));
+                    }
+                    return Err(Error::State { run: spec.run.clone(), source });
+                }
+            };
+            run.instances.push(Instance::fresh(name.clone(), role, SocketAddr::new(ip, port), log, Some(writer)));
+            addresses.push((name.clone(), SocketAddr::new(ip, port)));
+            grown.push((run.instances.len() - 1, socket));
+        }
+        run.growing = Some(Growing { scale_id: spec.scale_id.clone(), sockets: grown });
+        let (tx, name, scale_id) = (self.tx.clone(), spec.run, spec.scale_id);
+        tokio::spawn(async move {
+            tokio::time::sleep(PREPARED_TTL).await;
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Msg::ExpireGrowth { run: name, scale_id }).await;
+            }
+        });
+        Ok(addresses)
+    }
+
+    /// Undoes the first phase of scale `scale_id` here: its instances, which
+    /// never started, go with their ports and logs.
+    fn forget_growth(&mut self, name: &str, scale_id: &str) {
+        let Some(run) = self.runs.get_mut(name) else { return };
+        if run.growing.as_ref().is_none_or(|g| g.scale_id != scale_id) {
+            return;
+        }
+        let growing = run.growing.take().expect("checked above");
+        let mut gone: Vec<usize> = growing.sockets.iter().map(|(i, _)| *i).collect();
+        gone.sort_unstable();
+        for i in gone.into_iter().rev() {
+            let inst = run.instances.remove(i);
+            self.ports.release(inst.address.port());
+            let _ = std::fs::remove_file(run.dir.join(format!("{}.log", inst.name)));
+        }
+    }
+
+    /// The second phase of a scale here (or its undoing): the run's new
+    /// table, which its live instances get on their control pipes; the
+    /// instances this scale grew here start with it, those it removes stop.
+    async fn retable(&mut self, spec: RetableSpec) -> Result<(), Error> {
+        if spec.abort {
+            self.forget_growth(&spec.run, &spec.scale_id);
+            return Ok(());
+        }
+        let Some(run) = self.runs.get_mut(&spec.run) else { return Err(Error::UnknownRun(spec.run)) };
+        if run.history {
+            return Err(Error::HistoryRun(spec.run));
+        }
+        for inst in run.instances.iter().filter(|i| !i.removed && !spec.removed.contains(&i.name)) {
+            if !spec.plan.iter().any(|p| p.name == inst.name && p.address == inst.address) {
+                return Err(Error::BadRequest(format!("the new plan of run '{}' leaves out {}", spec.run, inst.name)));
+            }
+        }
+        run.peers = spec.plan.iter().map(|p| format!("{}={}", p.name, p.address)).collect::<Vec<_>>().join(",");
+        run.total = spec.plan.iter().filter_map(|p| p.name.strip_prefix('p')?.parse::<u32>().ok()).max().unwrap_or(0);
+        run.plan = spec.plan;
+        if !run.role_table.is_empty() || !spec.role_table.is_empty() {
+            run.role_table = spec.role_table;
+        }
+        run.retabled = true;
+        run.control.send_replace(run_control_message(run));
+        let removing: Vec<usize> = run
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| spec.removed.contains(&i.name) && !i.removed)
+            .map(|(k, _)| k)
+            .collect();
+        for &k in &removing {
+            run.instances[k].removed = true;
+        }
+        let starts = match run.growing.take() {
+            Some(g) if g.scale_id == spec.scale_id => g.sockets,
+            other => {
+                run.growing = other;
+                Vec::new()
+            }
+        };
+        let name = spec.run;
+        for k in removing {
+            let instance = self.runs[&name].instances[k].name.clone();
+            let (reply, _) = oneshot::channel();
+            let target = Target { run: name.clone(), instance: Some(instance) };
+            self.act(&target, Action::Stop, reply).await;
+        }
+        if !starts.is_empty() {
+            let result = self.start_instances(&name, starts, None).await;
+            self.save(&name);
+            result?;
+        }
+        self.save(&name);
+        Ok(())
     }
 
     /// Starts (or starts again) instances of `run`, each on its address with
@@ -1773,7 +2020,7 @@ impl Task {
         // The runtime of each live instance takes the whole new state from
         // its control pipe (never from stdin, where a user's line could pass
         // for it); restarted instances get it in MGR_FAULTS.
-        run.control.send_replace(control_message(&run.faults));
+        run.control.send_replace(run_control_message(run));
         let spec = run.faults.to_string();
         let shown = if spec.is_empty() { "none".to_owned() } else { spec.clone() };
         let mut told = Vec::new();
@@ -1831,6 +2078,18 @@ impl Task {
             let _ = reply.send(Err(Error::HistoryRun(target.run.clone())));
             return;
         }
+        // An instance a scale removed is out of the run: it is never
+        // started again (a new scale makes new ones).
+        let removed = |(run, i): &(String, usize)| self.runs[run].instances[*i].removed;
+        if action == Action::Restart && target.instance.is_some() && found.iter().any(removed) {
+            let who = format!("{}/{}", target.run, target.instance.as_deref().unwrap_or_default());
+            let _ = reply.send(Err(Error::BadRequest(format!(
+                "{who} was removed from the run by a scale: scale the run up again instead"
+            ))));
+            return;
+        }
+        let found: Vec<(String, usize)> =
+            found.into_iter().filter(|f| !removed(f) || action != Action::Restart).collect();
         let single = target.instance.is_some();
         let mut pending = Vec::new();
         let mut done = Vec::new();

@@ -195,6 +195,20 @@ class Contract:
         # 1 at the first start of the instance, +1 at each restart.
         self.incarnation = fields.get("incarnation", 1)
 
+    def retable(self, peers, roles):
+        """Takes the run's new table after a scale (the `peers` control
+        line), in the formats of MGR_PEERS and MGR_ROLES; this process must
+        still be listed at its address. On an error nothing changes."""
+        table = parse_peers(peers)
+        listed = dict(table).get(self.self_name)
+        if listed is None:
+            raise ContractError("MGR_PEERS: does not list MGR_SELF '%s'" % self.self_name)
+        if listed != self.addr:
+            raise ContractError("MGR_PEERS: lists '%s' at %s but MGR_ADDR is %s" % (self.self_name, listed, self.addr))
+        new_roles = parse_roles(roles, table) if roles else []
+        self.peers = table
+        self.roles = new_roles
+
     @staticmethod
     def from_env(environ=None):
         """Reads the contract from the environment (os.environ by default)."""

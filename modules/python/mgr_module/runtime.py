@@ -600,7 +600,20 @@ class Runtime:
             self.control_line(raw.decode("utf-8", "replace"))
 
     def control_line(self, line):
-        """A line of the manager's control pipe: `faults SPEC`."""
+        """A line of the manager's control pipe: `faults SPEC`, or the run's
+        new table after a scale, `peers MGR_PEERS [MGR_ROLES]`."""
+        parts = line.split()
+        if parts and parts[0] == "peers" and len(parts) in (2, 3):
+            names = [entry.split("=", 1)[0] for entry in parts[1].split(",")]
+            if self.contract.self_name not in names:
+                # A scale removed this process; its stop follows.
+                say("removed from the run by a scale")
+                return
+            try:
+                self.contract.retable(parts[1], parts[2] if len(parts) == 3 else "")
+            except ContractError as err:
+                say("error: bad peer table from the manager: %s" % err)
+            return
         try:
             self.set_faults(parse_control(line))
         except FaultsError as err:

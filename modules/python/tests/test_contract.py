@@ -57,6 +57,16 @@ class ContractTest(unittest.TestCase):
         self.assertEqual(c.incarnation, 1)
         self.assertEqual(c.id_base(), 0)
 
+    def test_a_scale_gives_a_new_table_that_must_still_list_this_process(self):
+        c = parse(BASE)
+        c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:7002,p4=127.0.0.1:7004", "")
+        self.assertEqual([name for name, _ in c.peers], ["p1", "p2", "p4"])
+        with self.assertRaises(ContractError):
+            c.retable("p1=127.0.0.1:7001", "")
+        with self.assertRaises(ContractError):
+            c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:9999", "")
+        self.assertEqual([name for name, _ in c.peers], ["p1", "p2", "p4"], "an error changes nothing")
+
     def test_optional_variables_may_be_unset_or_empty(self):
         c = parse(BASE)
         self.assertEqual((c.udp_fd, c.events_path, c.dir, c.control_fd), (None, None, None, None))

@@ -1113,10 +1113,17 @@ impl ChatNode {
             }
             ("peers", "") => {
                 let mut peers = vec![format!("{}={} (me, {})", ctx.self_name(), ctx.contract.addr, self.user)];
-                for (addr, m) in &self.members.by_addr {
+                // This run's processes first, in number order, then the others.
+                let mut members: Vec<(&str, &SocketAddr, &Member)> =
+                    self.members.by_addr.iter().map(|(addr, m)| (Self::label(ctx, &m.origin), addr, m)).collect();
+                members.sort_by_key(|(label, ..)| {
+                    let number = label.rsplit('p').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(u64::MAX);
+                    (label.contains('/'), number, label.to_string())
+                });
+                for (label, addr, m) in members {
                     // A peer of the run is a member before it says its user.
                     let user = if m.user.is_empty() { String::new() } else { format!(" ({})", m.user) };
-                    peers.push(format!("{}={addr}{user}", Self::label(ctx, &m.origin)));
+                    peers.push(format!("{label}={addr}{user}"));
                 }
                 say(format_args!("peers {} group {}", peers.join(" "), self.config.group));
             }
@@ -1207,6 +1214,24 @@ impl Module for ChatNode {
 
     fn upon_command(&mut self, ctx: &mut Context, command: Command) {
         self.command(ctx, command);
+    }
+
+    /// A scale changed the run: new instances of the role are members at
+    /// once (they also announce themselves), and a request that waits asks
+    /// them too.
+    fn upon_peers(&mut self, ctx: &mut Context) {
+        let now = Instant::now();
+        for (peer, addr) in ctx.contract.role_peers() {
+            if peer == ctx.self_name() {
+                continue;
+            }
+            let origin = format!("{}/{peer}", ctx.contract.run);
+            if self.members.heard(addr, &origin, "", now) == Some(Heard::New)
+                && let Some(seq) = self.ra.join(&addr.to_string())
+            {
+                self.request(ctx, addr, seq);
+            }
+        }
     }
 
     fn upon_stdin_end(&mut self, ctx: &mut Context) {

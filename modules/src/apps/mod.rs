@@ -9,6 +9,13 @@ pub mod multicast;
 
 use crate::catalog::ModuleInfo;
 
+/// The modules whose set of processes may change while they run (`mgrctl
+/// scale`): they find each other through a service or announcements, not
+/// through a fixed Π, and take the `peers` control line when it comes. The
+/// book's modules and the multicast lab (whose peers handshake once with a
+/// fixed set) are not among them.
+pub const DYNAMIC: &[&str] = &["ChatNode", "AckDiscovery", "AckReceiver", "AckClient"];
+
 /// The applications' modules.
 pub const MODULES: &[ModuleInfo] = &[
     ModuleInfo {

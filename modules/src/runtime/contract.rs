@@ -246,6 +246,34 @@ impl Contract {
         })
     }
 
+    /// Takes the run's new table after a scale (the `peers` control line):
+    /// `peers` and `roles` in the formats of `MGR_PEERS` and `MGR_ROLES`,
+    /// checked as at launch; this process must still be listed, at its
+    /// address and in its role. On an error nothing changes.
+    pub fn retable(&mut self, peers: &str, roles: &str) -> Result<(), ContractError> {
+        let table = parse_peers(peers)?;
+        match table.iter().find(|(name, _)| *name == self.self_name) {
+            None => return Err(ContractError::SelfNotListed(self.self_name.clone())),
+            Some((_, listed)) if *listed != self.addr => {
+                return Err(ContractError::SelfAddrMismatch {
+                    name: self.self_name.clone(),
+                    listed: *listed,
+                    addr: self.addr,
+                });
+            }
+            Some(_) => {}
+        }
+        let roles = if roles.is_empty() { Vec::new() } else { parse_roles(roles, &table)? };
+        let role = role_of(&roles, &self.self_name).map(str::to_owned);
+        if role != self.role {
+            let (role, listed) = (self.role.clone().unwrap_or_default(), role.unwrap_or_default());
+            return Err(ContractError::RoleMismatch { role, self_name: self.self_name.clone(), listed });
+        }
+        self.peers = table;
+        self.roles = roles;
+        Ok(())
+    }
+
     /// The address of the process called `name`, if it is part of the run.
     pub fn peer_addr(&self, name: &str) -> Option<SocketAddr> {
         self.peers.iter().find(|(peer, _)| peer == name).map(|(_, addr)| *addr)
@@ -446,6 +474,24 @@ mod tests {
         let mut vars = base();
         vars.insert(var.to_owned(), OsString::from(value));
         parse(&vars)
+    }
+
+    #[test]
+    fn a_scale_gives_a_new_table_that_must_still_list_this_process_in_its_role() {
+        let mut c = for_tests("p2", 3, Some("a=p1,p2;b=p3"));
+        c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:7002,p3=127.0.0.1:7003,p4=127.0.0.1:7004", "a=p1,p2,p4;b=p3")
+            .unwrap();
+        assert_eq!(c.role_peers().len(), 3);
+        assert_eq!(c.peer_addr("p4"), Some("127.0.0.1:7004".parse().unwrap()));
+        let before = c.clone();
+        assert!(matches!(c.retable("p1=127.0.0.1:7001", ""), Err(ContractError::SelfNotListed(_))));
+        assert!(matches!(
+            c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:9", "a=p1,p2"),
+            Err(ContractError::SelfAddrMismatch { .. })
+        ));
+        assert!(c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:7002", "b=p1,p2").is_err(), "another role");
+        assert!(c.retable("p1=127.0.0.1:7001,p2=127.0.0.1:7002", "a=p1").is_err(), "p2 in no role");
+        assert_eq!(c, before, "an error changes nothing");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 /// The verb of a line on the control pipe (`MGR_CONTROL_FD`) that sets the
 /// faults: `faults SPEC`.
 pub const CONTROL_FAULTS: &str = "faults";
+/// The verb of the control line of a run's new table after a scale:
+/// `peers MGR_PEERS [MGR_ROLES]` (the whole table, in the variables' formats).
+pub const CONTROL_PEERS: &str = "peers";
 
 /// The faults in force for one process.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,6 +11,7 @@
 //! | a timer set by `start_timer(name)` | [`Module::upon_timeout`]    |
 //! | the end of stdin                   | [`Module::upon_stdin_end`]  |
 //! | SIGTERM (then the process ends)    | [`Module::upon_terminate`]  |
+//! | a new peer table (`mgrctl scale`)  | [`Module::upon_peers`]      |
 //! | an HTTP request, a TCP line (when the module asks, [`tcp`]) | [`Module::upon_http`], [`Module::upon_stream_line`] |
 //!
 //! and gives the handlers a [`Context`] to act on it: send a datagram, start
@@ -87,6 +88,10 @@ pub trait Module {
     /// module's last words. Once this returns, the process ends by the
     /// signal, as it would have without the handler.
     fn upon_terminate(&mut self, _ctx: &mut Context) {}
+
+    /// The run's table changed (a scale): `ctx.contract` has the new
+    /// peers and roles. A module with a fixed Π is never scaled.
+    fn upon_peers(&mut self, _ctx: &mut Context) {}
 
     /// What the module serves on the TCP port of its address, if anything
     /// (see [`tcp`]); asked once, before `upon_init`.
@@ -366,6 +371,13 @@ async fn event_loop(contract: Contract, mut module: impl Module) -> Result<(), R
                     ctx.faults = faults;
                 }
                 Some(stdin::Input::End) => module.upon_stdin_end(&mut ctx),
+                Some(stdin::Input::Peers { peers, roles }) => match ctx.contract.retable(&peers, &roles) {
+                    Ok(()) => module.upon_peers(&mut ctx),
+                    // A table without this process: a scale removed it, and
+                    // its stop follows.
+                    Err(ContractError::SelfNotListed(_)) => say("removed from the run by a scale"),
+                    Err(err) => say(format_args!("error: bad peer table from the manager: {err}")),
+                },
                 None => stdin_open = false,
             },
             received = ctx.socket.recv_from(&mut buf) => match received {

@@ -9,7 +9,7 @@ use std::io::{BufRead, ErrorKind};
 
 use tokio::sync::mpsc;
 
-use super::faults::{CONTROL_FAULTS, Faults, FaultsError};
+use super::faults::{CONTROL_FAULTS, CONTROL_PEERS, Faults, FaultsError};
 use super::say;
 
 /// A line typed by the user: its first word and the rest.
@@ -48,6 +48,9 @@ pub enum Input {
     Help,
     /// New faults, for the runtime itself.
     Faults(Faults),
+    /// The run's new table after a scale: `MGR_PEERS` and `MGR_ROLES`
+    /// (empty in a run without roles), not yet checked.
+    Peers { peers: String, roles: String },
     /// Stdin ended: no more commands will come.
     End,
 }
@@ -63,13 +66,18 @@ pub fn parse_line(line: &str) -> Line {
 }
 
 /// Parses one line of the control pipe: `faults SPEC`, the faults now in
-/// force (the whole state, not a change).
-pub fn parse_control(line: &str) -> Result<Faults, FaultsError> {
+/// force (the whole state, not a change), or `peers MGR_PEERS [MGR_ROLES]`,
+/// the run's table after a scale.
+pub fn parse_control(line: &str) -> Result<Input, FaultsError> {
     let (verb, spec) = split_word(line.trim());
-    if verb != CONTROL_FAULTS {
-        return Err(FaultsError::Control(line.trim().to_owned()));
+    match verb {
+        CONTROL_FAULTS => Faults::parse(spec).map(Input::Faults),
+        CONTROL_PEERS if !spec.is_empty() => {
+            let (peers, roles) = split_word(spec);
+            Ok(Input::Peers { peers: peers.to_owned(), roles: roles.to_owned() })
+        }
+        _ => Err(FaultsError::Control(line.trim().to_owned())),
     }
-    Faults::parse(spec)
 }
 
 fn split_word(text: &str) -> (&str, &str) {
@@ -103,7 +111,7 @@ pub fn spawn_reader(control_fd: Option<i32>) -> mpsc::Receiver<Input> {
             "control",
             move || std::io::BufReader::new(pipe),
             move |line| match parse_control(line) {
-                Ok(faults) => tx.blocking_send(Input::Faults(faults)).is_ok(),
+                Ok(input) => tx.blocking_send(input).is_ok(),
                 Err(err) => {
                     say(format_args!("error: bad control line from the manager: {err}"));
                     true
@@ -178,8 +186,11 @@ mod tests {
     #[test]
     fn control_lines_set_the_faults() {
         let faults = parse_control("faults loss=0.5 partition=p1/p2\n").unwrap();
-        assert_eq!(faults, Faults::parse("loss=0.5 partition=p1/p2").unwrap());
-        assert_eq!(parse_control("faults").unwrap(), Faults::default());
+        assert_eq!(faults, Input::Faults(Faults::parse("loss=0.5 partition=p1/p2").unwrap()));
+        assert_eq!(parse_control("faults").unwrap(), Input::Faults(Faults::default()));
+        let table = Input::Peers { peers: "p1=127.0.0.1:1,p3=127.0.0.1:3".into(), roles: "a=p1;b=p3".into() };
+        assert_eq!(parse_control("peers p1=127.0.0.1:1,p3=127.0.0.1:3 a=p1;b=p3\n").unwrap(), table);
+        assert!(parse_control("peers").is_err());
         assert!(parse_control("faults loss=2").is_err());
         assert!(parse_control("reboot now").is_err());
     }
