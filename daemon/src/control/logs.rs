@@ -9,8 +9,10 @@
 //! when following, the stream waits for the member to come back and then
 //! resumes after the last line it received, with a note: no gap, no repeat.
 //!
-//! Following a whole run also follows the instances a scale adds to it
-//! while the viewer watches ([`follow_new`]).
+//! Following a whole run that can change size (its module's processes may
+//! come and go) also follows the instances a scale adds to it while the
+//! viewer watches ([`follow_new`]); a run of fixed size streams as before,
+//! with no watch.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,14 +40,15 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
         return local(control, &req, target).await;
     }
     let located = locate(control, &target).await?;
-    let whole_run = req.follow && target.instance.is_none();
-    if !whole_run && located.remote.is_empty() && located.lost.is_empty() {
+    let scalable = match req.follow && target.instance.is_none() {
+        true => scalable_run(control, &target.run).await?,
+        false => None,
+    };
+    if scalable.is_none() && located.remote.is_empty() && located.lost.is_empty() {
         return local(control, &req, target).await;
     }
     let (tx, rx) = mpsc::channel::<Result<OutputChunk, Status>>(16);
-    if whole_run {
-        let known = super::fanout::ps_group(control, Some(target.run.clone())).await?;
-        let known = known.iter().flat_map(|r| &r.instances).map(|i| i.name.clone()).collect();
+    if let Some(known) = scalable {
         tokio::spawn(follow_new(control.clone(), req.clone(), target.run.clone(), known, tx.downgrade()));
     }
     if located.local {
@@ -103,6 +106,23 @@ pub(super) async fn logs(control: &Control, req: LogsRequest) -> Result<LogStrea
     }
     drop(tx);
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// The instances of `run` if a scale may add more (a module whose
+/// processes may come and go, or a command); `None` for a run of fixed
+/// size, whose stream needs no watching for new ones.
+async fn scalable_run(control: &Control, run: &str) -> Result<Option<std::collections::BTreeSet<String>>, Status> {
+    let runs = super::fanout::ps_group(control, Some(run.to_owned())).await?;
+    let instances: Vec<&mgr_proto::Instance> = runs.iter().flat_map(|r| &r.instances).collect();
+    let mut modules: Vec<&str> = instances.iter().map(|i| i.module.as_str()).collect();
+    modules.sort_unstable();
+    modules.dedup();
+    for module in modules {
+        if super::scale::scalable(control, module).await == Some(true) {
+            return Ok(Some(instances.iter().map(|i| i.name.clone()).collect()));
+        }
+    }
+    Ok(None)
 }
 
 /// How often a follower of a whole run looks for instances a scale added.

@@ -105,17 +105,23 @@ fn is_live(instance: &Instance) -> bool {
     matches!(instance.state.as_str(), "starting" | "running" | "paused" | "restarting")
 }
 
-/// Only modules that say their processes may come and go are scaled; a
-/// command (exec) is the user's to judge.
-async fn check_dynamic(control: &Control, module: &str) -> Result<(), Status> {
+/// Whether `module`'s instances may come and go: `Some(true)` for a
+/// module that says so and for a command (exec, the user's to judge),
+/// `None` for a module this member does not know.
+pub(super) async fn scalable(control: &Control, module: &str) -> Option<bool> {
     if module == "exec" {
-        return Ok(());
+        return Some(true);
     }
     let (registry, name) = (control.registry.clone(), module.to_owned());
     let entry = tokio::task::spawn_blocking(move || registry.find(&name)).await.ok().flatten();
-    match entry {
-        Some(entry) if entry.dynamic => Ok(()),
-        Some(_) => Err(Error::BadRequest(format!(
+    entry.map(|e| e.dynamic)
+}
+
+/// Only modules that say their processes may come and go are scaled.
+async fn check_dynamic(control: &Control, module: &str) -> Result<(), Status> {
+    match scalable(control, module).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::BadRequest(format!(
             "{module} cannot be scaled: its set of processes is fixed for the whole run (the book's Π); \
              modules that can: {} (and manifests that say dynamic = true)",
             mgr_modules::apps::DYNAMIC.join(", ")
