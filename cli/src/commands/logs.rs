@@ -119,39 +119,73 @@ pub async fn logs(mut client: Client, args: LogsArgs) -> anyhow::Result<u8> {
         Since::Time(ms) => (1, Filter { since_ms: ms, grep: args.grep }),
     };
     let notify = Arc::new(Notify::new());
-    let feeds = instances
-        .iter()
-        .map(|i| {
-            let request = LogsRequest {
-                target: format!("{run}/{}", i.name),
-                since,
-                follow: args.follow,
-                tail: args.tail.unwrap_or(0),
-                local: false,
-            };
-            // Caught up once it has sent what the log held when ps
-            // answered: from then on, when it sends nothing it may just be
-            // quiet.
-            let first = match args.tail {
-                Some(tail) => i.last_seq.saturating_sub(tail) + 1,
-                None => since.max(1),
-            };
-            Feed {
-                lines: open(client.clone(), request, notify.clone()),
-                source: Source::default(),
-                ended: false,
-                until: i.last_seq,
-                caught_up: i.last_seq < first,
-                arrived: Instant::now(),
-                slot: None,
+    let feeds = instances.iter().map(|i| feed(&client, &run, i, (since, args.tail), args.follow, &notify)).collect();
+    // Following a whole run that can change size: instances a scale adds
+    // join the merge, from their first line.
+    let (new_tx, new_feeds) = mpsc::channel::<Feed>(16);
+    // A run of built-in modules whose processes are fixed (the book's)
+    // never changes size: no need to look.
+    let fixed = |module: &str| {
+        !mgr_modules::apps::DYNAMIC.contains(&module) && mgr_modules::catalog::all().any(|m| m.name == module)
+    };
+    if args.follow && wanted.is_none() && !instances.iter().all(|i| fixed(&i.module)) {
+        let mut known: std::collections::BTreeSet<String> = instances.iter().map(|i| i.name.clone()).collect();
+        let (mut client, run, notify) = (client.clone(), run.clone(), notify.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(NEW_INSTANCES_EVERY).await;
+                if new_tx.is_closed() {
+                    return;
+                }
+                let Ok(reply) = client.ps(PsRequest { run: run.clone(), local: false }).await else { continue };
+                for i in reply.into_inner().runs.iter().flat_map(|r| &r.instances) {
+                    if !known.insert(i.name.clone()) {
+                        continue;
+                    }
+                    if new_tx.send(feed(&client, &run, i, (1, None), true, &notify)).await.is_err() {
+                        return;
+                    }
+                    notify.notify_one();
+                }
             }
-        })
-        .collect();
+        });
+    }
     let clock = args.timestamps.then(Clock::new);
     let style = Style::detect(args.json, members);
-    merge_feeds(feeds, &filter, args.follow, notify, style, width, clock).await?;
+    merge_feeds(feeds, new_feeds, &filter, args.follow, notify, style, width, clock).await?;
     Ok(0)
 }
+
+/// The feed of one instance, from line `since` (or its last `tail` lines).
+fn feed(
+    client: &Client,
+    run: &str,
+    i: &Instance,
+    (since, tail): (u64, Option<u64>),
+    follow: bool,
+    notify: &Arc<Notify>,
+) -> Feed {
+    let request =
+        LogsRequest { target: format!("{run}/{}", i.name), since, follow, tail: tail.unwrap_or(0), local: false };
+    // Caught up once it has sent what the log held when ps answered: from
+    // then on, when it sends nothing it may just be quiet.
+    let first = match tail {
+        Some(tail) => i.last_seq.saturating_sub(tail) + 1,
+        None => since.max(1),
+    };
+    Feed {
+        lines: open(client.clone(), request, notify.clone()),
+        source: Source::default(),
+        ended: false,
+        until: i.last_seq,
+        caught_up: i.last_seq < first,
+        arrived: Instant::now(),
+        slot: None,
+    }
+}
+
+/// How often `logs -f RUN` looks for instances a scale added.
+const NEW_INSTANCES_EVERY: Duration = Duration::from_millis(500);
 
 /// One instance's stream in the merge.
 struct Feed {
@@ -219,8 +253,10 @@ fn open(mut client: Client, request: LogsRequest, notify: Arc<Notify>) -> mpsc::
 /// every feed has ended. A feed that holds no line is waited for, except,
 /// when following, a feed that is caught up (it may stay quiet for hours):
 /// then a line waits at most [`PATIENCE`] for it.
+#[allow(clippy::too_many_arguments)]
 async fn merge_feeds(
     mut feeds: Vec<Feed>,
+    mut new_feeds: mpsc::Receiver<Feed>,
     filter: &Filter,
     follow: bool,
     notify: Arc<Notify>,
@@ -233,6 +269,9 @@ async fn merge_feeds(
     let gone = stdout::gone();
     tokio::pin!(gone);
     loop {
+        while let Ok(feed) = new_feeds.try_recv() {
+            feeds.push(feed);
+        }
         for feed in &mut feeds {
             while !feed.ended && feed.source.head(filter).is_none() {
                 match feed.lines.try_recv() {

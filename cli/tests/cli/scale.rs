@@ -92,10 +92,14 @@ fn scale_tells_the_live_instances_their_new_table_and_the_run_stream_shows_the_n
             hit
         })?;
     }
+    let mut follower = daemon.spawn(&["logs", "-f", "room"])?;
+    follower.expect("the follower caught up", |l| l.starts_with("p2 | restored 0 messages"))?;
     let said = daemon.ok(&["scale", "room", "3"])?;
     assert!(said.starts_with("room → 3: started p3@test "), "{said}");
-    // The stream of the launch follows the new instance from its first line.
+    // The stream of the launch, and `logs -f RUN`, follow the new instance
+    // from its first line.
     stream.expect("p3 in the stream", |l| l.starts_with("p3 | restored 0 messages"))?;
+    follower.expect("p3 in logs -f", |l| l.starts_with("p3 | restored 0 messages"))?;
     // p1 got the new table on its control pipe: p3 is a member at once.
     let p3 = daemon.instance("room", "p3")?["address"].as_str().context("address")?.to_owned();
     daemon.ok(&["send", "room/p1", "peers"])?;
@@ -127,6 +131,8 @@ fn scale_tells_the_live_instances_their_new_table_and_the_run_stream_shows_the_n
     daemon.ok(&["stop", "room"])?;
     let (code, _) = stream.finish()?;
     assert_eq!(code, 0);
+    let (code, _) = follower.finish()?;
+    assert_eq!(code, 0, "logs -f ends with the run");
     Ok(())
 }
 
