@@ -123,6 +123,26 @@ async fn wait_text(browser: &Client, what: &str, css: &str, want: impl Fn(&str) 
     }
 }
 
+/// Clicks the element `css` names, as a user would: the page redraws its
+/// lists and its diagram as the run goes on, so an element found just
+/// before a redraw may be gone by the click; it is then found again.
+async fn click(browser: &Client, css: &str) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let clicked = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        match clicked {
+            Ok(()) => return Ok(()),
+            Err(err) if err.to_string().contains("stale element") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
 #[test]
 fn the_web_page_refuses_every_request_without_its_token() -> Result<()> {
     let daemon = Daemon::start(&[])?;
@@ -184,18 +204,18 @@ fn the_live_view_lists_runs_draws_messages_and_cuts_partitions_and_kills_from_th
             // The run list shows the launched run, with its instances.
             wait_text(&browser, "the run list", "tr[data-run=live]", |t| t.contains("3 running")).await?;
             wait_text(&browser, "the members", "tr[data-member=test]", |t| t.contains("alive")).await?;
-            browser.find(Locator::Css("tr[data-run=live] a")).await?.click().await?;
+            click(&browser, "tr[data-run=live] a").await?;
             wait_for(&browser, "the instances", "#instances tr[data-instance]", |n| n == 3).await?;
 
             // A broadcast typed into the page: p1 sends to all three.
-            browser.find(Locator::Css("#send-to option[value=p1]")).await?.click().await?;
+            click(&browser, "#send-to option[value=p1]").await?;
             browser.find(Locator::Id("send-line")).await?.send_keys("broadcast one").await?;
             browser.find(Locator::Css("#send-form button")).await?.click().await?;
             wait_for(&browser, "three arrows", "#diagram svg .msg", |n| n == 3).await?;
             wait_text(&browser, "the output", "#output", |t| t.contains("p3 | deliver p1 one")).await?;
 
             // A partition cut on the page: p3 on one side.
-            browser.find(Locator::Css("#sides input[value=p3]")).await?.click().await?;
+            click(&browser, "#sides input[value=p3]").await?;
             browser.find(Locator::Id("cut")).await?.click().await?;
             wait_text(&browser, "the answer", "#control-result", |t| t.contains("faults partition=")).await?;
             let faults = daemon.ok(&["fault", "live"])?;
@@ -208,14 +228,14 @@ fn the_live_view_lists_runs_draws_messages_and_cuts_partitions_and_kills_from_th
             wait_for(&browser, "one loss", "#diagram svg .lost", |n| n == 1).await?;
 
             // A kill from the page: p2 is killed, and the diagram crosses it.
-            browser.find(Locator::Css("tr[data-instance=p2] button[data-kind=kill]")).await?.click().await?;
+            click(&browser, "tr[data-instance=p2] button[data-kind=kill]").await?;
             wait_text(&browser, "p2 killed", "tr[data-instance=p2] .state", |t| t == "killed").await?;
             wait_for(&browser, "its crash", "#diagram svg .crash", |n| n == 1).await?;
             let ps = daemon.ok(&["ps", "live"])?;
             assert!(ps.lines().any(|l| l.contains(" p2 ") && l.contains("killed")), "{ps}");
 
             // A click on a mark shows its event's clocks.
-            browser.find(Locator::Css("#diagram svg circle.event")).await?.click().await?;
+            click(&browser, "#diagram svg circle.event").await?;
             wait_text(&browser, "the details", "#details", |t| t.contains("lamport") && t.contains("vc [")).await?;
 
             if let Some(dir) = std::env::var_os("MGR_SCREENSHOTS") {
@@ -238,7 +258,7 @@ fn the_live_view_lists_runs_draws_messages_and_cuts_partitions_and_kills_from_th
 
             // A control that fails shows mgrctl's own error.
             let said = daemon.err(&["send", "live/p2", "hello"])?;
-            browser.find(Locator::Css("#send-to option[value=p2]")).await?.click().await?;
+            click(&browser, "#send-to option[value=p2]").await?;
             browser.find(Locator::Id("send-line")).await?.send_keys("hello").await?;
             browser.find(Locator::Css("#send-form button")).await?.click().await?;
             let shown =

@@ -27,7 +27,10 @@ use crate::supervisor::{Error, MAX_INSTANCES, Placed, PrepareSpec, RestartPolicy
 
 /// Rounds of `Reserve` before the members agree on an automatic run name
 /// (two, unless launches race for the same names).
-const NAME_ROUNDS: u32 = 16;
+const NAME_ROUNDS: u32 = 24;
+
+/// The longest pause between two rounds of launches racing for names.
+const NAME_PAUSE_MAX_MS: u64 = 400;
 
 /// A member taking part in a launch; `channel` is `None` for this one.
 #[derive(Clone)]
@@ -124,9 +127,12 @@ async fn reserve(control: &Control, everyone: &[Share], wanted: &str, launch_id:
     let mut from = 1;
     for round in 0..NAME_ROUNDS {
         if round > 1 {
-            // Launches racing for the same names: a pause of random length
-            // lets one of them through first.
-            let pause = rand::random::<u64>() % (10 * u64::from(round));
+            // Launches racing for the same names: a pause of random length,
+            // growing with each round lost (on a loaded machine a round takes
+            // long, and eight launches once kept colliding for 16 rounds of
+            // short pauses), lets one of them through first.
+            let ceiling = (5u64 << round.min(16)).min(NAME_PAUSE_MAX_MS);
+            let pause = rand::random::<u64>() % ceiling;
             tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
         let asked = everyone.iter().map(|share| reserve_on(control, share, wanted, from, launch_id));
