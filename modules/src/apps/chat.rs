@@ -730,6 +730,8 @@ pub struct ChatNode {
     outbox: VecDeque<String>,
     /// Multicast messages received and held back by the artificial delay.
     inbox: Vec<(Instant, Option<Stamp>, ChatMessage)>,
+    /// The keys of the messages in `inbox`, so that a copy is seen at once.
+    waiting: BTreeSet<(String, u64)>,
     /// Whether the first announcements had time to come back: until then,
     /// a node that just started may not know every member yet, and asks
     /// for the section of none.
@@ -752,6 +754,7 @@ impl ChatNode {
             next_id: 1,
             outbox: VecDeque::new(),
             inbox: Vec::new(),
+            waiting: BTreeSet::new(),
             joined: false,
             verbose: false,
         }
@@ -1069,7 +1072,7 @@ impl ChatNode {
                 Some(Frame::Leave { addr, .. }) if addr != ctx.contract.addr => self.drop_member(ctx, addr, ""),
                 Some(Frame::Msg { stamp, message }) => {
                     if self.history.contains(&message.user, message.id)
-                        || self.inbox.iter().any(|(_, _, m)| m.key() == message.key())
+                        || self.waiting.contains(&message.key())
                     {
                         continue;
                     }
@@ -1085,6 +1088,7 @@ impl ChatNode {
                     let stamp = Self::same_run(ctx, &message.origin).then_some(stamp);
                     let delay =
                         rand::random_range(0..=u64::try_from(self.config.delay.as_millis()).unwrap_or(u64::MAX));
+                    self.waiting.insert(message.key());
                     self.inbox.push((Instant::now() + Duration::from_millis(delay), stamp, message));
                 }
                 _ => {}
@@ -1097,6 +1101,7 @@ impl ChatNode {
         let mut due = due;
         due.sort_by_key(|(at, ..)| *at);
         for (_, stamp, message) in due {
+            self.waiting.remove(&message.key());
             self.accept(ctx, message, stamp.as_ref());
         }
     }
