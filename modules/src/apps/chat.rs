@@ -1071,9 +1071,7 @@ impl ChatNode {
                 }
                 Some(Frame::Leave { addr, .. }) if addr != ctx.contract.addr => self.drop_member(ctx, addr, ""),
                 Some(Frame::Msg { stamp, message }) => {
-                    if self.history.contains(&message.user, message.id)
-                        || self.waiting.contains(&message.key())
-                    {
+                    if self.history.contains(&message.user, message.id) || self.waiting.contains(&message.key()) {
                         continue;
                     }
                     if self.inbox.len() >= MAX_INBOX {
