@@ -5,14 +5,14 @@
 use super::harness::*;
 
 /// Launches the discovery as run `disc` and returns its address.
-fn start_discovery(daemon: &Daemon, heartbeat_ms: &str) -> Result<String> {
+pub(crate) fn start_discovery(daemon: &Daemon, heartbeat_ms: &str) -> Result<String> {
     daemon.ok(&["launch", "AckDiscovery", "1", "--name", "disc", "--detach", "--", "--heartbeat-ms", heartbeat_ms])?;
     let address = daemon.instance("disc", "p1")?["address"].as_str().context("no address")?.to_owned();
     Ok(address)
 }
 
 /// How many receivers the discovery has heard register so far.
-fn registrations(daemon: &Daemon) -> usize {
+pub(crate) fn registrations(daemon: &Daemon) -> usize {
     daemon.ok(&["logs", "disc"]).map_or(0, |logs| logs.lines().filter(|l| l.contains(" | registered ")).count())
 }
 
@@ -245,7 +245,7 @@ print(call("DELETE", "/receivers"))
         "0",
     ])?;
     daemon.ok(&["send", "client/p1", "list"])?;
-    let client_logs = || daemon.ok(&["logs", "client"]).unwrap_or_default();
+    let client_logs = || logs_of(&daemon, "client");
     wait_until("the list", || client_logs().contains("| receivers 4"))?;
     let logs = client_logs();
     assert!(logs.contains("|   brenda 127.0.0.1:9") && logs.contains("|   r1 127.0.0.1:10"), "{logs}");

@@ -56,10 +56,6 @@ fn wait_deliveries(daemon: &Daemon, run: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn logs_of(daemon: &Daemon, target: &str) -> String {
-    daemon.ok(&["logs", target]).unwrap_or_default()
-}
-
 /// `mgrctl check RUN` passes with ME1 (and EC) holding.
 fn check_holds(daemon: &Daemon, run: &str) -> Result<()> {
     let out = daemon.ctl(&["check", run, "--quiesce", "0.5"])?;

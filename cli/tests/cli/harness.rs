@@ -301,6 +301,12 @@ pub(crate) fn deliveries(daemon: &Daemon, instance: &str) -> Result<Vec<String>>
     Ok(logs.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_owned).collect())
 }
 
+/// The output of a run or an instance (`mgrctl logs`), empty when it
+/// cannot be read (yet): for polling with `wait_until`.
+pub(crate) fn logs_of(daemon: &Daemon, target: &str) -> String {
+    daemon.ok(&["logs", target]).unwrap_or_default()
+}
+
 /// The daemon's stderr (its tracing log, plain text: it is not a
 /// terminal) goes to this file of its state dir, appended across restarts.
 pub(crate) const LOG_FILE: &str = "mgr.log";

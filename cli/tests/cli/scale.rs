@@ -3,11 +3,8 @@
 //! `peers` control line) and the run's stream shows the new ones; the
 //! book's modules and bad requests are refused.
 
+use super::apps_ack::{registrations, start_discovery};
 use super::harness::*;
-
-fn logs_of(daemon: &Daemon, target: &str) -> String {
-    daemon.ok(&["logs", target]).unwrap_or_default()
-}
 
 fn state(daemon: &Daemon, run: &str, instance: &str) -> Result<(String, String)> {
     let i = daemon.instance(run, instance)?;
@@ -17,8 +14,7 @@ fn state(daemon: &Daemon, run: &str, instance: &str) -> Result<(String, String)>
 #[test]
 fn scale_grows_and_shrinks_a_live_ack_lab_while_the_client_gets_every_ack() -> Result<()> {
     let daemon = Daemon::start(&[])?;
-    daemon.ok(&["launch", "AckDiscovery", "1", "--name", "disc", "-d", "--", "--heartbeat-ms", "200"])?;
-    let disc = daemon.instance("disc", "p1")?["address"].as_str().context("no address")?.to_owned();
+    let disc = start_discovery(&daemon, "200")?;
     let receiver = ["--", "--discovery", disc.as_str(), "--crash-prob", "0", "--heartbeat-ms", "200"];
     let mut launch = vec!["launch", "AckReceiver", "2", "--name", "recv", "-d"];
     launch.extend_from_slice(&receiver);
@@ -36,7 +32,7 @@ fn scale_grows_and_shrinks_a_live_ack_lab_while_the_client_gets_every_ack() -> R
         "--requests",
         "0",
     ])?;
-    let registered = || logs_of(&daemon, "disc").matches(" | registered ").count();
+    let registered = || registrations(&daemon);
     wait_until("two receivers", || registered() == 2)?;
 
     // Grown while the client is up: the new receivers get the next names.
